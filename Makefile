@@ -1,0 +1,42 @@
+# The two commands of the README: `make run` (one round on the default SQLite store) and
+# `make test` (the whole suite). Each sets itself up: virtualenv, install, and — when run as
+# root — the system packages the lab tests need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench system-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+# Lab tests need iproute2 and iptables; install them when root and missing (CI is root).
+system-deps:
+	@if [ "$$(id -u)" = "0" ]; then \
+	  missing=""; \
+	  command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
+	  command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  fi; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/probe run --once
+
+lint: $(STAMP)
+	$(BIN)/ruff check probe measurements tests bench
+	$(BIN)/mypy
+
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python bench/measure.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The data side of reachprobe: storage, export and patterns (never imports socket/httpx/scapy)."""

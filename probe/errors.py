@@ -1,0 +1,32 @@
+"""The exceptions that stop the program (bad input, broken storage), never network outcomes.
+
+The tree::
+
+    ProbeError                 base of everything reachprobe raises on purpose
+    ├── TargetError            a URL, host name or target list the probe cannot measure
+    ├── ConfigError            a setting, resolver address, CA file or config file that is invalid
+    └── StorageError           the database cannot be opened, migrated or written
+
+What the network does (timeouts, resets, NXDOMAIN, bad certificates) is *not* an exception
+once a step has recorded it: it becomes a failure string from :mod:`probe.failures`.
+Every message is one line that names the offending file, line, field or value, so the CLI
+can print it as is and exit with status 2.
+"""
+
+from __future__ import annotations
+
+
+class ProbeError(Exception):
+    """Base class for errors that stop a command (exit status 2 in the CLI)."""
+
+
+class TargetError(ProbeError):
+    """The input to measure (URL, host name, target list row) is malformed or unsupported."""
+
+
+class ConfigError(ProbeError):
+    """A setting is invalid: resolver address, CA file, timeout, configuration file."""
+
+
+class StorageError(ProbeError):
+    """The measurement store cannot be opened, migrated or written."""

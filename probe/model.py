@@ -1,0 +1,219 @@
+"""The measurement and each step's result: frozen data, no logic.
+
+Field names follow the OONI data formats (df-000-base, df-002-dnst, df-005-tcpconnect,
+df-006-tlshandshake, df-001-httpt) so that our JSON reads like OONI's; where OONI has no
+name, ours are snake_case with units in the name. Times ``t0``/``t`` are seconds since the
+start of the measurement (OONI's convention). Every step carries ``failure`` (``None`` on
+success, otherwise a string from :mod:`probe.failures`) and the ``transaction_id`` that ties
+together the steps of one DNS lookup or one endpoint (TCP + TLS + HTTP).
+
+Serialisation to JSON lives in one place: :func:`probe.serialize.as_dict`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+DNSEngine = Literal["system", "udp", "tcp", "doh"]
+Blocking = bool | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DNSAnswer:
+    """One resource record of a DNS answer (df-002-dnst ``Answer``)."""
+
+    answer_type: str
+    """``A``, ``AAAA`` or ``CNAME``."""
+    ipv4: str | None = None
+    ipv6: str | None = None
+    hostname: str | None = None
+    """The target of a CNAME record."""
+    ttl: int | None = None
+    """``None`` for the system resolver, which does not report TTLs."""
+    asn: int = 0
+    as_org_name: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DNSQuery:
+    """One DNS lookup of one name with one engine (df-002-dnst ``queries[]``)."""
+
+    engine: DNSEngine
+    resolver_address: str
+    """``host:port`` for udp/tcp, the URL for doh, ``""`` for the system resolver."""
+    hostname: str
+    """The name as sent on the wire (IDNA-encoded, lower case)."""
+    query_type: str
+    """``A``, ``AAAA``, or ``ANY`` for the system resolver (getaddrinfo asks for both)."""
+    answers: tuple[DNSAnswer, ...]
+    rcode: str | None
+    """``NOERROR``, ``NXDOMAIN``, … from the reply; ``None`` when no reply was parsed."""
+    failure: str | None
+    t0: float
+    t: float
+    transaction_id: int = 0
+    tags: tuple[str, ...] = ()
+    getaddrinfo_error: int = 0
+    """The raw ``EAI_*`` code for the system resolver; 0 otherwise."""
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The IPv4 and IPv6 addresses of the answers, in answer order."""
+        return tuple(a.ipv4 or a.ipv6 or "" for a in self.answers if a.answer_type in ("A", "AAAA"))
+
+
+@dataclass(frozen=True, slots=True)
+class TCPStatus:
+    """The outcome of a TCP connect (df-005-tcpconnect ``status``)."""
+
+    success: bool
+    failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TCPConnect:
+    """One TCP connect to one ``ip:port`` (df-005-tcpconnect ``tcp_connect[]``)."""
+
+    ip: str
+    port: int
+    status: TCPStatus
+    t0: float
+    t: float
+    transaction_id: int = 0
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PeerCertificate:
+    """A certificate presented by the server: DER bytes plus a readable summary."""
+
+    data: bytes
+    """The DER encoding (serialised as ``{"format": "base64", "data": …}``)."""
+    subject: str
+    issuer: str
+    not_before: str
+    not_after: str
+    subject_alt_names: tuple[str, ...]
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class TLSHandshake:
+    """One TLS handshake over an established TCP connection (df-006-tlshandshake)."""
+
+    address: str
+    """``ip:port`` (IPv6 in brackets)."""
+    server_name: str
+    """The SNI sent in the ClientHello."""
+    cipher_suite: str
+    negotiated_protocol: str
+    """The ALPN the server chose (``""`` if none)."""
+    tls_version: str
+    peer_certificates: tuple[PeerCertificate, ...]
+    failure: str | None
+    t0: float
+    t: float
+    no_tls_verify: bool = False
+    network: str = "tcp"
+    transaction_id: int = 0
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRequest:
+    """The request as sent (df-001-httpt ``request``)."""
+
+    url: str
+    method: str
+    headers_list: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPResponse:
+    """The response as received, body capped (df-001-httpt ``response``)."""
+
+    code: int
+    headers_list: tuple[tuple[str, str], ...]
+    body: bytes
+    body_is_truncated: bool
+    body_length: int
+    """Bytes actually read, which is ``len(body)``; kept explicit for summaries."""
+    title: str
+    """The text of the first ``<title>``, whitespace folded; ``""`` when absent."""
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPTransaction:
+    """One HTTP round trip to one pinned address (df-001-httpt ``requests[]``)."""
+
+    address: str
+    """``ip:port`` the request was pinned to."""
+    request: HTTPRequest
+    response: HTTPResponse | None
+    failure: str | None
+    t0: float
+    t: float
+    alpn: str = ""
+    network: str = "tcp"
+    transaction_id: int = 0
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class WebConnectivityTestKeys:
+    """The ``test_keys`` of one Web Connectivity measurement.
+
+    The verdict keys mean exactly what OONI's mean (reference §1.3–1.5); ``None`` is
+    JSON ``null``: undecided. ``mechanism`` and ``confirmed`` are reachprobe's own finer
+    labels on top.
+    """
+
+    queries: tuple[DNSQuery, ...] = ()
+    tcp_connect: tuple[TCPConnect, ...] = ()
+    tls_handshakes: tuple[TLSHandshake, ...] = ()
+    requests: tuple[HTTPTransaction, ...] = ()
+    """Reverse time order, as OONI's: the last hop of a redirect chain comes first."""
+    control_failure: str | None = None
+    dns_experiment_failure: str | None = None
+    http_experiment_failure: str | None = None
+    dns_consistency: str | None = None
+    body_length_match: bool | None = None
+    body_proportion: float = 0.0
+    status_code_match: bool | None = None
+    headers_match: bool | None = None
+    title_match: bool | None = None
+    blocking: Blocking = None
+    accessible: bool | None = None
+    mechanism: str | None = None
+    confirmed: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """The envelope of one measurement of one URL (df-000-base).
+
+    The volunteer's IP address is never recorded: ``probe_ip`` is OONI's redaction marker.
+    """
+
+    input: str
+    measurement_start_time: str
+    """UTC, ``YYYY-MM-DD hh:mm:ss``."""
+    test_start_time: str
+    test_runtime: float
+    software_name: str
+    software_version: str
+    test_keys: WebConnectivityTestKeys
+    id: str
+    """A random UUID4, unique per measurement."""
+    probe_asn: str = "AS0"
+    probe_cc: str = "ZZ"
+    probe_network_name: str = ""
+    probe_ip: str = "127.0.0.1"
+    resolver_asn: str = "AS0"
+    test_name: str = "web_connectivity"
+    test_version: str = "0.5.28"
+    """The OONI Web Connectivity version whose verdict rules ours reproduce."""
+    data_format_version: str = "0.2.0"
+    annotations: dict[str, str] = field(default_factory=dict)
+    options: tuple[str, ...] = ()
