@@ -98,7 +98,11 @@ GAI_FAILURES: Final[dict[int, str]] = {
     socket.EAI_NONAME: DNS_NXDOMAIN,
     socket.EAI_AGAIN: DNS_TEMPORARY_FAILURE,
     socket.EAI_FAIL: DNS_NON_RECOVERABLE_FAILURE,
-    **{code: DNS_NO_ANSWER for name in ("EAI_NODATA", "EAI_ADDRFAMILY") if (code := getattr(socket, name, None)) is not None},
+    **{
+        code: DNS_NO_ANSWER
+        for name in ("EAI_NODATA", "EAI_ADDRFAMILY")
+        if (code := getattr(socket, name, None)) is not None
+    },
 }
 
 # OpenSSL X509_V_ERR_* codes that mean "I do not know who signed this".
@@ -187,13 +191,17 @@ def _specific(exc: BaseException, operation: Operation) -> str | None:
     if isinstance(exc, ssl.SSLError):
         return _ssl(exc)
     if isinstance(exc, socket.gaierror):
-        return GAI_FAILURES.get(exc.errno or 0, DNS_NON_RECOVERABLE_FAILURE if operation == "resolve" else None)
+        return GAI_FAILURES.get(
+            exc.errno or 0, DNS_NON_RECOVERABLE_FAILURE if operation == "resolve" else None
+        )
     if isinstance(exc, TimeoutError):
         return TIMED_OUT if exc.errno == errno.ETIMEDOUT else GENERIC_TIMEOUT
     if isinstance(exc, OSError) and exc.errno in ERRNO_FAILURES:
         return ERRNO_FAILURES[exc.errno]
     if isinstance(exc, ConnectionResetError):
-        return CONNECTION_RESET
+        # asyncio's SSL protocol reports a FIN during the handshake as a ConnectionResetError
+        # with no errno; a real RST always carries ECONNRESET (handled above).
+        return EOF_ERROR if operation == "tls_handshake" else CONNECTION_RESET
     if isinstance(exc, ConnectionRefusedError):
         return CONNECTION_REFUSED
     if isinstance(exc, ConnectionAbortedError):

@@ -1,0 +1,127 @@
+"""The TLS handshake step over an established TCP connection, with the real SNI.
+
+Certificates are verified against the system store or an explicit CA file; the host name
+checked is the SNI, never the IP address the connection went to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ssl
+from pathlib import Path
+from typing import cast
+
+from probe import failures
+from probe.clock import Clock
+from probe.errors import ConfigError
+from probe.model import PeerCertificate, TLSHandshake
+from probe.tcp import Connection
+
+_RDNs = tuple[tuple[tuple[str, str], ...], ...]
+_Pairs = tuple[tuple[str, str], ...]
+
+DEFAULT_ALPN: tuple[str, ...] = ("h2", "http/1.1")
+"""What a browser offers; the ClientHello should look like the traffic a censor targets."""
+
+
+def make_ssl_context(ca_file: Path | None = None, *, alpn: tuple[str, ...] = DEFAULT_ALPN) -> ssl.SSLContext:
+    """A verifying client context trusting the system store, or only *ca_file* when given.
+
+    Raises:
+        ConfigError: *ca_file* cannot be read or holds no PEM certificate.
+    """
+    try:
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    except (OSError, ssl.SSLError) as exc:
+        reason = exc.strerror if not isinstance(exc, ssl.SSLError) and exc.strerror else "not a PEM CA file"
+        raise ConfigError(f"--ca-file {ca_file}: {reason}") from None
+    if alpn:
+        context.set_alpn_protocols(list(alpn))
+    return context
+
+
+async def handshake(
+    connection: Connection,
+    *,
+    address: str,
+    server_name: str,
+    ssl_context: ssl.SSLContext,
+    timeout: float,
+    clock: Clock,
+    transaction_id: int = 0,
+    tags: tuple[str, ...] = (),
+) -> TLSHandshake:
+    """Run a TLS handshake on *connection*, sending *server_name* as SNI.
+
+    Returns:
+        The recorded handshake; ``failure`` is set and the certificate list empty on failure.
+    """
+    t0 = clock()
+    try:
+        async with asyncio.timeout(timeout):
+            await connection.writer.start_tls(ssl_context, server_hostname=server_name)
+    except failures.NETWORK_EXCEPTIONS as exc:
+        return TLSHandshake(
+            address=address,
+            server_name=server_name,
+            cipher_suite="",
+            negotiated_protocol="",
+            tls_version="",
+            peer_certificates=(),
+            failure=failures.classify_tls_handshake(exc),
+            t0=t0,
+            t=clock(),
+            transaction_id=transaction_id,
+            tags=tags,
+        )
+    tls: ssl.SSLObject = connection.writer.get_extra_info("ssl_object")
+    cipher = tls.cipher()
+    return TLSHandshake(
+        address=address,
+        server_name=server_name,
+        cipher_suite=cipher[0] if cipher else "",
+        negotiated_protocol=tls.selected_alpn_protocol() or "",
+        tls_version=tls.version() or "",
+        peer_certificates=_peer_certificates(tls),
+        failure=None,
+        t0=t0,
+        t=clock(),
+        transaction_id=transaction_id,
+        tags=tags,
+    )
+
+
+def _peer_certificates(tls: ssl.SSLObject) -> tuple[PeerCertificate, ...]:
+    der = tls.getpeercert(binary_form=True)
+    if not der:
+        return ()
+    info = tls.getpeercert() or {}
+    return (
+        PeerCertificate(
+            data=der,
+            subject=_name(cast(_RDNs, info.get("subject", ()))),
+            issuer=_name(cast(_RDNs, info.get("issuer", ()))),
+            not_before=str(info.get("notBefore", "")),
+            not_after=str(info.get("notAfter", "")),
+            subject_alt_names=tuple(
+                f"{kind}:{value}" for kind, value in cast(_Pairs, info.get("subjectAltName", ()))
+            ),
+            sha256=hashlib.sha256(der).hexdigest(),
+        ),
+    )
+
+
+def _name(rdns: _RDNs) -> str:
+    """``CN=example.com, O=Example`` from the nested tuples :meth:`getpeercert` returns."""
+    return ", ".join(f"{_SHORT.get(key, key)}={value}" for rdn in rdns for key, value in rdn)
+
+
+_SHORT = {
+    "commonName": "CN",
+    "organizationName": "O",
+    "organizationalUnitName": "OU",
+    "countryName": "C",
+    "localityName": "L",
+    "stateOrProvinceName": "ST",
+}

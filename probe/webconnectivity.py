@@ -1,0 +1,310 @@
+"""One URL end to end: DNS → TCP → TLS → HTTP, redirects followed hop by hop.
+
+This follows OONI's Web Connectivity (reference §1.1). Each hop (``depth=N``) resolves the
+host with the system resolver and every configured resolver, connects to every address
+found, runs a TLS handshake with the real SNI on each https endpoint, and fetches the page
+through the first endpoint that worked (system-resolver addresses first). A redirect starts
+the next hop; more than ``max_redirects`` hops, or a ``Location`` with no usable host, end
+the chain with a failure on the last request.
+
+Nothing the network does raises: every outcome is a failure string on a step, and the
+measurement is always returned. Only a URL that cannot be measured at all raises
+:class:`~probe.errors.TargetError`.
+
+The control vantage and the verdict keys come from the control issue; until a control is
+configured, ``control_failure`` says so and the verdict keys stay ``None`` (JSON ``null``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import itertools
+import platform
+import ssl
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from probe import SOFTWARE_NAME, __version__, dns, failures, http, tcp, tls
+from probe.clock import Clock, relative_clock
+from probe.model import (
+    DNSQuery,
+    HTTPTransaction,
+    Measurement,
+    TCPConnect,
+    TLSHandshake,
+    WebConnectivityTestKeys,
+)
+
+CONTROL_NOT_CONFIGURED = "control_not_configured"
+MAX_ENDPOINTS_PER_HOP = 16
+"""Bounds the connects of one hop: a hostile resolver cannot make us dial thousands of IPs."""
+
+
+@dataclass(frozen=True, slots=True)
+class MeasureConfig:
+    """How to measure: resolvers, trust, time budgets and limits (all with sane defaults)."""
+
+    resolvers: tuple[dns.ResolverSpec, ...] = ()
+    use_system_resolver: bool = True
+    ca_file: Path | None = None
+    dns_timeout: float = 4.0
+    tcp_timeout: float = 10.0
+    tls_timeout: float = 10.0
+    http_timeout: float = 10.0
+    body_limit: int = http.BODY_LIMIT
+    max_redirects: int = http.MAX_REDIRECTS
+    allow_loopback: bool = False
+    """Connect to loopback answers. OONI never does (127.0.0.1 is a censor's answer); tests do."""
+    probe_asn: str = "AS0"
+    probe_cc: str = "ZZ"
+    query_types: tuple[str, ...] = field(default=("A", "AAAA"))
+
+
+def step_timeouts(seconds: float) -> dict[str, float]:
+    """The same budget for every step, as keywords for :class:`MeasureConfig`."""
+    return {f"{step}_timeout": seconds for step in ("dns", "tcp", "tls", "http")}
+
+
+@dataclass(slots=True)
+class _Recorder:
+    """Collects the steps of one measurement as they complete."""
+
+    clock: Clock
+    ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    queries: list[DNSQuery] = field(default_factory=list)
+    tcp_connect: list[TCPConnect] = field(default_factory=list)
+    tls_handshakes: list[TLSHandshake] = field(default_factory=list)
+    requests: list[HTTPTransaction] = field(default_factory=list)
+
+    def next_id(self) -> int:
+        return next(self.ids)
+
+
+async def measure(url: str, *, config: MeasureConfig | None = None) -> Measurement:
+    """Measure *url* from this vantage point.
+
+    Returns:
+        The complete measurement, whatever the network did.
+
+    Raises:
+        TargetError: *url* is malformed or its scheme is not http/https.
+        ConfigError: the configured CA file cannot be read.
+    """
+    config = config or MeasureConfig()
+    http.split_url(url)  # validate before any traffic
+    ssl_context = tls.make_ssl_context(config.ca_file)
+    started = datetime.now(UTC)
+    t_start = time.monotonic()
+    recorder = _Recorder(clock=relative_clock())
+
+    current: str | None = url
+    depth = 0
+    hop_failure: str | None = None
+    while current is not None:
+        current, hop_failure = await _hop(current, depth, config, ssl_context, recorder)
+        depth += 1
+        if current is not None and depth > config.max_redirects:
+            hop_failure = _fail_last_request(recorder, failures.TOO_MANY_REDIRECTS)
+            break
+
+    keys = WebConnectivityTestKeys(
+        queries=tuple(recorder.queries),
+        tcp_connect=tuple(recorder.tcp_connect),
+        tls_handshakes=tuple(recorder.tls_handshakes),
+        requests=tuple(reversed(recorder.requests)),
+        control_failure=CONTROL_NOT_CONFIGURED,
+        dns_experiment_failure=_dns_experiment_failure(recorder.queries),
+        http_experiment_failure=hop_failure,
+    )
+    stamp = started.strftime("%Y-%m-%d %H:%M:%S")
+    return Measurement(
+        input=url,
+        measurement_start_time=stamp,
+        test_start_time=stamp,
+        test_runtime=round(time.monotonic() - t_start, 6),
+        software_name=SOFTWARE_NAME,
+        software_version=__version__,
+        test_keys=keys,
+        id=str(uuid.uuid4()),
+        probe_asn=config.probe_asn,
+        probe_cc=config.probe_cc,
+        annotations={
+            "engine_name": SOFTWARE_NAME,
+            "engine_version": __version__,
+            "platform": platform.system().lower(),
+            "architecture": platform.machine(),
+        },
+    )
+
+
+async def _hop(
+    url: str, depth: int, config: MeasureConfig, ssl_context: ssl.SSLContext, rec: _Recorder
+) -> tuple[str | None, str | None]:
+    """Measure one hop.
+
+    Returns:
+        The next URL when the response is a valid redirect (else ``None``), and the failure
+        that ended this hop (``None`` when a response arrived), OONI's
+        ``http_experiment_failure`` if this is the last hop.
+    """
+    scheme, host, port = http.split_url(url)
+    tags = (f"depth={depth}",)
+    queries_before = len(rec.queries)
+    classic, other = await _resolve(host, depth, config, ssl_context, rec)
+    endpoints = _endpoints(classic, other, config)
+    results = await asyncio.gather(
+        *(
+            _endpoint(ip, port, scheme, host, ip in classic, tags, config, ssl_context, rec)
+            for ip in endpoints
+        )
+    )
+    if not endpoints:
+        return None, _first_failure(q.failure for q in rec.queries[queries_before:] if q.engine != "doh")
+    working = next((ip for ip, (_, failure) in zip(endpoints, results, strict=True) if failure is None), None)
+    if working is None:
+        # Report the deepest step reached: a TLS failure says more than a TCP one.
+        deepest = sorted(results, key=lambda result: result[0] != "tls")
+        return None, deepest[0][1]
+    transaction = await http.fetch(
+        url,
+        address=working,
+        ssl_context=ssl_context,
+        timeout=config.http_timeout,
+        clock=rec.clock,
+        transaction_id=rec.next_id(),
+        tags=tags + (("classic",) if working in classic else ()),
+        body_limit=config.body_limit,
+    )
+    rec.requests.append(transaction)
+    location = http.redirect_location(transaction)
+    if location is None:
+        return None, transaction.failure
+    invalid = http.validate_redirect(location)
+    if invalid is not None:
+        return None, _fail_last_request(rec, invalid)
+    return location, None
+
+
+async def _resolve(
+    host: str, depth: int, config: MeasureConfig, ssl_context: ssl.SSLContext, rec: _Recorder
+) -> tuple[list[str], list[str]]:
+    """Resolve *host* every configured way; return (system addresses, other addresses)."""
+    if _is_ip(host):
+        return [host], []
+    tags = (f"depth={depth}",)
+    lookups = []
+    if config.use_system_resolver:
+        lookups.append(
+            dns.resolve_system(
+                host,
+                timeout=config.dns_timeout,
+                clock=rec.clock,
+                transaction_id=rec.next_id(),
+                tags=("classic", *tags),
+            )
+        )
+    for resolver in config.resolvers:
+        for query_type in config.query_types:
+            lookups.append(
+                dns.resolve(
+                    host,
+                    query_type,
+                    resolver=resolver,
+                    timeout=config.dns_timeout,
+                    clock=rec.clock,
+                    transaction_id=rec.next_id(),
+                    tags=tags,
+                    ssl_context=ssl_context if resolver.engine == "doh" else None,
+                )
+            )
+    queries = await asyncio.gather(*lookups)
+    rec.queries.extend(queries)
+    classic = _unique(a for q in queries if q.engine == "system" for a in q.addresses)
+    other = _unique(a for q in queries if q.engine != "system" for a in q.addresses)
+    return classic, [a for a in other if a not in classic]
+
+
+def _endpoints(classic: list[str], other: list[str], config: MeasureConfig) -> list[str]:
+    candidates = [*classic, *other]
+    if not config.allow_loopback:
+        candidates = [ip for ip in candidates if not ipaddress.ip_address(ip).is_loopback]
+    return candidates[:MAX_ENDPOINTS_PER_HOP]
+
+
+async def _endpoint(
+    ip: str,
+    port: int,
+    scheme: str,
+    host: str,
+    is_classic: bool,
+    tags: tuple[str, ...],
+    config: MeasureConfig,
+    ssl_context: ssl.SSLContext,
+    rec: _Recorder,
+) -> tuple[str, str | None]:
+    """TCP connect (and TLS handshake for https) to one endpoint.
+
+    Returns:
+        The last step run (``"tcp"`` or ``"tls"``) and its failure (``None``: the endpoint works).
+    """
+    tid = rec.next_id()
+    step_tags = tags + (("classic",) if is_classic else ())
+    connect, connection = await tcp.connect(
+        ip, port, timeout=config.tcp_timeout, clock=rec.clock, transaction_id=tid, tags=step_tags
+    )
+    rec.tcp_connect.append(connect)
+    if connection is None:
+        return "tcp", connect.status.failure
+    try:
+        if scheme != "https":
+            return "tcp", None
+        handshake = await tls.handshake(
+            connection,
+            address=tcp.endpoint(ip, port),
+            server_name=host,
+            ssl_context=ssl_context,
+            timeout=config.tls_timeout,
+            clock=rec.clock,
+            transaction_id=tid,
+            tags=step_tags,
+        )
+        rec.tls_handshakes.append(handshake)
+        return "tls", handshake.failure
+    finally:
+        await connection.close()
+
+
+def _fail_last_request(rec: _Recorder, failure: str) -> str:
+    """Mark the last HTTP transaction (the hop that ended the chain) as failed."""
+    rec.requests[-1] = dataclasses.replace(rec.requests[-1], failure=failure)
+    return failure
+
+
+def _first_failure(items: Iterable[str | None]) -> str | None:
+    return next((item for item in items if item is not None), None)
+
+
+def _dns_experiment_failure(queries: Iterable[DNSQuery]) -> str | None:
+    """The first depth-0 non-DoH lookup failure (reference §1.5, notes)."""
+    for query in queries:
+        if "depth=0" in query.tags and query.engine != "doh" and query.failure is not None:
+            return query.failure
+    return None
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True

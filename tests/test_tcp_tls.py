@@ -1,0 +1,147 @@
+"""The TCP connect and TLS handshake steps against real loopback servers."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+import trustme
+
+from probe import tcp, tls
+from probe.clock import relative_clock
+from probe.errors import ConfigError
+from probe.model import TCPConnect, TLSHandshake
+from tests.servers.tcp_server import Behaviour, closed_port, tcp_server
+
+
+def connect(port: int, timeout: float = 2.0) -> TCPConnect:
+    async def run() -> TCPConnect:
+        record, connection = await tcp.connect("127.0.0.1", port, timeout=timeout, clock=relative_clock())
+        if connection is not None:
+            await connection.close()
+        return record
+
+    return asyncio.run(run())
+
+
+def handshake(port: int, server_name: str, ca_file: Path | None, timeout: float = 2.0) -> TLSHandshake:
+    async def run() -> TLSHandshake:
+        clock = relative_clock()
+        record, connection = await tcp.connect("127.0.0.1", port, timeout=timeout, clock=clock)
+        assert connection is not None, record
+        try:
+            return await tls.handshake(
+                connection,
+                address=tcp.endpoint("127.0.0.1", port),
+                server_name=server_name,
+                ssl_context=tls.make_ssl_context(ca_file),
+                timeout=timeout,
+                clock=clock,
+                transaction_id=7,
+            )
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def test_connect_refused() -> None:
+    record = connect(closed_port())
+    assert record.status.success is False
+    assert record.status.failure == "connection_refused"
+    assert record.ip == "127.0.0.1"
+    assert 0 <= record.t0 <= record.t
+
+
+@pytest.mark.parametrize("behaviour", ["accept", "reset"])
+def test_connect_succeeds_whatever_the_server_does_next(behaviour: Behaviour) -> None:
+    with tcp_server(behaviour) as port:
+        record = connect(port)
+    assert record.status.success is True
+    assert record.status.failure is None
+    assert record.port == port
+
+
+def test_endpoint_brackets_ipv6() -> None:
+    assert tcp.endpoint("127.0.0.1", 443) == "127.0.0.1:443"
+    assert tcp.endpoint("2001:db8::1", 443) == "[2001:db8::1]:443"
+
+
+def test_tls_valid_certificate(ca: trustme.CA, ca_file: Path) -> None:
+    with tcp_server("tls", ca.issue_cert("example.com")) as port:
+        record = handshake(port, "example.com", ca_file)
+    assert record.failure is None
+    assert record.server_name == "example.com"
+    assert record.address == f"127.0.0.1:{port}"
+    assert record.tls_version in ("TLSv1.2", "TLSv1.3")
+    assert record.cipher_suite
+    assert record.transaction_id == 7
+    (cert,) = record.peer_certificates
+    assert "DNS:example.com" in cert.subject_alt_names
+    assert len(cert.sha256) == 64
+    assert cert.data[:1] == b"\x30"  # DER SEQUENCE
+
+
+def test_tls_negotiates_alpn(ca: trustme.CA, ca_file: Path) -> None:
+    # The trustme server context has no ALPN: the field must then be empty, not invented.
+    with tcp_server("tls", ca.issue_cert("example.com")) as port:
+        record = handshake(port, "example.com", ca_file)
+    assert record.negotiated_protocol == ""
+
+
+@pytest.mark.parametrize(
+    ("issue", "server_name", "failure"),
+    [
+        (lambda ca: ca.issue_cert("other.test"), "example.com", "ssl_invalid_hostname"),
+        (lambda ca: trustme.CA().issue_cert("example.com"), "example.com", "ssl_unknown_authority"),
+        (
+            lambda ca: ca.issue_cert(
+                "example.com",
+                not_before=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                not_after=dt.datetime(2021, 1, 1, tzinfo=dt.UTC),
+            ),
+            "example.com",
+            "ssl_invalid_certificate",
+        ),
+    ],
+    ids=["wrong-host", "unknown-ca", "expired"],
+)
+def test_tls_certificate_failures(ca: trustme.CA, ca_file: Path, issue, server_name, failure) -> None:  # type: ignore[no-untyped-def]
+    with tcp_server("tls", issue(ca)) as port:
+        record = handshake(port, server_name, ca_file)
+    assert record.failure == failure
+    assert record.peer_certificates == ()
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "failure"),
+    [
+        ("reset_after_hello", "connection_reset"),
+        ("close_after_hello", "eof_error"),
+        ("accept", "generic_timeout_error"),
+    ],
+)
+def test_tls_interference(ca_file: Path, behaviour: Behaviour, failure: str) -> None:
+    with tcp_server(behaviour) as port:
+        record = handshake(port, "x.com", ca_file, timeout=0.5)
+    assert record.failure == failure
+    assert record.server_name == "x.com"
+    assert record.t - record.t0 < 2.0
+
+
+def test_tls_timeout_is_bounded(ca_file: Path) -> None:
+    with tcp_server("accept") as port:
+        record = handshake(port, "x.com", ca_file, timeout=0.3)
+    assert record.failure == "generic_timeout_error"
+    assert 0.25 <= record.t - record.t0 < 1.0
+
+
+def test_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"--ca-file .*missing\.pem"):
+        tls.make_ssl_context(tmp_path / "missing.pem")
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    with pytest.raises(ConfigError, match="not a PEM CA file"):
+        tls.make_ssl_context(garbage)
