@@ -164,7 +164,7 @@ class HTTPTransaction:
 class WebConnectivityTestKeys:
     """The ``test_keys`` of one Web Connectivity measurement.
 
-    The verdict keys mean exactly what OONI's mean (reference §1.3–1.5); ``None`` is
+    The verdict keys mean exactly what OONI's mean (reference §1.3 to 1.5); ``None`` is
     JSON ``null``: undecided. ``mechanism`` and ``confirmed`` are reachprobe's own finer
     labels on top.
     """

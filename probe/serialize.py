@@ -20,7 +20,9 @@ from probe.model import DNSAnswer, Measurement, PeerCertificate
 def as_dict(obj: Any) -> Any:
     """Return *obj* (a model dataclass, or a container of them) as JSON-ready data."""
     if isinstance(obj, DNSAnswer):
-        return {f.name: as_dict(v) for f in dataclasses.fields(obj) if (v := getattr(obj, f.name)) is not None}
+        return {
+            f.name: as_dict(v) for f in dataclasses.fields(obj) if (v := getattr(obj, f.name)) is not None
+        }
     if isinstance(obj, PeerCertificate):
         # DER is binary by nature: always base64, even when the bytes happen to decode.
         cert = {f.name: as_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
