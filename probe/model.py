@@ -217,3 +217,73 @@ class Measurement:
     data_format_version: str = "0.2.0"
     annotations: dict[str, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+
+
+# --- the control vantage (OONI test-helper wire format, reference §1.2) ---------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequest:
+    """What the probe asks the test helper to measure for it."""
+
+    http_request: str
+    """The URL."""
+    http_request_headers: dict[str, tuple[str, ...]]
+    tcp_connect: tuple[str, ...]
+    """``ip:port`` endpoints the probe resolved."""
+    x_quic_enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ControlDNS:
+    """The helper's DNS lookup: ``failure`` is ``dns_name_error`` for NXDOMAIN (legacy name)."""
+
+    failure: str | None
+    addrs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ControlTCPConnect:
+    status: bool
+    failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlTLSHandshake:
+    server_name: str
+    status: bool
+    failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlHTTPRequest:
+    """The helper's fetch of the final page (it follows redirects itself).
+
+    On failure ``body_length`` and ``status_code`` are -1, as OONI's helper reports them.
+    """
+
+    body_length: int
+    failure: str | None
+    title: str
+    headers: dict[str, str]
+    status_code: int
+    discovered_h3_endpoint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ControlIPInfo:
+    """``flags`` bits: 1 resolved by probe, 2 resolved by helper, 4 bogon, 8 valid for domain."""
+
+    asn: int
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class ControlResponse:
+    """The test helper's answer (``control`` in the test keys)."""
+
+    tcp_connect: dict[str, ControlTCPConnect]
+    tls_handshake: dict[str, ControlTLSHandshake]
+    http_request: ControlHTTPRequest
+    dns: ControlDNS
+    ip_info: dict[str, ControlIPInfo]
