@@ -174,6 +174,7 @@ class WebConnectivityTestKeys:
     tls_handshakes: tuple[TLSHandshake, ...] = ()
     requests: tuple[HTTPTransaction, ...] = ()
     """Reverse time order, as OONI's: the last hop of a redirect chain comes first."""
+    control: ControlResponse | None = None
     control_failure: str | None = None
     dns_experiment_failure: str | None = None
     http_experiment_failure: str | None = None
