@@ -13,12 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
-# Lab tests need iproute2 and iptables; install them when root and missing (CI is root).
+# Root (CI) installs what the tests need from Debian when missing: iproute2 and iptables for the
+# lab, the PostgreSQL server for the storage tests on the second backend, sqlite3 for checks.
 system-deps:
 	@if [ "$$(id -u)" = "0" ]; then \
 	  missing=""; \
 	  command -v ip >/dev/null 2>&1 || missing="$$missing iproute2"; \
 	  command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
+	  command -v sqlite3 >/dev/null 2>&1 || missing="$$missing sqlite3"; \
+	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

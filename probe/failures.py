@@ -187,7 +187,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _specific(exc: BaseException, operation: Operation) -> str | None:
     """Classify by the most informative facts: DNS reply, certificate, errno, EAI code."""
     if isinstance(exc, dns.exception.DNSException):
-        return _dns(exc)
+        return _dns(exc, operation)
     if isinstance(exc, ssl.SSLError):
         return _ssl(exc)
     if isinstance(exc, socket.gaierror):
@@ -215,7 +215,7 @@ def _specific(exc: BaseException, operation: Operation) -> str | None:
     return None
 
 
-def _dns(exc: dns.exception.DNSException) -> str:
+def _dns(exc: dns.exception.DNSException, operation: Operation) -> str:
     if isinstance(exc, dns.resolver.NXDOMAIN):
         return DNS_NXDOMAIN
     if isinstance(exc, dns.resolver.NoAnswer):
@@ -223,18 +223,41 @@ def _dns(exc: dns.exception.DNSException) -> str:
     if isinstance(exc, dns.exception.Timeout):
         return GENERIC_TIMEOUT
     if isinstance(exc, dns.resolver.NoNameservers):
-        errors = exc.kwargs.get("errors") or []
-        if any("REFUSED" in str(err) for err in errors):
-            return DNS_REFUSED
-        return DNS_SERVFAIL
+        return _no_nameservers(exc, operation)
     # Garbage, truncated or mismatched replies, YXDOMAIN, a missing root SOA: the server
     # misbehaved (OONI's Go resolver has the same catch-all).
     return DNS_SERVER_MISBEHAVING
 
 
+def _no_nameservers(exc: dns.resolver.NoNameservers, operation: Operation) -> str:
+    """Every server failed: say what they did, as OONI's resolver does per rcode.
+
+    dnspython records one ``(server, tcp, port, error, response)`` tuple per attempt, where
+    *error* is the rcode as text when the server answered, else the exception it raised. A
+    server that answered outranks one that could not be reached; with no answer at all, the
+    first transport error says why (a TCP resolver on a closed port is ``connection_refused``,
+    not a SERVFAIL nobody sent).
+    """
+    outcomes = [
+        err[3] if isinstance(err, tuple) and len(err) >= 4 else err for err in exc.kwargs.get("errors") or ()
+    ]
+    rcodes = {outcome for outcome in outcomes if isinstance(outcome, str)}
+    if "REFUSED" in rcodes:
+        return DNS_REFUSED
+    if "SERVFAIL" in rcodes or not outcomes:
+        return DNS_SERVFAIL
+    if rcodes:
+        return DNS_SERVER_MISBEHAVING  # NOTIMP, FORMERR, …: OONI's catch-all for odd rcodes
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            return classify(outcome, operation)
+    return DNS_SERVFAIL
+
+
 def _ssl(exc: ssl.SSLError) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        code = exc.verify_code
+        # Set by OpenSSL; absent when Python code raises the class (ssl.match_hostname).
+        code = getattr(exc, "verify_code", None)
         if code in _HOSTNAME_MISMATCH_CODES:
             return SSL_INVALID_HOSTNAME
         if code in _UNKNOWN_AUTHORITY_CODES:
@@ -242,7 +265,8 @@ def _ssl(exc: ssl.SSLError) -> str:
         return SSL_INVALID_CERTIFICATE
     if isinstance(exc, ssl.SSLEOFError | ssl.SSLZeroReturnError | ssl.SSLSyscallError):
         return EOF_ERROR
-    if exc.reason == "TLSV1_UNRECOGNIZED_NAME":
+    # ``reason`` is set only on errors that come from OpenSSL, not on SSLError("…") raised in Python.
+    if getattr(exc, "reason", None) == "TLSV1_UNRECOGNIZED_NAME":
         return SSL_INVALID_HOSTNAME
     return SSL_FAILED_HANDSHAKE
 
@@ -270,14 +294,29 @@ def _describe(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])")
+# A dot may end the sentence after an address, but "1.2.3.4.5" is a version, not an address.
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\w)")
 _IPV6_CANDIDATE = re.compile(r"[0-9A-Fa-f]*:[0-9A-Fa-f:.]*(?:%\w+)?")
 
 
 def scrub(text: str) -> str:
     """Replace every IPv4 and IPv6 address in *text* with ``[scrubbed]`` (OONI's marker)."""
-    text = _IPV4.sub(lambda m: "[scrubbed]" if _is_ip(m.group(0)) else m.group(0), text)
-    return _IPV6_CANDIDATE.sub(lambda m: "[scrubbed]" if _is_ip(m.group(0)) else m.group(0), text)
+    # IPv6 first, so that an IPv4-mapped address (::ffff:10.1.2.3) goes as a whole.
+    text = _IPV6_CANDIDATE.sub(_scrub_ipv6, text)
+    return _IPV4.sub(lambda m: "[scrubbed]" if _is_ip(m.group(0)) else m.group(0), text)
+
+
+def _scrub_ipv6(match: re.Match[str]) -> str:
+    # The candidate pattern also swallows punctuation that follows an address
+    # ("2001:db8::1: refused", "… to 2001:db8::1."): shed it until an address remains.
+    token = core = match.group(0)
+    while core:
+        if _is_ip(core):
+            return "[scrubbed]" + token[len(core) :]
+        if core[-1] not in ".:":
+            break
+        core = core[:-1]
+    return token
 
 
 def _is_ip(token: str) -> bool:

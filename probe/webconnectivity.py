@@ -26,7 +26,7 @@ import ssl
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -65,10 +65,11 @@ class MeasureConfig:
     probe_cc: str = "ZZ"
     query_types: tuple[str, ...] = field(default=("A", "AAAA"))
 
-
-def step_timeouts(seconds: float) -> dict[str, float]:
-    """The same budget for every step, as keywords for :class:`MeasureConfig`."""
-    return {f"{step}_timeout": seconds for step in ("dns", "tcp", "tls", "http")}
+    def with_timeout(self, seconds: float) -> MeasureConfig:
+        """The same configuration with one budget for every step."""
+        return replace(
+            self, dns_timeout=seconds, tcp_timeout=seconds, tls_timeout=seconds, http_timeout=seconds
+        )
 
 
 @dataclass(slots=True)

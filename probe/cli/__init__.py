@@ -44,9 +44,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _register_commands() -> None:
-    from probe.cli import measure
+    from probe.cli import lab, measure
 
     cli.add_command(measure.measure)
+    cli.add_command(lab.lab)
 
 
 def run() -> None:  # pragma: no cover - the console script

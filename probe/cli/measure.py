@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import click
@@ -51,7 +50,7 @@ def measure(
         allow_loopback=allow_loopback,
     )
     if timeout is not None:
-        config = dataclasses.replace(config, **webconnectivity.step_timeouts(timeout))
+        config = config.with_timeout(timeout)
     result = asyncio.run(webconnectivity.measure(url, config=config))
     if as_json:
         click.echo(to_json(result))

@@ -1,0 +1,175 @@
+"""Benchmark the measurement store: insert rate, and CSV export against ``sqlite3 -csv``.
+
+Usage (from the repository root)::
+
+    python bench/store.py            # 1,000,000 measurements (several minutes)
+    python bench/store.py --n 50000  # quick
+
+It stores ``--n`` realistic measurements (every verdict kind, ~2.8 KB of OONI JSON each)
+through ``Store.finish_round`` in rounds of ``--per-round``, then exports them all as CSV
+with ``measurements.export.export_csv`` and, in the same run, runs the very same SELECT
+through the ``sqlite3`` command-line shell (``sqlite3 -csv``; Debian package ``sqlite3``).
+When that shell is missing, the baseline is Python's ``sqlite3`` module with a raw cursor
+and ``csv.writer``, and the output says so. Prints numbers and the ratio; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the measurement factory lives in tests/
+
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from measurements.export import csv_query, csv_rows, export_csv
+from measurements.store import open_store
+from probe.model import Measurement
+from probe.serialize import to_json
+from tests.storage.factories import BASE, ooni_time
+from tests.storage.factories import make_round as _templates
+
+
+def rounds(n: int, per_round: int) -> Iterator[list[Measurement]]:
+    """*n* distinct measurements (fresh UUID, URL and time each) in rounds of *per_round*."""
+    templates = _templates(70)  # 10 of each verdict kind
+    for first in range(0, n, per_round):
+        batch = []
+        for i in range(first, min(n, first + per_round)):
+            t = templates[i % len(templates)]
+            when = ooni_time(BASE + timedelta(seconds=i))
+            batch.append(
+                dataclasses.replace(
+                    t, id=str(uuid.uuid4()), input=f"https://site{i % 2300}.example/",
+                    measurement_start_time=when, test_start_time=when,
+                )
+            )  # fmt: skip
+        yield batch
+
+
+def insert(db: Path, n: int, per_round: int) -> float:
+    """Store *n* measurements; return the wall time in seconds."""
+    elapsed = 0.0
+    with open_store(f"sqlite:///{db}") as store:
+        for batch in rounds(n, per_round):
+            t0 = time.perf_counter()
+            store.finish_round(store.begin_round(n_targets=len(batch)), batch)
+            elapsed += time.perf_counter() - t0
+    return elapsed
+
+
+def serialize_cost(sample: int = 5000) -> float:
+    """Seconds per measurement spent in ``probe.serialize.to_json`` alone."""
+    batch = next(rounds(sample, sample))
+    t0 = time.perf_counter()
+    for m in batch:
+        to_json(m)
+    return (time.perf_counter() - t0) / sample
+
+
+def export_ours(db: Path, out: Path) -> tuple[float, int]:
+    with open_store(f"sqlite:///{db}") as store, out.open("w", newline="", encoding="utf-8") as f:
+        t0 = time.perf_counter()
+        rows = export_csv(csv_rows(store), f)
+        return time.perf_counter() - t0, rows
+
+
+def the_query() -> str:
+    return str(csv_query().compile(dialect=sqlite_dialect.dialect(), compile_kwargs={"literal_binds": True}))
+
+
+def export_sqlite3_shell(db: Path, out: Path) -> float:
+    with out.open("wb") as f:
+        t0 = time.perf_counter()
+        subprocess.run(["sqlite3", "-csv", "-header", str(db), the_query()], stdout=f, check=True)
+        return time.perf_counter() - t0
+
+
+def export_raw_cursor(db: Path, out: Path) -> float:
+    con = sqlite3.connect(db)
+    with out.open("w", newline="", encoding="utf-8") as f:
+        t0 = time.perf_counter()
+        cur = con.execute(the_query())
+        writer = csv.writer(f)
+        writer.writerow([d[0] for d in cur.description])
+        writer.writerows(cur)
+        elapsed = time.perf_counter() - t0
+    con.close()
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1_000_000, help="measurements to store (default 1,000,000)")
+    parser.add_argument("--per-round", type=int, default=1000, help="measurements per round (default 1000)")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="work directory (default: a temp dir, removed)"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="export the database already in --dir, no insert"
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="export runs of each kind; the best counts")
+    args = parser.parse_args()
+    work = args.dir or Path(tempfile.mkdtemp(prefix="reachprobe-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    db = work / "bench.sqlite3"
+    try:
+        if not (args.reuse and db.exists()):
+            db.unlink(missing_ok=True)
+            print(
+                f"storing {args.n:,} measurements in rounds of {args.per_round:,} into {db} ...", flush=True
+            )
+            seconds = insert(db, args.n, args.per_round)
+            per = serialize_cost()
+            print(
+                f"insert: {args.n / seconds:,.0f} measurements/s ({seconds:.1f} s, finish_round end to end)"
+            )
+            print(
+                f"        of which OONI JSON (probe.serialize.to_json): {per * 1e6:.0f} µs each, "
+                f"{per * args.n / seconds:.0%} of the time;"
+            )
+            print(f"        storage alone ≈ {args.n / max(seconds - per * args.n, 1e-9):,.0f} measurements/s")
+        print(f"database: {db.stat().st_size / 1e6:,.0f} MB", flush=True)  # fmt: skip
+
+        shell = shutil.which("sqlite3") is not None
+        if not shell:
+            print("(no sqlite3 shell: install the Debian package 'sqlite3'; baseline = the floor below)")
+        times: dict[str, list[float]] = {"ours": [], "shell": [], "floor": []}
+        rows = 0
+        for _ in range(args.repeat):  # interleaved, so a busy moment does not favour one side
+            if shell:
+                times["shell"].append(export_sqlite3_shell(db, work / "baseline.csv"))
+            elapsed, rows = export_ours(db, work / "ours.csv")
+            times["ours"].append(elapsed)
+            times["floor"].append(export_raw_cursor(db, work / "floor.csv"))
+        best = {k: min(v) for k, v in times.items() if v}
+        base = best["shell"] if shell else best["floor"]
+        label = "sqlite3 -csv" if shell else "raw cursor + csv"
+        print(f"CSV export of {rows:,} measurements, same SELECT, best of {args.repeat}:")
+        print(f"  export_csv (ours)            {best['ours']:6.2f} s  {rows / best['ours']:>9,.0f} rows/s")
+        if shell:
+            print(
+                f"  sqlite3 -csv (C shell)       {best['shell']:6.2f} s  {rows / best['shell']:>9,.0f} rows/s"
+            )
+        print(f"  floor: python sqlite3 + csv  {best['floor']:6.2f} s  {rows / best['floor']:>9,.0f} rows/s"
+              "  (raw cursor into csv.writer, no formatting or checks)")  # fmt: skip
+        print(f"ratio export_csv / {label}: {best['ours'] / base:.2f}x (target: within 2x); "
+              f"export_csv / floor: {best['ours'] / best['floor']:.2f}x")  # fmt: skip
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,339 @@
+"""The database schema: SQLAlchemy 2.0 typed declarative models.
+
+Four tables:
+
+* ``rounds`` — one row per round, written ``running`` when it starts and ``complete`` in the
+  same transaction as its measurements; a row still ``running`` after a crash becomes
+  ``interrupted``. The heartbeat columns (``network_up``, ``control_reachable``,
+  ``n_failed``, …) let the analysis tell "the probe was offline" (no round at all) from
+  "the network was shut down" (rounds ran, and nothing could be reached).
+* ``measurements`` — one row per measured URL: summary columns (indexed for the time-series
+  queries of ``patterns``) beside ``body``, the full measurement as OONI JSON text.
+* ``targets`` — the URLs ever measured, with their test-list category.
+* ``networks`` — the (ASN, country) pairs the probe measured from, with the AS name.
+
+Below the tables: the typed rows the store hands back and the SELECTs that produce them
+(shared by the store, the export and the patterns analysis).
+
+Privacy: there is deliberately no column for the volunteer's IP address; the network is
+recorded as ASN + country only, and the stored JSON carries OONI's ``127.0.0.1`` marker.
+
+Times are stored as naive UTC (the portable subset of SQLite and PostgreSQL) and come back
+as timezone-aware UTC :class:`~datetime.datetime` objects (:class:`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, NamedTuple
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    and_,
+    func,
+    null,
+    or_,
+    select,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql import Select
+
+ROUND_STATUSES: Final = ("running", "complete", "interrupted")
+BLOCKING_VALUES: Final = ("false", "dns", "tcp_ip", "http-failure", "http-diff")
+"""The text stored in ``measurements.blocking``; ``NULL`` is OONI's ``null`` (undecided)."""
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Stable constraint names, so later Alembic migrations can address them on both backends."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A UTC instant: stored naive, returned timezone-aware.
+
+    A naive value given to the database is taken to be UTC already.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    """The declarative base; its ``metadata`` is what Alembic migrates."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Round(Base):
+    """One round of measurements, and its heartbeat."""
+
+    __tablename__ = "rounds"
+    __table_args__ = (
+        CheckConstraint(f"status IN {ROUND_STATUSES!r}", name="status"),
+        Index(None, "started_at"),
+        Index(None, "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When the round was committed; ``NULL`` while running and for interrupted rounds."""
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    probe_asn: Mapped[str] = mapped_column(String(16), default="AS0")
+    probe_cc: Mapped[str] = mapped_column(String(2), default="ZZ")
+    software_version: Mapped[str] = mapped_column(Text, default="")
+    config_digest: Mapped[str] = mapped_column(Text, default="")
+    n_targets: Mapped[int] = mapped_column(Integer, default=0)
+    """Targets the round set out to measure."""
+    n_measurements: Mapped[int] = mapped_column(Integer, default=0)
+    """Measurements stored (targets whose measurement could not run are in ``n_errors``)."""
+    n_failed: Mapped[int] = mapped_column(Integer, default=0)
+    """Stored measurements that were blocked or failed (see :func:`measurements.summary.is_failed`)."""
+    n_errors: Mapped[int] = mapped_column(Integer, default=0)
+    """Targets that produced no measurement at all (a bug in the probe, not a network outcome)."""
+    network_up: Mapped[bool | None] = mapped_column(Boolean)
+    """Could the probe reach anything at all (any TCP connect succeeded)? ``NULL``: unknown."""
+    control_reachable: Mapped[bool | None] = mapped_column(Boolean)
+    """Did the control vantage answer? ``NULL``: no control configured, or unknown."""
+
+
+class Network(Base):
+    """A network the probe measured from: ASN and country, never an address."""
+
+    __tablename__ = "networks"
+
+    asn: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """OONI style, ``AS1234`` (``AS0`` when unknown)."""
+    cc: Mapped[str] = mapped_column(String(2), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, default="")
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Target(Base):
+    """A URL ever measured, with its citizenlab test-list metadata."""
+
+    __tablename__ = "targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str] = mapped_column(Text, unique=True)
+    category_code: Mapped[str] = mapped_column(Text, default="")
+    category_description: Mapped[str] = mapped_column(Text, default="")
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class MeasurementRecord(Base):
+    """One stored measurement: summary columns beside the full OONI JSON."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (
+        # One series per target and network: what patterns scans, and (index-only) the latest
+        # measurement of each for failing_query. A target's series over all networks uses its prefix.
+        Index(None, "target_id", "probe_asn", "measured_at"),
+        Index(None, "probe_asn", "measured_at"),
+        Index(None, "measured_at"),
+        Index(None, "mechanism"),
+        Index(None, "round_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    """The measurement's own ``id`` (a UUID4, df-000-base)."""
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
+    target_id: Mapped[int] = mapped_column(ForeignKey("targets.id"))
+    input: Mapped[str] = mapped_column(Text)
+    """The URL measured (OONI ``input``)."""
+    measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    """OONI ``measurement_start_time``."""
+    runtime_s: Mapped[float] = mapped_column(Float)
+    probe_asn: Mapped[str] = mapped_column(String(16))
+    probe_cc: Mapped[str] = mapped_column(String(2))
+    blocking: Mapped[str | None] = mapped_column(String(16))
+    """One of :data:`BLOCKING_VALUES`, or ``NULL``."""
+    accessible: Mapped[bool | None] = mapped_column(Boolean)
+    mechanism: Mapped[str | None] = mapped_column(Text)
+    confirmed: Mapped[str | None] = mapped_column(Text)
+    """The name of the fingerprint that matched, if any."""
+    dns_consistency: Mapped[str | None] = mapped_column(String(16))
+    dns_failure: Mapped[str | None] = mapped_column(Text)
+    tcp_failure: Mapped[str | None] = mapped_column(Text)
+    tls_failure: Mapped[str | None] = mapped_column(Text)
+    http_failure: Mapped[str | None] = mapped_column(Text)
+    control_failure: Mapped[str | None] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    """The whole measurement, OONI JSON, exactly as :func:`probe.serialize.to_json` wrote it."""
+
+
+# --- what the store reads back ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TargetInfo:
+    """Test-list metadata of one URL, given to :meth:`~measurements.store.Store.finish_round`."""
+
+    url: str
+    category_code: str = ""
+    category_description: str = ""
+
+
+class MeasurementRow(NamedTuple):
+    """One measurement as exported: the summary columns (CSV) and, on request, the body (JSONL)."""
+
+    uuid: str
+    measured_at: datetime
+    input: str
+    category_code: str
+    probe_asn: str
+    probe_cc: str
+    runtime_s: float
+    blocking: str | None
+    accessible: bool | None
+    mechanism: str | None
+    confirmed: str | None
+    dns_consistency: str | None
+    dns_failure: str | None
+    tcp_failure: str | None
+    tls_failure: str | None
+    http_failure: str | None
+    control_failure: str | None
+    round_id: int
+    body: str | None
+    """The OONI JSON text; ``None`` unless asked for (``with_body=True``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoundInfo:
+    """A ``rounds`` row, as ``probe status`` shows it."""
+
+    id: int
+    started_at: datetime
+    ended_at: datetime | None
+    status: str
+    probe_asn: str
+    probe_cc: str
+    software_version: str
+    config_digest: str
+    n_targets: int
+    n_measurements: int
+    n_failed: int
+    n_errors: int
+    network_up: bool | None
+    control_reachable: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class FailingTarget:
+    """A target whose latest measurement on one network was blocked or failed."""
+
+    url: str
+    category_code: str
+    probe_asn: str
+    probe_cc: str
+    measured_at: datetime
+    blocking: str | None
+    accessible: bool | None
+    mechanism: str | None
+    confirmed: str | None
+    failure: str | None
+    """The first failure among DNS, TCP, TLS and HTTP, in that order."""
+
+
+AnySelect = Select[*tuple[Any, ...]]
+"""A SELECT of any columns (SQLAlchemy 2.1's variadic typing)."""
+
+
+def normalize_asn(asn: str | int) -> str:
+    """``1234``, ``"1234"``, ``"as1234"`` → ``"AS1234"`` (OONI's spelling, as stored)."""
+    text = str(asn).strip().upper().removeprefix("AS")
+    if not text.isdigit():
+        raise ValueError(f"not an ASN: {asn!r} (expected AS1234 or 1234)")
+    return f"AS{int(text)}"
+
+
+def measurement_query(
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    target: str | None = None,
+    asn: str | int | None = None,
+    with_body: bool = False,
+) -> AnySelect:
+    """The SELECT behind :meth:`~measurements.store.Store.iter_measurements`, time-ordered.
+
+    Its columns are :class:`MeasurementRow`'s, in order.
+
+    Raises:
+        ValueError: *asn* is not an ASN.
+    """
+    m, t = MeasurementRecord, Target
+    stmt = select(
+        m.uuid, m.measured_at, m.input, t.category_code, m.probe_asn, m.probe_cc, m.runtime_s,
+        m.blocking, m.accessible, m.mechanism, m.confirmed, m.dns_consistency, m.dns_failure,
+        m.tcp_failure, m.tls_failure, m.http_failure, m.control_failure, m.round_id,
+        m.body if with_body else null().label("body"),
+    ).join_from(m, t, m.target_id == t.id)  # fmt: skip
+    if since is not None:
+        stmt = stmt.where(m.measured_at >= since)
+    if until is not None:
+        stmt = stmt.where(m.measured_at < until)
+    if target is not None:
+        stmt = stmt.where(m.target_id == select(t.id).where(t.url == target).scalar_subquery())
+    if asn is not None:
+        stmt = stmt.where(m.probe_asn == normalize_asn(asn))
+    return stmt.order_by(m.measured_at, m.id)
+
+
+def failing_query(*, since: datetime | None = None) -> AnySelect:
+    """The SELECT behind :meth:`~measurements.store.Store.failing_targets` (:class:`FailingTarget` columns).
+
+    The latest measurement of each (target, network) is found on the
+    ``(target_id, probe_asn, measured_at)`` index alone, so this stays fast on millions of
+    rows; the predicate is :func:`measurements.summary.is_failed`'s, in SQL.
+    """
+    m, t = MeasurementRecord, Target
+    groups = select(m.target_id, m.probe_asn, func.max(m.measured_at).label("at")).group_by(
+        m.target_id, m.probe_asn
+    )
+    if since is not None:
+        groups = groups.where(m.measured_at >= since)
+    g = groups.subquery()
+    at_latest = and_(m.target_id == g.c.target_id, m.probe_asn == g.c.probe_asn, m.measured_at == g.c.at)
+    latest = (
+        select(func.max(m.id)).join(g, at_latest).group_by(m.target_id, m.probe_asn)
+    )  # ties: last written
+    failed = or_(
+        and_(m.blocking.is_not(None), m.blocking != "false"),
+        m.accessible.is_(False),
+        m.dns_failure.is_not(None),
+        m.http_failure.is_not(None),
+    )
+    failure = func.coalesce(m.dns_failure, m.tcp_failure, m.tls_failure, m.http_failure).label("failure")
+    stmt = select(
+        t.url, t.category_code, m.probe_asn, m.probe_cc, m.measured_at, m.blocking, m.accessible, m.mechanism,
+        m.confirmed, failure,
+    ).join_from(m, t, m.target_id == t.id).where(m.id.in_(latest), failed)  # fmt: skip
+    return stmt.order_by(t.url, m.probe_asn)

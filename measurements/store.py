@@ -1,0 +1,467 @@
+"""The measurement store: write a round atomically, read measurements back with filters.
+
+``open_store(None)`` is SQLite at the platform data directory; any SQLAlchemy URL works
+otherwise (``postgresql://…`` uses psycopg 3). SQLite runs in WAL mode with a 10 s busy
+timeout, so an export reading while the daemon writes never sees "database is locked", and
+``synchronous=NORMAL``, which in WAL mode loses nothing committed when a process dies.
+
+A round is two transactions: :meth:`Store.begin_round` commits a ``running`` row (the
+heartbeat that the probe was up), and :meth:`Store.finish_round` writes every measurement
+and marks the round ``complete`` in one transaction, so a ``kill -9`` at any moment leaves
+either the whole round or none of its measurements. A daemon calls
+:meth:`Store.mark_interrupted` once at start-up for the rounds a crash left ``running``.
+
+Every failure of the database (bad URL, missing driver, unreadable, read-only, full, not a
+database) surfaces as one :class:`~probe.errors.StorageError` whose one-line message names
+the database and the problem.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+
+from measurements import migrations
+from measurements.schema import (
+    AnySelect,
+    FailingTarget,
+    MeasurementRecord,
+    MeasurementRow,
+    Network,
+    Round,
+    RoundInfo,
+    Target,
+    TargetInfo,
+    failing_query,
+    measurement_query,
+)
+from measurements.summary import Heartbeat, heartbeat_of, is_failed, stored_row
+from probe.errors import StorageError
+from probe.model import Measurement
+
+__all__ = ["FailingTarget", "MeasurementRow", "RoundInfo", "Store", "TargetInfo", "open_store"]
+
+BUSY_TIMEOUT_MS = 10_000
+_CHUNK = 500  # keys per IN (...) list and rows per prune transaction step: well under SQLite's limits
+
+
+def default_path() -> Any:
+    """``measurements.sqlite3`` in the platform's user data directory for ``reachprobe``."""
+    import platformdirs
+
+    return platformdirs.user_data_path("reachprobe", appauthor=False) / "measurements.sqlite3"
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (creating and migrating as needed) the store at *url*.
+
+    Args:
+        url: a SQLAlchemy database URL; ``None`` for SQLite at :func:`default_path`.
+
+    Returns:
+        A ready :class:`Store`, its schema at the newest migration.
+
+    Raises:
+        StorageError: the URL is invalid, its driver is missing, or the database cannot be
+            opened, read or migrated (one line naming the database and the problem).
+    """
+    if url is None:
+        path = default_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{path}: cannot create the data directory: {exc.strerror}") from exc
+        sa_url = URL.create("sqlite", database=str(path))
+    else:
+        try:
+            sa_url = make_url(url)
+        except ArgumentError as exc:
+            raise StorageError(f"{url}: not a database URL (e.g. sqlite:///path or postgresql://…)") from exc
+    if sa_url.drivername == "postgresql":
+        sa_url = sa_url.set(drivername="postgresql+psycopg")
+    name = _display_name(sa_url)
+    try:
+        engine = _engine(sa_url)
+    except NoSuchModuleError as exc:
+        problem = f"unknown database type {sa_url.get_backend_name()!r} (use sqlite or postgresql)"
+        raise StorageError(f"{name}: cannot open: {problem}") from exc
+    except (ArgumentError, ImportError) as exc:
+        raise StorageError(f"{name}: cannot open: {_reason(exc)}") from exc
+    store = Store(engine, name)
+    try:
+        with store._guard("open"):
+            migrations.upgrade(engine)
+    except Exception:
+        engine.dispose()
+        raise
+    return store
+
+
+class Store:
+    """A handle on one measurement database. Thread-safe; cheap to keep open for a daemon's life."""
+
+    def __init__(self, engine: Engine, name: str) -> None:
+        self._engine = engine
+        self.name = name
+        """The database as shown in messages: the SQLite file, or the URL without password."""
+
+    def close(self) -> None:
+        """Release every connection."""
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def begin_round(
+        self,
+        *,
+        started_at: datetime | None = None,
+        probe_asn: str = "AS0",
+        probe_cc: str = "ZZ",
+        software_version: str = "",
+        config_digest: str = "",
+        n_targets: int = 0,
+    ) -> int:
+        """Commit a new ``running`` round and return its id.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        values = {
+            "started_at": started_at or datetime.now(UTC),
+            "status": "running",
+            "probe_asn": probe_asn,
+            "probe_cc": probe_cc,
+            "software_version": software_version,
+            "config_digest": config_digest,
+            "n_targets": n_targets,
+        }
+        with self._write("start a round") as conn:
+            (round_id,) = conn.execute(insert(Round).values(values)).inserted_primary_key or (None,)
+        assert isinstance(round_id, int)
+        return round_id
+
+    def finish_round(
+        self,
+        round_id: int,
+        measurements: Sequence[Measurement],
+        *,
+        targets: Iterable[TargetInfo] = (),
+        heartbeat: Heartbeat | None = None,
+        ended_at: datetime | None = None,
+    ) -> None:
+        """Store *measurements* and mark round *round_id* complete, in one transaction.
+
+        Args:
+            round_id: from :meth:`begin_round`. A round another process marked
+                ``interrupted`` meanwhile is completed all the same: its data is genuine.
+            measurements: the round's measurements (their ``probe_ip`` is never stored).
+            targets: test-list metadata (category) for the URLs; unknown URLs get none.
+            heartbeat: the round's heartbeat; derived from *measurements* when omitted.
+            ended_at: defaults to now.
+
+        Raises:
+            StorageError: the round does not exist or is already complete, a measurement
+                has a malformed start time, or the database cannot be written. Nothing of
+                the round is stored then; the call can be retried.
+        """
+        action = f"write round {round_id}"
+        try:
+            rows = [stored_row(m) for m in measurements]
+        except ValueError as exc:
+            raise StorageError(f"{self.name}: cannot {action}: {exc}") from exc
+        beat = heartbeat or heartbeat_of(measurements)
+        ended = ended_at or datetime.now(UTC)
+        meta = {t.url: t for t in targets}
+        for row in rows:
+            meta.setdefault(row["input"], TargetInfo(row["input"]))
+        networks = {(m.probe_asn, m.probe_cc): m.probe_network_name for m in measurements}
+        failed = sum(map(is_failed, rows))
+        with self._write(action) as conn:
+            status = conn.execute(select(Round.status).where(Round.id == round_id)).scalar()
+            if status is None or status == "complete":
+                problem = "no such round" if status is None else "the round is already complete"
+                raise StorageError(f"{self.name}: cannot {action}: {problem}")
+            ids = _target_ids(conn, meta, ended)
+            _record_networks(conn, networks, ended)
+            if rows:
+                for row in rows:
+                    row["round_id"], row["target_id"] = round_id, ids[row["input"]]
+                conn.execute(insert(MeasurementRecord), rows)
+            conn.execute(
+                update(Round)
+                .where(Round.id == round_id)
+                .values(
+                    status="complete",
+                    ended_at=ended,
+                    n_measurements=len(rows),
+                    n_failed=failed,
+                    n_errors=beat.n_errors,
+                    network_up=beat.network_up,
+                    control_reachable=beat.control_reachable,
+                )
+            )
+
+    def mark_interrupted(self, round_id: int | None = None) -> int:
+        """Mark rounds still ``running`` as ``interrupted`` and return how many were.
+
+        Call it once when a daemon starts (a crash left them running), or with the id of
+        the round in flight on a shutdown that cannot wait for it. Not from commands that
+        may run beside a daemon: its round in flight would be marked too.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        stmt = update(Round).where(Round.status == "running").values(status="interrupted")
+        if round_id is not None:
+            stmt = stmt.where(Round.id == round_id)
+        with self._write("mark interrupted rounds") as conn:
+            return conn.execute(stmt).rowcount
+
+    def prune(self, older_than: datetime) -> int:
+        """Delete measurements taken before *older_than*, and rounds left without any.
+
+        Deletes in small transactions, so a daemon's round never waits long behind it.
+        The SQLite file keeps its size (pages are reused); ``VACUUM`` shrinks it.
+
+        Returns:
+            The number of measurements deleted.
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        m = MeasurementRecord
+        doomed = select(m.id).where(m.measured_at < older_than).limit(_CHUNK)
+        total = 0
+        while True:
+            with self._write("prune old measurements") as conn:
+                n = conn.execute(delete(m).where(m.id.in_(doomed))).rowcount
+            total += n
+            if n < _CHUNK:
+                break
+        empty = ~select(m.id).where(m.round_id == Round.id).exists()
+        with self._write("prune old rounds") as conn:
+            conn.execute(delete(Round).where(Round.started_at < older_than, Round.status != "running", empty))
+        return total
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def iter_measurements(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        target: str | None = None,
+        asn: str | int | None = None,
+        with_body: bool = False,
+        batch: int = 1000,
+    ) -> Generator[MeasurementRow, None, None]:
+        """Stream measurements in time order, in constant memory, from one consistent snapshot.
+
+        Args:
+            since: measurements at or after this instant (naive means UTC).
+            until: measurements before this instant.
+            target: only this exact URL.
+            asn: only this network: ``"AS1234"``, ``"1234"`` or ``1234``.
+            with_body: also fetch the OONI JSON (for JSONL); otherwise ``body`` is ``None``.
+            batch: rows fetched per round trip (a server-side cursor on PostgreSQL).
+
+        Raises:
+            StorageError: the database cannot be read (also while iterating).
+        """
+        stmt = measurement_query(since=since, until=until, target=target, asn=asn, with_body=with_body)
+        make = MeasurementRow._make
+        for row in self.stream(stmt, batch=batch):
+            yield make(row)
+
+    def stream(self, stmt: AnySelect, *, batch: int = 1000) -> Generator[Sequence[Any], None, None]:
+        """Run a SELECT over this store's tables and stream its rows from one snapshot.
+
+        Constant memory: *batch* rows at a time (a server-side cursor on PostgreSQL).
+
+        Raises:
+            StorageError: the database cannot be read (also while iterating).
+        """
+        with (
+            self._guard("read measurements"),
+            self._engine.connect() as conn,
+            conn.execution_options(yield_per=batch).execute(stmt) as result,
+        ):
+            for rows in result.partitions():  # a list per batch: cheaper than SQLAlchemy's row-at-a-time
+                yield from rows
+
+    def last_rounds(self, n: int = 10) -> list[RoundInfo]:
+        """The *n* most recently started rounds, newest first.
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        stmt = select(Round.__table__).order_by(Round.started_at.desc(), Round.id.desc()).limit(n)
+        with self._guard("read rounds"), self._engine.connect() as conn:
+            return [RoundInfo(**row._asdict()) for row in conn.execute(stmt)]
+
+    def failing_targets(self, *, since: datetime | None = None) -> list[FailingTarget]:
+        """Targets whose latest measurement (per network) was blocked or failed.
+
+        Args:
+            since: only consider measurements from then on (keeps ``probe status`` fast on
+                a large store, and forgets targets no longer measured).
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        with self._guard("read failing targets"), self._engine.connect() as conn:
+            return [FailingTarget(**row._asdict()) for row in conn.execute(failing_query(since=since))]
+
+    def size_bytes(self) -> int | None:
+        """The database's size on disk (SQLite file + WAL; PostgreSQL database), ``None`` if unknown.
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        dialect = self._engine.dialect.name
+        if dialect == "sqlite":
+            path = self._engine.url.database or ""
+            return sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.isfile(p))
+        if dialect == "postgresql":
+            with self._guard("read the database size"), self._engine.connect() as conn:
+                return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar_one())
+        return None
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    @contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Translate every database failure inside into one :class:`StorageError`."""
+        try:
+            yield
+        except StorageError:
+            raise
+        except (SQLAlchemyError, OSError, migrations.UnknownRevision) as exc:
+            raise StorageError(f"{self.name}: cannot {action}: {_reason(exc)}") from exc
+
+    @contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never fails half-way on a lock)."""
+        with self._guard(action), self._engine.connect() as conn:
+            conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+
+def _engine(url: URL) -> Engine:
+    if url.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        # Transactions are begun by _begin below: pysqlite's own implicit BEGIN is deferred and
+        # would let a read transaction fail to upgrade to a write under contention.
+        dbapi_conn.isolation_level = None
+        for pragma in (
+            f"busy_timeout = {BUSY_TIMEOUT_MS}",
+            "journal_mode = WAL",
+            "synchronous = NORMAL",
+            "foreign_keys = ON",
+        ):
+            dbapi_conn.execute(f"PRAGMA {pragma}").close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
+
+    return engine
+
+
+def _target_ids(conn: Connection, meta: dict[str, TargetInfo], now: datetime) -> dict[str, int]:
+    """Ids of the URLs in *meta*: new ones inserted, categories refreshed where *meta* has one."""
+    t, urls = Target, list(meta)
+    new = [{"url": u, "category_code": m.category_code, "category_description": m.category_description,
+            "first_seen_at": now} for u, m in meta.items()]  # fmt: skip
+    if new:
+        conn.execute(_insert_ignore(conn, t.__table__, ["url"]), new)
+    known = [
+        {"u": u, "cc": m.category_code, "cd": m.category_description}
+        for u, m in meta.items()
+        if m.category_code
+    ]
+    if known:
+        changed = or_(t.category_code != bindparam("cc"), t.category_description != bindparam("cd"))
+        stmt = update(t).where(t.url == bindparam("u"), changed)
+        conn.execute(stmt.values(category_code=bindparam("cc"), category_description=bindparam("cd")), known)
+    ids: dict[str, int] = {}
+    for i in range(0, len(urls), _CHUNK):
+        ids.update(
+            (url, id_)
+            for url, id_ in conn.execute(select(t.url, t.id).where(t.url.in_(urls[i : i + _CHUNK])))
+        )
+    return ids
+
+
+def _record_networks(conn: Connection, networks: dict[tuple[str, str], str], now: datetime) -> None:
+    """Insert new (ASN, country) pairs; refresh ``last_seen_at`` (and the name, when known) of all."""
+    n = Network
+    for (asn, cc), name in networks.items():
+        row = {"asn": asn, "cc": cc, "name": name, "first_seen_at": now, "last_seen_at": now}
+        conn.execute(_insert_ignore(conn, n.__table__, ["asn", "cc"]), row)
+        fresh: dict[str, Any] = {"last_seen_at": now, **({"name": name} if name else {})}
+        conn.execute(update(n).where(n.asn == asn, n.cc == cc).values(fresh))
+
+
+def _insert_ignore(conn: Connection, table: Any, keys: list[str]) -> Any:
+    """``INSERT … ON CONFLICT (keys) DO NOTHING``: safe when two probes share a PostgreSQL database."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=keys)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
+    return insert(table)  # other backends: writers are not expected to race
+
+
+def _display_name(url: URL) -> str:
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
+
+
+def _reason(exc: BaseException) -> str:
+    """The cause of *exc* on one line (the driver's message, not SQLAlchemy's wrapping)."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, ModuleNotFoundError):
+        return f"the database driver {exc.name!r} is not installed"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    reason = " ".join(lines) or type(exc).__name__
+    code = getattr(exc, "sqlite_errorname", "")  # e.g. SQLITE_IOERR_WRITE: which I/O failed
+    return f"{reason} ({code})" if code.startswith("SQLITE_IOERR_") else reason

@@ -1,0 +1,127 @@
+"""Summary columns derived from a :class:`~probe.model.Measurement`, and a round's heartbeat.
+
+These are read off the measurement as the probe recorded it — never re-derived from the
+stored JSON text — so the columns and the body cannot disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from probe.model import Measurement
+from probe.serialize import to_json
+
+OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+"""df-000-base ``measurement_start_time``: UTC, second precision."""
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """What a round says about the network as a whole, stored on its ``rounds`` row.
+
+    A gap with no round at all means the probe was offline; a round with ``network_up``
+    false means the probe ran and could reach nothing (a shutdown, or the volunteer's link).
+    """
+
+    network_up: bool | None
+    """Did any TCP connect of the round succeed? ``None``: nothing was measured."""
+    control_reachable: bool | None
+    """Did the control vantage answer at least once? ``None``: no control was asked."""
+    n_errors: int = 0
+    """Targets that produced no measurement (the measurement itself raised)."""
+
+
+def parse_ooni_time(text: str) -> datetime:
+    """Parse OONI's ``YYYY-MM-DD hh:mm:ss`` (UTC) into an aware datetime.
+
+    Raises:
+        ValueError: *text* is not in that format.
+    """
+    return datetime.strptime(text, OONI_TIME_FORMAT).replace(tzinfo=UTC)
+
+
+def blocking_text(blocking: bool | str | None) -> str | None:
+    """The ``blocking`` verdict as stored: ``False`` → ``"false"``, a string as is, ``None`` → NULL."""
+    if blocking is None:
+        return None
+    if isinstance(blocking, bool):
+        return "true" if blocking else "false"
+    return blocking
+
+
+def summary_columns(m: Measurement) -> dict[str, Any]:
+    """The ``measurements`` summary columns of *m* (everything but ids and ``body``).
+
+    Raises:
+        ValueError: ``measurement_start_time`` is not in OONI's format.
+    """
+    tk = m.test_keys
+    return {
+        "uuid": m.id,
+        "input": m.input,
+        "measured_at": parse_ooni_time(m.measurement_start_time),
+        "runtime_s": float(m.test_runtime),
+        "probe_asn": m.probe_asn,
+        "probe_cc": m.probe_cc,
+        "blocking": blocking_text(tk.blocking),
+        "accessible": tk.accessible,
+        "mechanism": tk.mechanism,
+        "confirmed": tk.confirmed,
+        "dns_consistency": tk.dns_consistency,
+        "dns_failure": tk.dns_experiment_failure,
+        "tcp_failure": next((c.status.failure for c in tk.tcp_connect if c.status.failure), None),
+        "tls_failure": next((h.failure for h in tk.tls_handshakes if h.failure), None),
+        "http_failure": tk.http_experiment_failure,
+        "control_failure": tk.control_failure,
+    }
+
+
+def is_failed(row: Mapping[str, Any]) -> bool:
+    """Was this measurement blocked or failed, judging by its summary columns?
+
+    True for an anomaly (``blocking`` is a mechanism), a site found down (``accessible``
+    false), or a failed DNS lookup or fetch. Not for ``blocking`` null alone: without a
+    control every verdict is null, yet a page that loaded has not failed.
+    :func:`measurements.schema.failing_query` asks the same in SQL.
+    """
+    blocking = row["blocking"]
+    return (
+        (blocking is not None and blocking != "false")
+        or row["accessible"] is False
+        or row["dns_failure"] is not None
+        or row["http_failure"] is not None
+    )
+
+
+def stored_row(m: Measurement) -> dict[str, Any]:
+    """The ``measurements`` row of *m* (ids aside): summary columns and the OONI JSON body.
+
+    The body never carries the volunteer's address: ``probe_ip`` is forced to OONI's
+    ``127.0.0.1`` marker whatever the measurement held.
+
+    Raises:
+        ValueError: ``measurement_start_time`` is not in OONI's format.
+    """
+    if m.probe_ip != "127.0.0.1":
+        m = dataclasses.replace(m, probe_ip="127.0.0.1")
+    return {**summary_columns(m), "body": to_json(m)}
+
+
+def heartbeat_of(measurements: Sequence[Measurement], *, n_errors: int = 0) -> Heartbeat:
+    """Derive a round's heartbeat from its measurements.
+
+    ``network_up`` is true when any TCP connect succeeded, false when measurements exist
+    and none did, ``None`` when there are none. ``control_reachable`` is true when any
+    measurement has a control response, false when control was asked and always failed,
+    ``None`` when no measurement asked for control.
+    """
+    if not measurements:
+        return Heartbeat(network_up=None, control_reachable=None, n_errors=n_errors)
+    network_up = any(c.status.success for m in measurements for c in m.test_keys.tcp_connect)
+    asked = [m for m in measurements if m.test_keys.control is not None or m.test_keys.control_failure]
+    control = any(m.test_keys.control is not None for m in asked) if asked else None
+    return Heartbeat(network_up=network_up, control_reachable=control, n_errors=n_errors)

@@ -1,0 +1,182 @@
+"""``mechanism`` and ``confirmed``: reachprobe's finer label on top of OONI's verdict.
+
+The first rule that applies gives the label:
+
+1. **Artefacts.** A known fingerprint is proof whatever the diff says:
+   a DNS answer of any non-DoH lookup matching a DNS fingerprint → ``dns.blockpage``; else,
+   walking the HTTP responses in time order, the first matching a body or header fingerprint
+   → ``http.redirect`` for a 3xx (e.g. a ``Location`` to Wateen's restrict page) or
+   ``http.blockpage`` for any other status. ``confirmed`` is the fingerprint's name when it
+   :attr:`~probe.fingerprints.Fingerprint.is_censorship`; an opt-in filter (Nayatel Safeweb),
+   an institutional filter or a vague word names the mechanism but leaves ``confirmed`` null
+   (its notes say why).
+2. **Nothing measured** (no step at all) → ``None``.
+3. **No control and nothing decided** (``blocking`` null without a control, or rule 5.1a, where
+   OONI writes ``(false, true)`` for a failed lookup it could not check) → ``control.unreachable``.
+4. ``blocking`` null with a control (no rule matched) → ``down``.
+5. ``blocking`` false → ``ok`` when accessible, ``down`` when not.
+6. ``blocking == "dns"``: rule 6 → ``dns.localhost``; a failed lookup decided → by its failure;
+   else, among the depth-0 system-resolver answers the control did not give, a loopback
+   address → ``dns.localhost``, another bogon → ``dns.bogon``; else an unexpected depth-0
+   lookup failure → by its failure; else (addresses that are neither the control's nor in its
+   networks, or "ghost" answers) → ``dns.blockpage``, unconfirmed.
+   DNS failures: NXDOMAIN, NODATA (``dns_no_answer``) → ``dns.nxdomain``; timeouts and
+   ``dns_temporary_failure`` → ``dns.timeout``; ``dns_refused_error`` → ``dns.refused``;
+   anything else → ``dns.servfail``.
+7. ``"tcp_ip"``, or ``"http-failure"`` decided by a connect: ``connection_refused`` and ICMP
+   rejections (host/network unreachable) → ``tcp.refused``; ``connection_reset``/``aborted`` →
+   ``tcp.reset``; anything else (timeouts above all) → ``tcp.timeout``.
+8. ``"http-failure"`` decided by a TLS handshake (the control's handshake, or its fetch after a
+   redirect, succeeded): ``connection_reset`` → ``tls.reset.sni`` (TCP got through, so the
+   ClientHello, i.e. the SNI, drew the reset); a certificate the control did not get
+   (``ssl_unknown_authority``, ``ssl_invalid_hostname``, ``ssl_invalid_certificate``) →
+   ``tls.mitm``; timeouts → ``tls.timeout``; anything else (FIN, alert) → ``tls.eof``.
+9. ``"http-failure"`` decided by an HTTP round trip: certificate errors → ``tls.mitm``;
+   timeouts → ``http.timeout``; anything else (reset, FIN, garbage) → ``http.reset``.
+10. ``"http-diff"`` → ``http.diff``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from probe import failures
+from probe.analysis.decision import Decision
+from probe.analysis.dns_consistency import is_aaaa_no_answer
+from probe.analysis.observations import Kind, Observation
+from probe.fingerprints import Fingerprint, FingerprintDB
+from probe.http import REDIRECT_CODES
+from probe.ipinfo import IPNetwork, is_bogon, is_loopback
+from probe.model import ControlResponse, WebConnectivityTestKeys
+
+TIMEOUTS = frozenset({failures.GENERIC_TIMEOUT, failures.TIMED_OUT})
+CERTIFICATE_ERRORS = frozenset(
+    {failures.SSL_UNKNOWN_AUTHORITY, failures.SSL_INVALID_HOSTNAME, failures.SSL_INVALID_CERTIFICATE}
+)
+_DNS_NXDOMAIN = frozenset({failures.DNS_NXDOMAIN, failures.DNS_NO_ANSWER, "android_dns_cache_no_data"})
+_DNS_TIMEOUT = TIMEOUTS | {failures.DNS_TEMPORARY_FAILURE}
+_TCP_REFUSED = frozenset(
+    {failures.CONNECTION_REFUSED, failures.HOST_UNREACHABLE, failures.NETWORK_UNREACHABLE}
+)
+_TCP_RESET = frozenset({failures.CONNECTION_RESET, failures.CONNECTION_ABORTED})
+
+
+def label(
+    keys: WebConnectivityTestKeys,
+    decision: Decision,
+    control: ControlResponse | None,
+    fingerprints: FingerprintDB,
+    observations: Iterable[Observation],
+    *,
+    public_networks: Iterable[IPNetwork] = (),
+) -> tuple[str | None, str | None]:
+    """The mechanism of *keys* given its *decision*; *public_networks* are never bogons.
+
+    Returns:
+        ``(mechanism, confirmed)``; see the module docstring for the rules.
+    """
+    artefact = _artefact(keys, fingerprints)
+    if artefact is not None:
+        mechanism, fingerprint = artefact
+        return mechanism, fingerprint.name if fingerprint.is_censorship else None
+    if not (keys.queries or keys.tcp_connect or keys.tls_handshakes or keys.requests):
+        return None, None
+    if decision.rule == "5.1a" or (decision.blocking is None and control is None):
+        return "control.unreachable", None
+    if decision.blocking is None:
+        return "down", None
+    if decision.blocking is False:
+        return ("ok" if decision.accessible else "down"), None
+    if decision.blocking == "dns":
+        return _dns(decision, control, observations, tuple(public_networks)), None
+    if decision.blocking == "http-diff":
+        return "http.diff", None
+    entry = decision.entry
+    failure = entry.failure if entry is not None else None
+    if entry is not None and entry.kind is Kind.TLS:
+        return tls_label(failure), None
+    if entry is not None and entry.kind is Kind.HTTP:
+        return http_label(failure), None
+    return tcp_label(failure), None
+
+
+def dns_label(failure: str | None) -> str:
+    """The mechanism of a DNS lookup that failed with *failure*."""
+    if failure in _DNS_NXDOMAIN:
+        return "dns.nxdomain"
+    if failure in _DNS_TIMEOUT:
+        return "dns.timeout"
+    if failure == failures.DNS_REFUSED:
+        return "dns.refused"
+    return "dns.servfail"
+
+
+def tcp_label(failure: str | None) -> str:
+    """The mechanism of a TCP connect that failed with *failure*."""
+    if failure in _TCP_REFUSED:
+        return "tcp.refused"
+    if failure in _TCP_RESET:
+        return "tcp.reset"
+    return "tcp.timeout"
+
+
+def tls_label(failure: str | None) -> str:
+    """The mechanism of a TLS handshake that failed with *failure* while the control's worked."""
+    if failure == failures.CONNECTION_RESET:
+        return "tls.reset.sni"
+    if failure in CERTIFICATE_ERRORS:
+        return "tls.mitm"
+    if failure in TIMEOUTS:
+        return "tls.timeout"
+    return "tls.eof"
+
+
+def http_label(failure: str | None) -> str:
+    """The mechanism of an HTTP round trip that failed with *failure* while the control's worked."""
+    if failure in CERTIFICATE_ERRORS:
+        return "tls.mitm"
+    if failure in TIMEOUTS:
+        return "http.timeout"
+    return "http.reset"
+
+
+def _artefact(keys: WebConnectivityTestKeys, fingerprints: FingerprintDB) -> tuple[str, Fingerprint] | None:
+    for query in keys.queries:
+        if query.engine == "doh":
+            continue
+        names = (*query.addresses, *(a.hostname or "" for a in query.answers if a.answer_type == "CNAME"))
+        found = fingerprints.match_dns(names)
+        if found is not None:
+            return "dns.blockpage", found
+    for transaction in reversed(keys.requests):  # time order: the censor's first move wins
+        response = transaction.response
+        if response is None:
+            continue
+        found = fingerprints.match_http(response)
+        if found is not None:
+            return ("http.redirect" if response.code in REDIRECT_CODES else "http.blockpage"), found
+    return None
+
+
+def _dns(
+    decision: Decision,
+    control: ControlResponse | None,
+    observations: Iterable[Observation],
+    public: tuple[IPNetwork, ...],
+) -> str:
+    entry = decision.entry
+    if decision.rule == "6":
+        return "dns.localhost"
+    if entry is not None and entry.kind is Kind.DNS and entry.failure is not None:
+        return dns_label(entry.failure)
+    depth0 = [obs.query for obs in observations if obs.kind is Kind.DNS and obs.depth == 0 and obs.query]
+    expected = set(control.dns.addrs) if control is not None else set()
+    unexplained = [a for q in depth0 if q.failure is None for a in q.addresses if a not in expected]
+    if any(is_loopback(a) for a in unexplained):
+        return "dns.localhost"
+    if any(is_bogon(a, public=public) for a in unexplained):
+        return "dns.bogon"
+    failed = [q for q in depth0 if q.failure is not None and not is_aaaa_no_answer(q)]
+    if failed and not (control is not None and control.dns.failure is not None):
+        return dns_label(failed[0].failure)
+    return "dns.blockpage"

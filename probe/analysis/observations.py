@@ -1,0 +1,157 @@
+"""The "classic" observations of one measurement, flattened and sorted for the decision walk.
+
+This is OONI's minipipeline reduced to what the classic analysis reads
+(``minipipeline/observation.go``, ``classic.go``, ``analysis.go`` ``NewLinearWebAnalysis``):
+
+- one DNS observation per ``classic``-tagged lookup (the system resolver), DoH excluded; a
+  successful lookup without addresses yields none, as in OONI;
+- one endpoint observation per ``classic``-tagged TCP connect (an address the system
+  resolver returned), upgraded by the TLS handshake and then the HTTP round trip made on it.
+  Its ``kind`` is the last operation reached (DNS < TCP < TLS < HTTP) and its ``failure`` that
+  operation's failure. Steps join on ``transaction_id`` when it is positive, else on
+  (``ip:port``, depth); a ``classic`` HTTP transaction that joins no connect stands alone.
+
+:func:`linear` sorts them like OONI: depth descending (no depth last), then kind descending
+(HTTP > TLS > TCP > DNS), then successes before failures (failures in string order), then
+transaction id descending.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+from probe.model import DNSQuery, HTTPTransaction, TCPConnect, TLSHandshake, WebConnectivityTestKeys
+from probe.tcp import endpoint
+
+CLASSIC: Final = "classic"
+FINAL_STATUS_CLASSES: Final = frozenset({2, 4, 5})
+
+
+class Kind(IntEnum):
+    """The last operation an observation reached; larger sorts first."""
+
+    DNS = 0
+    TCP = 1
+    TLS = 2
+    HTTP = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One DNS lookup, or one endpoint with everything done on it."""
+
+    kind: Kind
+    depth: int | None
+    failure: str | None
+    """The failure of the last operation reached; ``None`` when it succeeded."""
+    transaction_id: int = 0
+    query: DNSQuery | None = None
+    tcp: TCPConnect | None = None
+    tls: TLSHandshake | None = None
+    http: HTTPTransaction | None = None
+
+    @property
+    def address(self) -> str:
+        """``ip:port`` of an endpoint observation; ``""`` for a DNS one."""
+        if self.tcp is not None:
+            return endpoint(self.tcp.ip, self.tcp.port)
+        if self.http is not None:
+            return self.http.address
+        return ""
+
+    @property
+    def is_final_response(self) -> bool:
+        """A successful HTTP round trip with a 2xx, 4xx or 5xx status (OONI's "final")."""
+        response = self.http.response if self.http is not None else None
+        return (
+            self.kind is Kind.HTTP
+            and self.failure is None
+            and response is not None
+            and response.code // 100 in FINAL_STATUS_CLASSES
+        )
+
+    @property
+    def over_tls(self) -> bool:
+        """The response came over a TLS handshake that succeeded.
+
+        Without a recorded handshake (an HTTP transaction that joined no endpoint) the URL
+        scheme decides: our HTTP step verifies the certificate of every https fetch.
+        """
+        if self.tls is not None:
+            return self.tls.failure is None
+        return self.http is not None and self.http.request.url.lower().startswith("https:")
+
+
+def depth_of(tags: tuple[str, ...]) -> int | None:
+    """The value of the ``depth=N`` tag, ``None`` without one."""
+    for tag in tags:
+        if tag.startswith("depth="):
+            try:
+                return int(tag.removeprefix("depth="))
+            except ValueError:
+                return None
+    return None
+
+
+def is_classic_lookup(query: DNSQuery) -> bool:
+    """A system-resolver lookup the classic analysis reads (``classic`` tag, never DoH)."""
+    return CLASSIC in query.tags and query.engine != "doh"
+
+
+def classic_observations(keys: WebConnectivityTestKeys) -> list[Observation]:
+    """The classic DNS and endpoint observations of *keys*, in input order."""
+    out = [
+        Observation(Kind.DNS, depth_of(q.tags), q.failure, q.transaction_id, query=q)
+        for q in keys.queries
+        if is_classic_lookup(q) and (q.failure is not None or q.addresses)
+    ]
+    endpoints: list[Observation] = [
+        Observation(Kind.TCP, depth_of(c.tags), c.status.failure, c.transaction_id, tcp=c)
+        for c in keys.tcp_connect
+        if CLASSIC in c.tags
+    ]
+    for handshake in keys.tls_handshakes:
+        index = _find(endpoints, handshake.transaction_id, handshake.address, depth_of(handshake.tags))
+        if index is not None and endpoints[index].kind is Kind.TCP and endpoints[index].failure is None:
+            endpoints[index] = dataclasses.replace(
+                endpoints[index], kind=Kind.TLS, failure=handshake.failure, tls=handshake
+            )
+    for transaction in reversed(keys.requests):  # time order: a later hop wins a tie
+        depth = depth_of(transaction.tags)
+        index = _find(endpoints, transaction.transaction_id, transaction.address, depth)
+        if index is not None:
+            endpoints[index] = dataclasses.replace(
+                endpoints[index], kind=Kind.HTTP, failure=transaction.failure, http=transaction
+            )
+        elif CLASSIC in transaction.tags:
+            endpoints.append(
+                Observation(
+                    Kind.HTTP, depth, transaction.failure, transaction.transaction_id, http=transaction
+                )
+            )
+    return out + endpoints
+
+
+def linear(observations: list[Observation]) -> list[Observation]:
+    """*observations* in OONI's decision order (see the module docstring)."""
+
+    def key(obs: Observation) -> tuple[int, int, str, int]:
+        depth = obs.depth if obs.depth is not None else -1
+        return (-depth, -obs.kind, obs.failure or "", -obs.transaction_id)
+
+    return sorted(observations, key=key)
+
+
+def _find(endpoints: list[Observation], transaction_id: int, address: str, depth: int | None) -> int | None:
+    if transaction_id > 0:
+        for index, obs in enumerate(endpoints):
+            if obs.transaction_id == transaction_id:
+                return index
+    for index in range(len(endpoints) - 1, -1, -1):
+        obs = endpoints[index]
+        if obs.tcp is not None and obs.address == address and obs.depth == depth:
+            return index
+    return None

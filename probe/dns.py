@@ -1,0 +1,369 @@
+"""The DNS step: one lookup of one name, with the system resolver or a resolver we name.
+
+Two functions, one per kind of lookup, both return a :class:`~probe.model.DNSQuery` and never
+raise for what the network did:
+
+- :func:`resolve_system` asks ``getaddrinfo`` (A and AAAA together, ``query_type="ANY"``): the
+  answer an application on this machine gets, whatever ``/etc/resolv.conf`` or the OS says.
+- :func:`resolve` sends one A or AAAA query to an explicit resolver over UDP, TCP or
+  DNS-over-HTTPS and interprets the reply itself (rcode, answers, reply ID), so NXDOMAIN,
+  SERVFAIL, REFUSED, an empty answer, a garbage or mismatched reply and silence each get their
+  own failure string. It never reads the system configuration.
+
+Resolvers are configured as text (``--resolver``, settings) and parsed by
+:func:`parse_resolver`; host names are IDNA-encoded by :func:`encode_hostname` before anything
+is sent, so the name recorded is the name on the wire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import re
+import socket
+import ssl
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import dns.asyncbackend
+import dns.asyncquery
+import dns.exception
+import dns.inet
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import httpx
+import idna
+
+from probe import failures
+from probe.clock import Clock
+from probe.errors import ConfigError, TargetError
+from probe.model import DNSAnswer, DNSEngine, DNSQuery
+
+EDNS_PAYLOAD = 1232
+"""The UDP payload size we advertise (DNS Flag Day 2020): big enough for any A/AAAA answer."""
+DOH_CONTENT_TYPE = "application/dns-message"
+_MAX_MESSAGE = 65535
+_ENGINES: dict[str, DNSEngine] = {"udp": "udp", "tcp": "tcp"}
+_QUERY_TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
+_LABEL = re.compile(r"[a-z0-9_-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class ResolverSpec:
+    """A resolver to query directly: ``udp``/``tcp`` to an IP address, or a DoH URL."""
+
+    engine: DNSEngine
+    host: str
+    """The IP address for udp/tcp (``""`` for doh)."""
+    port: int
+    """53 by default for udp/tcp, 0 for doh."""
+    url: str = ""
+    """The DoH URL (doh only)."""
+
+    @property
+    def address(self) -> str:
+        """``ip:port`` (IPv6 in brackets) for udp/tcp, the URL for doh, as OONI records it."""
+        if self.engine == "doh":
+            return self.url
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class _BadDoHReply(dns.exception.DNSException):
+    """A DoH server answered something other than a DNS message (classified as misbehaving)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)  # type: ignore[no-untyped-call]  # dnspython's exceptions are untyped
+
+
+def parse_resolver(text: str) -> ResolverSpec:
+    """Parse ``IP``, ``IP:port``, ``[IPv6]:port``, ``udp://…``, ``tcp://…`` or ``https://…``.
+
+    Raises:
+        ConfigError: empty, unknown scheme, a host name where an IP address is needed (naming
+            a udp/tcp resolver by name would need the system resolver), or a bad port.
+    """
+    value = text.strip()
+    if not value:
+        raise _bad(text, "empty")
+    scheme, sep, rest = value.partition("://")
+    scheme, rest = (scheme.lower(), rest) if sep else ("udp", value)
+    if scheme == "https":
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 -- the property validates the port
+        except ValueError:
+            raise _bad(text, "port must be 1-65535") from None
+        if not parts.hostname:
+            raise _bad(text, "a DoH URL needs a host")
+        return ResolverSpec("doh", "", 0, url=value)
+    engine = _ENGINES.get(scheme)
+    if engine is None:
+        raise _bad(text, f"unsupported scheme {scheme}:// (use udp://, tcp:// or https://)")
+    host, port_text = rest, None  # a bare IPv4 or IPv6 address
+    if rest.startswith("["):
+        host, closed, tail = rest[1:].partition("]")
+        if not closed or (tail and not tail.startswith(":")):
+            raise _bad(text, "expected [IPv6]:port")
+        port_text = tail[1:] if tail else None
+    elif rest.count(":") == 1:
+        host, _, port_text = rest.partition(":")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise _bad(text, "udp and tcp resolvers need an IP address, not a host name") from None
+    if port_text is None:
+        return ResolverSpec(engine, str(ip), 53)
+    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
+        raise _bad(text, "port must be 1-65535")
+    return ResolverSpec(engine, str(ip), int(port_text))
+
+
+def _bad(text: str, why: str) -> ConfigError:
+    return ConfigError(f"invalid resolver {text!r}: {why}")
+
+
+def encode_hostname(name: str) -> str:
+    """The name as it goes on the wire: IDNA (UTS #46), lower case, no final dot.
+
+    Only non-ASCII labels are IDNA-encoded: ASCII ones are checked for letters, digits,
+    ``-`` and ``_`` but not against IDNA 2008's hyphen rules, which would reject real host
+    names such as ``rr3---sn-abc.googlevideo.com``. An IP literal is returned in its
+    canonical form.
+
+    Raises:
+        TargetError: an empty label, a label over 63 or a name over 253 bytes, or a
+            character no host name can hold.
+    """
+    with contextlib.suppress(ValueError):
+        return str(ipaddress.ip_address(name))
+    try:
+        mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
+        mapped = mapped[:-1] if mapped.endswith(".") else mapped
+        labels = [label if label.isascii() else idna.alabel(label).decode() for label in mapped.split(".")]
+    except idna.IDNAError as exc:
+        raise TargetError(f"invalid host name {name!r}: {exc}") from None
+    for label in labels:
+        if not label:
+            raise TargetError(f"invalid host name {name!r}: empty label")
+        if len(label) > 63:
+            raise TargetError(f"invalid host name {name!r}: label longer than 63 bytes")
+        if not _LABEL.fullmatch(label):
+            raise TargetError(f"invalid host name {name!r}: bad character in {label!r}")
+    encoded = ".".join(labels)
+    if len(encoded) > 253:
+        raise TargetError(f"invalid host name {name!r}: longer than 253 bytes")
+    return encoded
+
+
+async def resolve_system(
+    hostname: str,
+    *,
+    timeout: float,
+    clock: Clock,
+    transaction_id: int = 0,
+    tags: tuple[str, ...] = (),
+    port: int = 443,
+) -> DNSQuery:
+    """Look *hostname* up with ``getaddrinfo``, within *timeout* seconds.
+
+    Returns:
+        The query (engine ``system``): A and AAAA answers without TTLs, or the failure with
+        the raw ``EAI_*`` code in ``getaddrinfo_error``.
+
+    Raises:
+        TargetError: *hostname* is not a valid host name.
+    """
+    name = encode_hostname(hostname)
+    t0 = clock()
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await _getaddrinfo(name, port)
+    except failures.NETWORK_EXCEPTIONS as exc:
+        code = (exc.errno or 0) if isinstance(exc, socket.gaierror) else 0
+        failure = failures.classify_resolve(exc)
+        return DNSQuery("system", "", name, "ANY", (), None, failure, t0, clock(), transaction_id, tags, code)
+    answers: dict[str, DNSAnswer] = {}
+    for family, ip in infos:
+        if family == socket.AF_INET:
+            answers.setdefault(ip, DNSAnswer("A", ipv4=ip))
+        elif family == socket.AF_INET6:
+            answers.setdefault(ip, DNSAnswer("AAAA", ipv6=ip))
+    no_answer = None if answers else failures.DNS_NO_ANSWER
+    return DNSQuery(
+        "system", "", name, "ANY", tuple(answers.values()), None, no_answer, t0, clock(), transaction_id, tags
+    )
+
+
+_AddrInfo = list[tuple[int, str]]
+"""``(family, address)`` pairs, in ``getaddrinfo``'s order."""
+
+
+def _getaddrinfo(host: str, port: int) -> asyncio.Future[_AddrInfo]:
+    """Run the blocking ``getaddrinfo`` in a daemon thread of its own.
+
+    Not ``loop.getaddrinfo``: it cannot be cancelled, and the loop's default executor is
+    joined when ``asyncio.run`` ends, so one resolver that hangs would hold the program past
+    every deadline. Here the caller stops waiting at its deadline and the thread, once the
+    C library gives up, finds nobody waiting and ends.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_AddrInfo] = loop.create_future()
+
+    def settle(result: _AddrInfo | None, error: Exception | None) -> None:
+        if future.done():  # cancelled at the deadline
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or [])
+
+    def work() -> None:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            outcome: tuple[_AddrInfo | None, Exception | None] = (
+                [(family, str(sockaddr[0])) for family, *_, sockaddr in infos],
+                None,
+            )
+        except Exception as exc:  # handed over to the waiting coroutine, which decides
+            outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, *outcome)
+
+    threading.Thread(target=work, name=f"getaddrinfo {host}", daemon=True).start()
+    return future
+
+
+async def resolve(
+    hostname: str,
+    query_type: str,
+    *,
+    resolver: ResolverSpec,
+    timeout: float,
+    clock: Clock,
+    transaction_id: int = 0,
+    tags: tuple[str, ...] = (),
+    ssl_context: ssl.SSLContext | None = None,
+) -> DNSQuery:
+    """Send one *query_type* (``A`` or ``AAAA``) query for *hostname* to *resolver*.
+
+    DoH verifies the server with *ssl_context* (default: the system store). Note that httpx
+    sets the context's ALPN list to ``http/1.1``: pass a context nothing else relies on.
+
+    Returns:
+        The query with the reply's rcode and its A, AAAA and CNAME answers. ``failure`` is
+        set for a non-NOERROR rcode, for NOERROR without a record of the asked type
+        (``dns_no_answer``; CNAMEs may still be there), and when no acceptable reply came.
+
+    Raises:
+        TargetError: *hostname* is not a valid host name.
+        ValueError: *query_type* is neither ``A`` nor ``AAAA``.
+    """
+    name = encode_hostname(hostname)
+    if query_type not in _QUERY_TYPES:
+        raise ValueError(f"query type {query_type!r}: expected A or AAAA")
+    query = dns.message.make_query(name, _QUERY_TYPES[query_type], use_edns=0, payload=EDNS_PAYLOAD)
+    if resolver.engine == "doh":
+        query.id = 0  # RFC 8484 §4.1: cache friendly, and HTTPS already ties reply to query
+    t0 = clock()
+
+    def record(answers: tuple[DNSAnswer, ...], rcode: str | None, failure: str | None) -> DNSQuery:
+        return DNSQuery(
+            resolver.engine, resolver.address, name, query_type, answers, rcode, failure,
+            t0, clock(), transaction_id, tags,
+        )  # fmt: skip
+
+    try:
+        async with asyncio.timeout(timeout):
+            reply = await _exchange(query, resolver, ssl_context, timeout)
+    except failures.NETWORK_EXCEPTIONS as exc:
+        return record((), None, failures.classify_resolve(exc))
+    if reply.id != query.id:
+        return record((), None, failures.DNS_WRONG_QUERY_ID)
+    if not query.is_response(reply):  # another question, or not a reply at all
+        return record((), None, failures.DNS_SERVER_MISBEHAVING)
+    answers = tuple(_answers(reply))
+    rcode = dns.rcode.to_text(reply.rcode())
+    return record(answers, rcode, _failure(rcode, query_type, answers))
+
+
+async def _exchange(
+    query: dns.message.Message, resolver: ResolverSpec, ssl_context: ssl.SSLContext | None, timeout: float
+) -> dns.message.Message:
+    """One query, one reply, parsed but not yet judged (the caller checks ID and rcode)."""
+    if resolver.engine == "doh":
+        return await _doh(query, resolver.url, ssl_context, timeout)
+    # dnspython's backends are untyped: declare what make_socket is documented to return.
+    make_socket: Callable[..., Awaitable[Any]] = dns.asyncbackend.get_backend("asyncio").make_socket
+    family = dns.inet.af_for_address(resolver.host)
+    destination = (resolver.host, resolver.port)
+    if resolver.engine == "udp":
+        # A connected socket, as OONI's: the kernel drops datagrams from other addresses,
+        # and an ICMP port unreachable comes back as connection_refused instead of silence.
+        async with await make_socket(family, socket.SOCK_DGRAM, 0, None, destination) as udp:
+            await dns.asyncquery.send_udp(udp, query, None)
+            reply: dns.message.Message = (await dns.asyncquery.receive_udp(udp))[0]
+            return reply
+    if resolver.engine != "tcp":
+        raise ValueError(f"resolver engine {resolver.engine!r}: expected udp, tcp or doh")
+    async with await make_socket(family, socket.SOCK_STREAM, 0, None, destination) as tcp:
+        await dns.asyncquery.send_tcp(tcp, query)
+        return (await dns.asyncquery.receive_tcp(tcp))[0]
+
+
+async def _doh(
+    query: dns.message.Message, url: str, ssl_context: ssl.SSLContext | None, timeout: float
+) -> dns.message.Message:
+    """RFC 8484 POST; anything but ``200`` with a DNS message of sane size is misbehaving."""
+    headers = {"content-type": DOH_CONTENT_TYPE, "accept": DOH_CONTENT_TYPE}
+    verify = ssl_context or ssl.create_default_context()
+    # trust_env=False: no proxy variables or .netrc: the probe talks to the resolver it was given.
+    async with (
+        httpx.AsyncClient(verify=verify, trust_env=False, timeout=timeout) as client,
+        client.stream("POST", url, content=query.to_wire(), headers=headers) as response,
+    ):
+        if response.status_code != 200:
+            raise _BadDoHReply(f"HTTP status {response.status_code}")
+        content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if content_type != DOH_CONTENT_TYPE:
+            raise _BadDoHReply(f"content-type {content_type!r}")
+        body = b""
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > _MAX_MESSAGE:
+                raise _BadDoHReply("reply larger than any DNS message")
+    return dns.message.from_wire(body)
+
+
+def _answers(reply: dns.message.Message) -> list[DNSAnswer]:
+    """A, AAAA and CNAME records of the answer section, in order (others are not recorded)."""
+    answers: list[DNSAnswer] = []
+    for rrset in reply.answer:
+        for rdata in rrset:
+            if rrset.rdtype == dns.rdatatype.A:
+                answers.append(DNSAnswer("A", ipv4=str(rdata.address), ttl=rrset.ttl))
+            elif rrset.rdtype == dns.rdatatype.AAAA:
+                answers.append(DNSAnswer("AAAA", ipv6=str(rdata.address), ttl=rrset.ttl))
+            elif rrset.rdtype == dns.rdatatype.CNAME:
+                # Fully qualified, final dot kept, as OONI records a CNAME target.
+                answers.append(DNSAnswer("CNAME", hostname=rdata.target.to_text(), ttl=rrset.ttl))
+    return answers
+
+
+_RCODE_FAILURES = {
+    "NXDOMAIN": failures.DNS_NXDOMAIN,
+    "SERVFAIL": failures.DNS_SERVFAIL,
+    "REFUSED": failures.DNS_REFUSED,
+}
+
+
+def _failure(rcode: str, query_type: str, answers: tuple[DNSAnswer, ...]) -> str | None:
+    if rcode != "NOERROR":
+        return _RCODE_FAILURES.get(rcode, failures.DNS_SERVER_MISBEHAVING)
+    if not any(answer.answer_type == query_type for answer in answers):
+        return failures.DNS_NO_ANSWER
+    return None

@@ -1,0 +1,332 @@
+"""The HTTP step: one request/response exchange pinned to a measured address, body capped.
+
+:func:`fetch` sends one request to an IP address chosen by the TCP step while the ``Host``
+header, the TLS SNI and the certificate check all use the URL's host name, like a browser
+that resolved the name to that address. Redirects are *not* followed here: the caller
+measures every hop again (DNS, TCP, TLS) and uses :func:`redirect_location` and
+:func:`validate_redirect` to find the next one.
+
+The body is read as a stream and kept up to ``body_limit`` decoded bytes (OONI's 512 KiB
+snapshot). gzip and deflate are inflated here with an output bound rather than by httpx,
+whose decoders inflate a whole network read at once: a 64 KiB gzip bomb would otherwise
+become 64 MiB in memory. Other codings (``br``, ``zstd``, chains) are kept as received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import html
+import ipaddress
+import re
+import ssl
+import zlib
+from typing import Final
+from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+
+import httpx
+import idna
+
+from probe import failures
+from probe.clock import Clock
+from probe.errors import TargetError
+from probe.model import HTTPRequest, HTTPResponse, HTTPTransaction
+
+BODY_LIMIT: Final = 512 * 1024
+"""OONI's response body snapshot size (``1 << 19``)."""
+MAX_REDIRECTS: Final = 10
+REDIRECT_CODES: Final = frozenset({301, 302, 303, 307, 308})
+DEFAULT_HEADERS: Final[tuple[tuple[str, str], ...]] = (
+    # OONI's measuring headers (probe-cli internal/model/http.go), in Chrome's order.
+    (
+        "User-Agent",
+        "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "Chrome/116.0.0.0 Safari/537.36",
+    ),
+    ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
+    ("Accept-Encoding", "gzip, deflate"),  # only what this module can inflate
+    ("Accept-Language", "en-US,en;q=0.9"),
+)
+UNSUPPORTED_REDIRECT_SCHEME: Final = "unknown_failure: unsupported redirect scheme"
+"""A redirect to a scheme other than http/https (``ftp:``, ``mailto:``…). OONI defines no
+string for it; this one is fixed text, so it groups in analysis."""
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_MAX_URL_LENGTH: Final = 65536  # httpx's limit
+_ASCII_HOST = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?")
+_TITLE_OPEN = re.compile(r"<title(?:\s[^<>]{0,1024})?>", re.IGNORECASE)
+_TITLE_CLOSE = re.compile(r"</title\s*>", re.IGNORECASE)
+
+
+def split_url(url: str) -> tuple[str, str, int]:
+    """Split *url* into what the measurement steps need.
+
+    Returns:
+        ``(scheme, host, port)``: scheme ``http`` or ``https``; the host IDNA-encoded
+        (UTS #46) and lower case, IPv6 without brackets; the port, defaulting to 80/443.
+
+    Raises:
+        TargetError: the URL is malformed, its scheme is not http/https, it has no host,
+            the host is not a valid name or address, or the port is invalid.
+    """
+    return _split(url)[:3]
+
+
+def _split(url: str) -> tuple[str, str, int, SplitResult]:
+    if len(url) > _MAX_URL_LENGTH or any(c.isascii() and not c.isprintable() for c in url):
+        raise TargetError(f"invalid URL {url[:100]!r}: too long or with control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise TargetError(f"invalid URL {url!r}: {exc}") from None
+    if parts.scheme not in _DEFAULT_PORTS:
+        raise TargetError(f"unsupported URL scheme {parts.scheme!r} in {url!r}: only http and https")
+    if not parts.hostname:
+        raise TargetError(f"no host name in URL {url!r}")
+    if port == 0:
+        raise TargetError(f"invalid port 0 in URL {url!r}")
+    return parts.scheme, _host(parts.hostname, url), port or _DEFAULT_PORTS[parts.scheme], parts
+
+
+def _host(hostname: str, url: str) -> str:
+    if ":" in hostname:  # urlsplit accepted it in brackets; it must be an IPv6 address
+        try:
+            return str(ipaddress.IPv6Address(hostname))
+        except ValueError:
+            raise TargetError(f"invalid IPv6 address {hostname!r} in URL {url!r}") from None
+    if hostname.isascii():
+        # IDNA 2008 would refuse ``_``, which real host names do use (httpx accepts them too).
+        if len(hostname) <= 253 and _ASCII_HOST.fullmatch(hostname):
+            if not hostname.rstrip(".").rsplit(".", 1)[-1].isdigit():
+                return hostname
+            # A numeric last label makes it an IPv4 address (WHATWG, httpx): it must be one.
+            with contextlib.suppress(ValueError):
+                return str(ipaddress.IPv4Address(hostname))
+        raise TargetError(f"invalid host name {hostname!r} in URL {url!r}")
+    try:
+        return idna.encode(hostname, uts46=True).decode("ascii")
+    except idna.IDNAError as exc:
+        raise TargetError(f"invalid host name {hostname!r} in URL {url!r}: {exc}") from None
+
+
+async def fetch(
+    url: str,
+    *,
+    address: str,
+    ssl_context: ssl.SSLContext,
+    timeout: float,
+    clock: Clock,
+    transaction_id: int = 0,
+    tags: tuple[str, ...] = (),
+    body_limit: int = BODY_LIMIT,
+    method: str = "GET",
+    headers: tuple[tuple[str, str], ...] = DEFAULT_HEADERS,
+) -> HTTPTransaction:
+    """Send one request for *url* to *address* and read the response, within *timeout*.
+
+    *timeout* is an overall deadline for connect, TLS, request, response and body together
+    (httpx's own timeouts only bound each read). A ``Host`` header for the URL's host is
+    sent first; any ``Host`` in *headers* is ignored. Note that httpcore sets the ALPN list
+    of *ssl_context* to ``["http/1.1"]``: pass a context of its own if that matters.
+
+    Returns:
+        The recorded transaction. On failure ``failure`` holds the failure string and
+        ``response`` is ``None``; a body longer than *body_limit* is not a failure but
+        ``body_is_truncated``.
+
+    Raises:
+        TargetError: *url* is not a valid http/https URL.
+        ValueError: *address* is not an IP address, or *body_limit* is negative.
+    """
+    scheme, host, port, parts = _split(url)
+    ip = ipaddress.ip_address(address)
+    if body_limit < 0:
+        raise ValueError(f"body_limit must not be negative: {body_limit}")
+    endpoint = f"[{address}]:{port}" if ip.version == 6 else f"{address}:{port}"
+    bracketed = f"[{host}]" if ":" in host else host
+    host_header = bracketed if port == _DEFAULT_PORTS[scheme] else f"{bracketed}:{port}"
+    sent = [("Host", host_header), *((k, v) for k, v in headers if k.lower() != "host")]
+    try:
+        request = httpx.Request(
+            method,
+            urlunsplit((scheme, endpoint, parts.path or "/", parts.query, "")),
+            headers=sent,
+            extensions={"sni_hostname": host},
+        )
+    except httpx.InvalidURL as exc:
+        raise TargetError(f"invalid URL {url!r}: {exc}") from None
+    record = HTTPRequest(url=url, method=method, headers_list=_headers(request.headers))
+    t0 = clock()
+    operation: failures.Operation = "http_round_trip"
+    async with httpx.AsyncClient(
+        verify=ssl_context, follow_redirects=False, trust_env=False, timeout=timeout
+    ) as client:
+        try:
+            async with asyncio.timeout(timeout):
+                response = await client.send(request, stream=True)
+                try:
+                    operation = "read"
+                    alpn = _alpn(response) if scheme == "https" else ""
+                    body, truncated = await _read_body(response, body_limit)
+                finally:
+                    await response.aclose()
+        except failures.NETWORK_EXCEPTIONS as exc:
+            return HTTPTransaction(
+                address=endpoint,
+                request=record,
+                response=None,
+                failure=failures.classify(exc, operation),
+                t0=t0,
+                t=clock(),
+                transaction_id=transaction_id,
+                tags=tags,
+            )
+    return HTTPTransaction(
+        address=endpoint,
+        request=record,
+        response=HTTPResponse(
+            code=response.status_code,
+            headers_list=_headers(response.headers),
+            body=body,
+            body_is_truncated=truncated,
+            body_length=len(body),
+            title=_title(body[:BODY_LIMIT], response.charset_encoding),
+        ),
+        failure=None,
+        t0=t0,
+        t=clock(),
+        alpn=alpn,
+        transaction_id=transaction_id,
+        tags=tags,
+    )
+
+
+async def _read_body(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Read at most *limit* decoded bytes; return them and whether the body went on."""
+    inflater = _inflater(response.headers.get_list("content-encoding", split_commas=True))
+    body = bytearray()
+    # Bound the network bytes too: a stream that inflates to nothing must not be read forever.
+    raw_limit = 2 * limit + 65536
+    async for chunk in response.aiter_raw():
+        # Ask for one byte more than the limit, to tell "exactly the limit" from "longer".
+        body += inflater.inflate(chunk, limit + 1 - len(body)) if inflater else chunk
+        if len(body) > limit or response.num_bytes_downloaded > raw_limit:
+            del body[limit:]
+            return bytes(body), True
+    return bytes(body), False
+
+
+def _inflater(content_encoding: list[str]) -> _Inflater | None:
+    codings = [c.lower() for c in content_encoding if c and c.lower() != "identity"]
+    if codings in (["gzip"], ["x-gzip"]):
+        return _Inflater(zlib.MAX_WBITS | 16)
+    if codings == ["deflate"]:
+        # "deflate" should be zlib-wrapped, but servers send raw deflate too; httpx tries both.
+        return _Inflater(zlib.MAX_WBITS, raw_fallback=True)
+    return None
+
+
+class _Inflater:
+    """Inflates a gzip or deflate body, never producing more bytes than asked for."""
+
+    def __init__(self, wbits: int, *, raw_fallback: bool = False) -> None:
+        self._zlib = zlib.decompressobj(wbits)
+        self._raw_fallback = raw_fallback
+
+    def inflate(self, data: bytes, max_length: int) -> bytes:
+        """Inflate *data* into at most *max_length* (>0) bytes.
+
+        When the output reaches *max_length*, input is left over and the caller must stop.
+
+        Raises:
+            httpx.DecodingError: the data is not valid for the coding.
+        """
+        try:
+            out = self._zlib.decompress(data, max_length)
+        except zlib.error as exc:
+            if not self._raw_fallback:
+                raise httpx.DecodingError(f"invalid compressed body: {exc}") from exc
+            self._raw_fallback = False
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self.inflate(data, max_length)
+        if data:
+            self._raw_fallback = False
+        return out
+
+
+def _alpn(response: httpx.Response) -> str:
+    """The ALPN protocol the server chose in the TLS handshake ("" when it chose none)."""
+    stream = response.extensions.get("network_stream")
+    tls = stream.get_extra_info("ssl_object") if stream is not None else None
+    return (tls.selected_alpn_protocol() or "") if isinstance(tls, ssl.SSLObject) else ""
+
+
+def _headers(headers: httpx.Headers) -> tuple[tuple[str, str], ...]:
+    """Header pairs in wire order, names in their original case."""
+    return tuple((k.decode(headers.encoding), v.decode(headers.encoding)) for k, v in headers.raw)
+
+
+def _title(body: bytes, charset: str | None) -> str:
+    """The text of the first ``<title>…</title>``, entities unescaped, whitespace folded."""
+    try:
+        codecs.lookup(charset or "utf-8")
+    except LookupError:
+        charset = None
+    text = body.decode(charset or "utf-8", errors="replace")
+    opening = _TITLE_OPEN.search(text)
+    closing = _TITLE_CLOSE.search(text, opening.end()) if opening else None
+    if opening is None or closing is None:
+        return ""
+    return " ".join(html.unescape(text[opening.end() : closing.start()]).split())
+
+
+def redirect_location(transaction: HTTPTransaction) -> str | None:
+    """The URL a redirect response points to, for the next hop.
+
+    A relative ``Location`` is resolved against the request URL (``urljoin``). A Location
+    with a scheme, or a scheme-relative ``//…`` one, is returned as sent (the latter with the
+    request's scheme) so that :func:`validate_redirect` sees an empty host such as
+    ``http://``, which joining would silently replace with the current one.
+
+    Returns:
+        The next URL; ``None`` when the transaction failed, the status is not a redirect
+        code, or the response has no (or an empty) ``Location``.
+    """
+    response = transaction.response
+    if transaction.failure is not None or response is None or response.code not in REDIRECT_CODES:
+        return None
+    location = next((v.strip() for k, v in response.headers_list if k.lower() == "location"), "")
+    if not location:
+        return None
+    if location.startswith("//"):
+        return f"{urlsplit(transaction.request.url).scheme}:{location}"
+    try:
+        if urlsplit(location).scheme:
+            return location
+        return urljoin(transaction.request.url, location)
+    except ValueError:  # e.g. an unclosed "[" in the authority
+        return location
+
+
+def validate_redirect(location: str) -> str | None:
+    """Check a URL from :func:`redirect_location` before following it.
+
+    Returns:
+        ``None`` when it can be measured; ``"http_invalid_redirect_location_host"`` when
+        its host (or port) is empty or malformed, e.g. ``http://``, ``http:///path``,
+        ``https://:443/``; :data:`UNSUPPORTED_REDIRECT_SCHEME` for a scheme other than
+        http/https.
+    """
+    try:
+        scheme = urlsplit(location).scheme
+    except ValueError:
+        return failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
+    if scheme not in _DEFAULT_PORTS:
+        return UNSUPPORTED_REDIRECT_SCHEME
+    try:
+        _split(location)
+    except TargetError:
+        return failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
+    return None

@@ -1,0 +1,108 @@
+"""What a measurement shows, in the terms of a scenario's expectations, and the comparison.
+
+:func:`observe` reads the JSON of one ``probe measure --json`` run and returns the same keys a
+scenario target may expect (:mod:`probe.lab.scenario`): the step where the measurement stopped
+and its failure, the DNS facts, the final response, and the verdict keys as the probe set them.
+Addresses become symbols (``site``, ``blockpage``, ``bogon``, ``localhost``…) so scenario files
+do not depend on a run's address block.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from probe.lab.plan import LabPlan
+from probe.lab.scenario import Expected
+
+_DEPTH: Final = re.compile(r"depth=(\d+)")
+VERDICT_KEYS: Final = ("blocking", "accessible", "dns_consistency", "mechanism", "control_failure")
+
+
+def observe(measurement: Mapping[str, Any], plan: LabPlan) -> dict[str, Expected]:
+    """The observable facts of *measurement* (a parsed ``probe measure --json`` document)."""
+    keys: Mapping[str, Any] = measurement["test_keys"]
+    host = urllib.parse.urlsplit(str(measurement["input"])).hostname or ""
+    requests: list[Mapping[str, Any]] = keys.get("requests") or []
+    final = requests[0] if requests else None
+    response: Mapping[str, Any] | None = final.get("response") if final else None
+    http_failure = keys.get("http_experiment_failure")
+    dns_failure = keys.get("dns_experiment_failure")
+    observed: dict[str, Expected] = {}
+    if http_failure is None and response is not None:
+        observed["step"], observed["failure"] = "none", None
+    else:
+        failure = http_failure if http_failure is not None else dns_failure
+        observed["step"], observed["failure"] = _step(keys), failure
+    observed["dns_experiment_failure"] = dns_failure
+    observed["system_answer"] = _answer(keys, "system", None, host, plan)
+    observed["resolver_answer"] = _answer(keys, "udp", "A", host, plan)
+    observed["status"] = int(response["code"]) if response else None
+    observed["title"] = str(response.get("title", "")) if response else None
+    observed["final_host"] = urllib.parse.urlsplit(str(final["request"]["url"])).hostname if final else None
+    for key in VERDICT_KEYS:
+        observed[key] = keys.get(key)
+    return observed
+
+
+def compare(expected: Mapping[str, Expected], observed: Mapping[str, Expected]) -> list[str]:
+    """One line per expected key whose observed value differs (empty: the target matches)."""
+    problems = []
+    for key, want in expected.items():
+        got = observed.get(key)
+        if not _same(want, got):
+            problems.append(f"{key}: expected {render(want)}, observed {render(got)}")
+    return problems
+
+
+def render(value: Expected) -> str:
+    """A value as scenario files write it (``null`` for none, strings quoted)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value) if isinstance(value, int) else repr(value)
+
+
+def _same(want: Expected, got: Expected) -> bool:
+    # bool is an int: `false` must not equal a status code 0, nor `true` a 1.
+    return type(want) is type(got) and want == got
+
+
+def _depth(tags: Iterable[str]) -> int:
+    for tag in tags:
+        if match := _DEPTH.fullmatch(tag):
+            return int(match.group(1))
+    return 0
+
+
+def _step(keys: Mapping[str, Any]) -> str:
+    """The deepest step the last hop reached: ``http``, ``tls``, ``tcp`` or ``dns``."""
+    steps = {
+        "dns": keys.get("queries") or [],
+        "tcp": keys.get("tcp_connect") or [],
+        "tls": keys.get("tls_handshakes") or [],
+        "http": keys.get("requests") or [],
+    }
+    last = max((_depth(item.get("tags") or ()) for items in steps.values() for item in items), default=0)
+    for step in ("http", "tls", "tcp"):
+        if any(_depth(item.get("tags") or ()) == last for item in steps[step]):
+            return step
+    return "dns"
+
+
+def _answer(
+    keys: Mapping[str, Any], engine: str, query_type: str | None, host: str, plan: LabPlan
+) -> str | None:
+    """The depth-0 answer of *engine* as sorted symbols joined by ``,``; ``none`` when empty."""
+    for query in keys.get("queries") or []:
+        if query.get("engine") != engine or _depth(query.get("tags") or ()) != 0:
+            continue
+        if query_type is not None and query.get("query_type") != query_type:
+            continue
+        addresses = [a.get("ipv4") or a.get("ipv6") for a in query.get("answers") or []]
+        labels = sorted({plan.label(str(ip), host) for ip in addresses if ip})
+        return ",".join(labels) or "none"
+    return None

@@ -1,0 +1,230 @@
+"""CSV and JSONL export: golden bytes, spreadsheet safety, privacy, constant memory.
+
+The golden files pin the exact bytes. After an intended change of the export format or of
+the OONI JSON (``probe/serialize.py``), regenerate them with
+``REACHPROBE_UPDATE_GOLDEN=1 pytest tests/storage/test_export.py`` and review the diff.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tracemalloc
+from collections.abc import Generator, Iterator
+from contextlib import closing
+from datetime import timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, insert, select
+
+from measurements.export import CSV_COLUMNS, csv_rows, export, export_csv, export_jsonl, safe_cell
+from measurements.schema import MeasurementRecord, TargetInfo
+from measurements.store import Store, open_store
+from probe.model import Measurement
+from probe.serialize import to_json
+from tests.storage.factories import BASE, make_measurement, stream
+
+GOLDEN = Path(__file__).parent / "golden"
+
+
+def golden_measurements() -> tuple[list[Measurement], list[TargetInfo]]:
+    """Every verdict, plus the cells a spreadsheet or a CSV parser could trip on."""
+    hour = timedelta(hours=1)
+    ms = [
+        make_measurement(0, kind="ok", url="https://example.com/"),
+        make_measurement(1, kind="blockpage", url="http://example.org/", at=BASE + hour),
+        make_measurement(2, kind="dns", url='https://example.net/search?q="a,b"', at=BASE + 2 * hour),
+        make_measurement(3, kind="sni", url="https://ur.wikipedia.org/wiki/پاکستان", at=BASE + 3 * hour),
+        make_measurement(4, kind="tcp", url="https://x.com/", at=BASE + 4 * hour, asn="AS45595", cc="PK"),
+        make_measurement(5, kind="down", url="https://down.example/", at=BASE + 5 * hour, runtime_s=10.5),
+        make_measurement(6, kind="nocontrol", url="https://evil.example/", at=BASE + 6 * hour),
+        make_measurement(
+            7,
+            kind="blockpage",
+            url="https://formula.example/",
+            at=BASE + 7 * hour,
+            mechanism="-2+3",
+            confirmed="@SUM(A1:A9)\r\nline two",
+        ),
+    ]
+    targets = [
+        TargetInfo("https://example.com/", "NEWS"),
+        TargetInfo("https://evil.example/", '=HYPERLINK("http://evil.example","click")'),
+        TargetInfo("https://x.com/", "\tGRP"),
+        TargetInfo("https://down.example/", "+cmd|' /C calc'!A0"),
+    ]
+    return ms, targets
+
+
+@pytest.fixture
+def golden_store(store: Store) -> Store:
+    ms, targets = golden_measurements()
+    store.finish_round(store.begin_round(started_at=BASE), ms[:4], targets=targets)
+    store.finish_round(store.begin_round(started_at=BASE), ms[4:], targets=targets)
+    return store
+
+
+def check_golden(name: str, text: str) -> None:
+    path = GOLDEN / name
+    data = text.encode("utf-8")
+    if os.environ.get("REACHPROBE_UPDATE_GOLDEN") == "1":
+        path.write_bytes(data)
+    assert data == path.read_bytes()
+
+
+def test_golden_csv(golden_store: Store) -> None:
+    out = io.StringIO(newline="")
+    assert export_csv(csv_rows(golden_store), out) == 8
+    check_golden("export.csv", out.getvalue())
+
+
+def test_golden_csv_whatever_the_postgresql_servers_date_style(pg_cluster: Any) -> None:
+    database = pg_cluster.database("datestyle")
+    pg_cluster.admin(f"ALTER DATABASE {database} SET DateStyle = 'SQL, DMY'")  # 20/01/2024 10:00:00
+    store_url = pg_cluster.url(database)
+    with open_store(store_url) as store:
+        ms, targets = golden_measurements()
+        store.finish_round(store.begin_round(started_at=BASE), ms[:4], targets=targets)
+        store.finish_round(store.begin_round(started_at=BASE), ms[4:], targets=targets)
+        out = io.StringIO(newline="")
+        export_csv(csv_rows(store), out)
+    check_golden("export.csv", out.getvalue())
+
+
+def test_golden_jsonl(golden_store: Store) -> None:
+    out = io.StringIO()
+    assert export_jsonl(golden_store.iter_measurements(with_body=True), out) == 8
+    check_golden("export.jsonl", out.getvalue())
+    ms, _ = golden_measurements()
+    assert out.getvalue() == "".join(to_json(m) + "\n" for m in ms)
+
+
+def test_golden_csv_reads_back(golden_store: Store) -> None:
+    out = io.StringIO(newline="")
+    export_csv(csv_rows(golden_store), out)
+    header, *rows = list(csv.reader(io.StringIO(out.getvalue(), newline="")))
+    assert tuple(header) == CSV_COLUMNS
+    assert "body" not in header and not any("ip" in c.split("_") for c in header)
+    by_id = {r[0]: dict(zip(header, r, strict=True)) for r in rows}
+    assert len(by_id) == 8
+    formula = by_id["00000000-0000-4000-8000-000000000008"]
+    assert (formula["mechanism"], formula["confirmed"]) == ("'-2+3", "'@SUM(A1:A9)\r\nline two")
+    assert by_id["00000000-0000-4000-8000-000000000001"]["accessible"] == "true"
+    assert by_id["00000000-0000-4000-8000-000000000006"]["accessible"] == "false"
+    nocontrol = by_id["00000000-0000-4000-8000-000000000007"]
+    assert (nocontrol["blocking"], nocontrol["accessible"], nocontrol["dns_consistency"]) == ("", "", "")
+    assert nocontrol["category_code"] == '\'=HYPERLINK("http://evil.example","click")'
+
+
+@pytest.mark.parametrize(
+    ("cell", "safe"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+1", "'+1"),
+        ("-1", "'-1"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("", ""),
+        ("a=1", "a=1"),
+        ("https://example.com/?a=-1", "https://example.com/?a=-1"),
+        (" =1", " =1"),
+        ("'=1", "'=1"),
+    ],
+)
+def test_safe_cell(cell: str, safe: str) -> None:
+    assert safe_cell(cell) == safe
+
+
+def test_jsonl_lines_are_ooni_measurements_without_the_volunteers_ip(golden_store: Store) -> None:
+    out = io.StringIO()
+    export(golden_store, out, format="jsonl")
+    lines = out.getvalue().split("\n")
+    assert lines[-1] == "" and all(line and line == line.strip() for line in lines[:-1])
+    docs = [json.loads(line) for line in lines[:-1]]
+    assert {d["probe_ip"] for d in docs} == {"127.0.0.1"}
+    assert {d["test_name"] for d in docs} == {"web_connectivity"}
+
+
+def test_export_filters_and_formats(golden_store: Store) -> None:
+    out = io.StringIO(newline="")
+    assert export(golden_store, out, format="csv", asn="AS45595") == 1
+    row = out.getvalue().splitlines()[1]
+    assert row.startswith("00000000-0000-4000-8000-000000000005,2024-01-20 14:00:00,https://x.com/,")
+    assert export(golden_store, io.StringIO(), format="jsonl", since=BASE + timedelta(hours=6)) == 2
+    with pytest.raises(ValueError, match="unknown export format 'xml'"):
+        export(golden_store, io.StringIO(), format="xml")  # type: ignore[arg-type]
+    rows = golden_store.iter_measurements()
+    with pytest.raises(ValueError, match="with_body=True"):
+        export_jsonl(rows, io.StringIO())
+    rows.close()
+
+
+class _Sink(io.TextIOBase):
+    """A write-only text stream that keeps nothing, so memory measures the export alone."""
+
+    def __init__(self) -> None:
+        self.chars = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        self.chars += len(s)
+        return len(s)
+
+
+def _peak_bytes(store: Store, fmt: str, limit: int | None = None) -> tuple[int, int]:
+    """Peak traced memory while exporting (the first *limit* rows of) *store*, and chars written."""
+    sink = _Sink()
+    rows: Generator[Any, None, None] = (
+        csv_rows(store) if fmt == "csv" else store.iter_measurements(with_body=True)
+    )
+    tracemalloc.start()
+    try:
+        with closing(rows):
+            some = rows if limit is None else islice(rows, limit)
+            n = export_csv(some, sink) if fmt == "csv" else export_jsonl(some, sink)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert n > 0
+    return peak, sink.chars
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def big_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """20,000 stored measurements (~46 MB of JSON): 2,000 real rounds' worth, copied 10 times in SQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('big') / 'big.sqlite3'}"
+    else:
+        cluster = request.getfixturevalue("pg_cluster")
+        url = cluster.url(cluster.database("big"))
+    with open_store(url) as store:
+        for ms in stream(2_000, per_round=1_000):
+            store.finish_round(store.begin_round(), ms)
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(select(MeasurementRecord.__table__))]
+            for copy in range(1, 10):
+                for r in rows:
+                    r.pop("id", None)
+                    r["uuid"] = f"c{copy:02d}" + r["uuid"][3:]
+                conn.execute(insert(MeasurementRecord), rows)
+        engine.dispose()
+        yield store
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_export_runs_in_constant_memory(big_store: Store, fmt: str) -> None:
+    small, _ = _peak_bytes(big_store, fmt, limit=2_000)
+    big, chars = _peak_bytes(big_store, fmt)
+    # 20,000 rows are ~46 MB of JSON; streaming keeps one batch (1,000 rows) in memory at most.
+    assert chars > (40_000_000 if fmt == "jsonl" else 3_000_000)
+    assert big < 8_000_000, f"peak {big} bytes"
+    assert big < 2 * small + 1_000_000, f"peak {big} bytes for 20k rows vs {small} for 2k"

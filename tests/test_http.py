@@ -1,0 +1,443 @@
+"""The HTTP step against real loopback HTTP/HTTPS servers, and its URL helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import re
+import socket
+import ssl
+import time
+import tracemalloc
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+import trustme
+
+from probe import http
+from probe.clock import relative_clock
+from probe.errors import TargetError
+from probe.model import HTTPRequest, HTTPResponse, HTTPTransaction
+from tests.servers.http_server import PAGE, PAGE_HEADERS, HTTPServer, bomb, http_server
+from tests.servers.tcp_server import closed_port
+
+TITLE = "Hello & Wörld"
+
+
+def fetch(
+    url: str, address: str = "127.0.0.1", *, context: ssl.SSLContext | None = None, **kw: Any
+) -> HTTPTransaction:
+    kw.setdefault("timeout", 5.0)
+    context = context or ssl.create_default_context()
+    records: list[HTTPTransaction] = []
+
+    async def run() -> None:
+        # Not returned from the task: asyncio.run formats the repr of its main task (and so of
+        # the result) when it restores the SIGINT handler, which would skew the memory test.
+        records.append(
+            await http.fetch(url, address=address, ssl_context=context, clock=relative_clock(), **kw)
+        )
+
+    asyncio.run(run())
+    return records[0]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[HTTPServer]:
+    with http_server() as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def tls_server(ca: trustme.CA) -> Iterator[HTTPServer]:
+    with http_server(ca.issue_cert("example.com", "127.0.0.1")) as running:
+        yield running
+
+
+@pytest.fixture
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+def test_page_pinned_to_address(server: HTTPServer) -> None:
+    port = server.port
+    record = fetch(server.url("/"), transaction_id=3, tags=("depth=0",))
+    host_header = ("Host", f"example.com:{port}")
+    assert record.failure is None
+    assert record.address == f"127.0.0.1:{port}"
+    assert record.request == HTTPRequest(
+        f"http://example.com:{port}/", "GET", (host_header, *http.DEFAULT_HEADERS)
+    )
+    assert record.response == HTTPResponse(
+        code=200,
+        headers_list=(*PAGE_HEADERS, ("Content-Length", str(len(PAGE))), ("Connection", "close")),
+        body=PAGE,
+        body_is_truncated=False,
+        body_length=len(PAGE),
+        title=TITLE,
+    )
+    assert (record.alpn, record.transaction_id, record.tags, record.network) == ("", 3, ("depth=0",), "tcp")
+    assert 0 <= record.t0 <= record.t
+    seen = server.requests[-1]
+    assert (seen.method, seen.target, seen.sni) == ("GET", "/", None)
+    assert seen.headers == record.request.headers_list  # as recorded, in order, same case
+
+
+def test_custom_method_and_headers(server: HTTPServer) -> None:
+    record = fetch(
+        server.url("/?a=1&b=%20"), method="HEAD", headers=(("user-agent", "probe"), ("Host", "evil"))
+    )
+    assert record.request.headers_list == (("Host", f"example.com:{server.port}"), ("user-agent", "probe"))
+    assert server.requests[-1].target == "/?a=1&b=%20"
+    assert server.requests[-1].method == "HEAD"
+    assert record.response is not None
+    assert (record.response.code, record.response.body, record.response.title) == (200, b"", "")
+
+
+def test_default_port_is_left_out_of_the_host_header() -> None:
+    # Whatever answers on port 80 (usually nothing), the request is recorded the same way.
+    record = fetch("http://Example.COM/", timeout=2.0)
+    assert record.request.url == "http://Example.COM/"
+    assert record.request.headers_list[0] == ("Host", "example.com")
+    assert record.address == "127.0.0.1:80"
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+def test_ipv6_address() -> None:
+    with http_server(host="::1") as running:
+        by_name = fetch(running.url("/final"), address="::1")
+        by_ip = fetch(running.url("/final", host="[::1]"), address="::1")
+    assert by_name.address == by_ip.address == f"[::1]:{running.port}"
+    assert by_name.request.headers_list[0] == ("Host", f"example.com:{running.port}")
+    assert by_ip.request.headers_list[0] == ("Host", f"[::1]:{running.port}")
+    assert by_name.response is not None and by_name.response.body == b"final"
+    assert [r.headers[0] for r in running.requests] == [
+        by_name.request.headers_list[0],
+        by_ip.request.headers_list[0],
+    ]
+
+
+def test_https_sni_and_host_follow_the_url_not_the_address(
+    tls_server: HTTPServer, client_context: ssl.SSLContext
+) -> None:
+    record = fetch(tls_server.url("/"), context=client_context)
+    assert record.failure is None
+    assert record.response is not None and record.response.title == TITLE
+    assert record.alpn == "http/1.1"
+    seen = tls_server.requests[-1]
+    assert seen.sni == "example.com"
+    assert ("Host", f"example.com:{tls_server.port}") in seen.headers
+
+
+def test_https_to_an_ip_literal_checks_the_ip(tls_server: HTTPServer, client_context: ssl.SSLContext) -> None:
+    record = fetch(tls_server.url("/final", host="127.0.0.1"), context=client_context)
+    assert record.failure is None
+    assert tls_server.requests[-1].sni is None  # no SNI for IP literals (RFC 6066)
+
+
+@pytest.mark.parametrize(
+    ("cert_kind", "failure"),
+    [
+        ("wrong_name", "ssl_invalid_hostname"),
+        ("unknown_ca", "ssl_unknown_authority"),
+        ("expired", "ssl_invalid_certificate"),
+    ],
+)
+def test_https_certificate_failures(
+    ca: trustme.CA, client_context: ssl.SSLContext, cert_kind: str, failure: str
+) -> None:
+    past = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    cert = {
+        # The address is in the certificate: only a check of the URL's name can reject it.
+        "wrong_name": lambda: ca.issue_cert("other.test", "127.0.0.1"),
+        "unknown_ca": lambda: trustme.CA().issue_cert("example.com"),
+        "expired": lambda: ca.issue_cert(
+            "example.com", not_before=past, not_after=past + dt.timedelta(days=1)
+        ),
+    }[cert_kind]()
+    with http_server(cert) as running:
+        record = fetch(running.url("/"), context=client_context)
+    assert (record.failure, record.response, record.alpn) == (failure, None, "")
+    assert record.address == f"127.0.0.1:{running.port}"
+
+
+@pytest.mark.parametrize(
+    ("path", "failure"),
+    [
+        ("/reset", "connection_reset"),
+        ("/close", "eof_error"),
+        ("/garbage", "http_protocol_error"),
+        ("/bad-gzip", "http_decoding_error"),
+    ],
+)
+def test_failures(server: HTTPServer, path: str, failure: str) -> None:
+    record = fetch(server.url(path))
+    assert (record.failure, record.response) == (failure, None)
+    assert record.request.url == server.url(path)
+    assert 0 <= record.t0 <= record.t
+
+
+def test_connection_refused() -> None:
+    port = closed_port()
+    record = fetch(f"http://example.com:{port}/")
+    assert (record.failure, record.response, record.address) == (
+        "connection_refused",
+        None,
+        f"127.0.0.1:{port}",
+    )
+
+
+@pytest.mark.parametrize("path", ["/trickle", "/trickle-head"])
+def test_overall_deadline_beats_a_trickling_server(server: HTTPServer, path: str) -> None:
+    started = time.monotonic()
+    record = fetch(server.url(path), timeout=1.0)
+    assert time.monotonic() - started < 1.5
+    assert (record.failure, record.response) == ("generic_timeout_error", None)
+    assert 0.9 <= record.t - record.t0 < 1.5
+
+
+@pytest.mark.parametrize(
+    ("path", "length", "truncated"),
+    [
+        ("/size/1000", 1000, False),
+        ("/size/1001", 1000, True),
+        ("/size/0", 0, False),
+        ("/gzip-size/1000", 1000, False),
+        ("/gzip-size/1001", 1000, True),
+    ],
+)
+def test_body_limit_is_exact(server: HTTPServer, path: str, length: int, truncated: bool) -> None:
+    record = fetch(server.url(path), body_limit=1000)
+    assert record.response is not None
+    assert record.response.body == b"a" * length
+    assert (record.response.body_length, record.response.body_is_truncated) == (length, truncated)
+
+
+@pytest.mark.parametrize("path", ["/endless", "/bomb"])
+def test_endless_and_bomb_bodies_stop_at_the_limit_in_bounded_memory(server: HTTPServer, path: str) -> None:
+    bomb()  # build the bomb before measuring: only the client side counts
+    context = ssl.create_default_context()
+    fetch(server.url("/size/1"), context=context)  # and import whatever httpx imports lazily
+    tracemalloc.start()
+    try:
+        record = fetch(server.url(path), context=context)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert record.failure is None and record.response is not None
+    assert record.response.body_is_truncated is True
+    assert record.response.body_length == len(record.response.body) == http.BODY_LIMIT
+    assert record.response.body == (b"x" if path == "/endless" else b"\0") * http.BODY_LIMIT
+    # The body is held twice at most (buffer and result) plus a few network reads (about 1.5 MiB
+    # in all); inflating the bomb the way httpx does would cost 64 MiB.
+    assert peak < 2 * http.BODY_LIMIT + 1024 * 1024, peak
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "title"),
+    [
+        ("/gzip", PAGE, TITLE),
+        ("/deflate", PAGE, TITLE),
+        ("/raw-deflate", PAGE, TITLE),
+        ("/br", b"\x0b\x02\x80hello\x03", ""),  # a coding we do not decode is kept as received
+    ],
+)
+def test_content_encodings(server: HTTPServer, path: str, body: bytes, title: str) -> None:
+    record = fetch(server.url(path))
+    assert record.response is not None
+    assert (record.response.body, record.response.title) == (body, title)
+    assert record.response.body_length == len(body)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "encoding", "title"),
+    [
+        ("<title>A</title>", "text/html", "utf-8", "A"),
+        ("<TiTlE lang='en'>  a \n\t b </tItLe >", "text/html", "utf-8", "a b"),
+        ("<title>x &lt;y&gt; &#233;&nbsp;&amp;z</title>", "text/html", "utf-8", "x <y> é &z"),
+        ("<title>no end", "text/html", "utf-8", ""),
+        ("<title></title><title>b</title>", "text/html", "utf-8", ""),
+        ("<titles>no</titles>", "text/html", "utf-8", ""),
+        ("<title>été</title>", "text/html; charset=iso-8859-1", "latin-1", "été"),
+        ("<title>été</title>", "text/html; charset=bogus", "utf-8", "été"),
+        ("<title>été</title>", "text/html", "latin-1", "\ufffdt\ufffd"),
+        ("", "text/html", "utf-8", ""),
+    ],
+)
+def test_title(server: HTTPServer, body: str, content_type: str, encoding: str, title: str) -> None:
+    record = fetch(
+        server.url("/echo?" + urlencode({"body": body, "type": content_type, "encoding": encoding}))
+    )
+    assert record.response is not None
+    assert record.response.title == title
+
+
+def test_redirect_chain(server: HTTPServer) -> None:
+    url, hops = server.url("/r/3"), []
+    for _ in range(http.MAX_REDIRECTS):
+        record = fetch(url)
+        assert record.failure is None and record.response is not None
+        hops.append((record.response.code, url))
+        location = http.redirect_location(record)
+        if location is None:
+            break
+        assert http.validate_redirect(location) is None
+        url = location
+    assert hops == [(302, server.url(f"/r/{n}")) for n in (3, 2, 1)] + [(200, server.url("/final"))]
+
+
+def test_endless_redirects_keep_pointing_onwards(server: HTTPServer) -> None:
+    url = server.url("/loop/0")
+    for n in range(1, http.MAX_REDIRECTS + 2):
+        next_url = http.redirect_location(fetch(url))
+        assert next_url == server.url(f"/loop/{n}")
+        url = next_url
+
+
+@pytest.mark.parametrize(
+    ("path", "location", "failure"),
+    [
+        ("/broken", "http://", "http_invalid_redirect_location_host"),
+        ("/dir/relative", "http://example.com:{port}/dir/next?x=1", None),
+        ("/redirect?to=ftp://example.com/", "ftp://example.com/", http.UNSUPPORTED_REDIRECT_SCHEME),
+        ("/no-location", None, None),
+        ("/", None, None),
+    ],
+)
+def test_redirect_locations_from_the_wire(
+    server: HTTPServer, path: str, location: str | None, failure: str | None
+) -> None:
+    record = fetch(server.url(path))
+    found = http.redirect_location(record)
+    assert found == (location.format(port=server.port) if location else None)
+    if found is not None:
+        assert http.validate_redirect(found) == failure
+
+
+def _transaction(code: int, location: str | None, failure: str | None = None) -> HTTPTransaction:
+    headers = (("LOCATION", location),) if location is not None else ()
+    response = HTTPResponse(code, (("Server", "x"), *headers), b"", False, 0, "")
+    request = HTTPRequest("http://example.com/dir/page?q=1", "GET", ())
+    return HTTPTransaction("192.0.2.1:80", request, None if failure else response, failure, 0.0, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("code", "location", "expected"),
+    [
+        (302, "/final", "http://example.com/final"),
+        (301, "next", "http://example.com/dir/next"),
+        (303, "?x=2", "http://example.com/dir/page?x=2"),
+        (307, "//cdn.example/x", "http://cdn.example/x"),
+        (308, "https://other.example/", "https://other.example/"),
+        (302, " /spaced ", "http://example.com/spaced"),
+        (302, "http://", "http://"),
+        (302, "///path", "http:///path"),
+        (302, "http:/x", "http:/x"),
+        (302, "http://[::1", "http://[::1"),
+        (302, "", None),
+        (302, None, None),
+        (200, "/x", None),
+        (304, "/x", None),
+    ],
+)
+def test_redirect_location(code: int, location: str | None, expected: str | None) -> None:
+    assert http.redirect_location(_transaction(code, location)) == expected
+
+
+def test_no_redirect_location_without_response() -> None:
+    assert http.redirect_location(_transaction(302, "/x", failure="connection_reset")) is None
+
+
+@pytest.mark.parametrize(
+    ("location", "failure"),
+    [
+        ("http://example.com/", None),
+        ("https://[::1]:8443/x", None),
+        ("HTTPS://bücher.example/", None),
+        ("http://", "http_invalid_redirect_location_host"),
+        ("http:///path", "http_invalid_redirect_location_host"),
+        ("https://:443/", "http_invalid_redirect_location_host"),
+        ("http:/x", "http_invalid_redirect_location_host"),
+        ("http://[::1", "http_invalid_redirect_location_host"),
+        ("http://exa mple/", "http_invalid_redirect_location_host"),
+        ("http://example.com:99999/", "http_invalid_redirect_location_host"),
+        ("ftp://example.com/", "unknown_failure: unsupported redirect scheme"),
+        ("mailto:a@example.com", "unknown_failure: unsupported redirect scheme"),
+        ("javascript:alert(1)", "unknown_failure: unsupported redirect scheme"),
+        ("/relative", "unknown_failure: unsupported redirect scheme"),
+    ],
+)
+def test_validate_redirect(location: str, failure: str | None) -> None:
+    assert http.validate_redirect(location) == failure
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("http://example.com", ("http", "example.com", 80)),
+        ("HTTPS://WWW.Example.COM:8443/a?b#c", ("https", "www.example.com", 8443)),
+        ("http://example.com:/", ("http", "example.com", 80)),
+        ("http://user:pw@example.com/", ("http", "example.com", 80)),
+        ("http://example.com./", ("http", "example.com.", 80)),
+        ("http://foo_bar.example.com/", ("http", "foo_bar.example.com", 80)),
+        ("http://192.0.2.1:8080/", ("http", "192.0.2.1", 8080)),
+        ("http://[2001:DB8:0::1]/", ("http", "2001:db8::1", 80)),
+        ("https://bücher.example/", ("https", "xn--bcher-kva.example", 443)),
+        (
+            "https://\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\u3002com/",
+            ("https", "example.com", 443),
+        ),  # UTS 46
+    ],
+)
+def test_split_url(url: str, expected: tuple[str, str, int]) -> None:
+    assert http.split_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("ftp://example.com/", "unsupported URL scheme 'ftp' in 'ftp://example.com/': only http and https"),
+        ("example.com", "unsupported URL scheme '' in 'example.com': only http and https"),
+        ("http://", "no host name in URL 'http://'"),
+        ("http:///path", "no host name in URL 'http:///path'"),
+        ("https://:443/", "no host name in URL 'https://:443/'"),
+        ("http://example.com:99999/", "invalid URL 'http://example.com:99999/': Port out of range 0-65535"),
+        ("http://example.com:0/", "invalid port 0 in URL 'http://example.com:0/'"),
+        ("http://[::1/", "invalid URL 'http://[::1/': Invalid IPv6 URL"),
+        ("http://exa mple.com/", "invalid host name 'exa mple.com' in URL 'http://exa mple.com/'"),
+        ("http://-bad.example/", "invalid host name '-bad.example' in URL 'http://-bad.example/'"),
+        ("http://192.0.2.999/", "invalid host name '192.0.2.999' in URL 'http://192.0.2.999/'"),
+        (
+            "http://a\x00b.example/",
+            "invalid URL 'http://a\\x00b.example/': too long or with control characters",
+        ),
+        (
+            "http://☃-⌘.com/",
+            "invalid host name '☃-⌘.com' in URL 'http://☃-⌘.com/': "
+            "Codepoint U+2603 at position 1 of '☃-⌘' not allowed",
+        ),
+    ],
+)
+def test_split_url_rejects(url: str, message: str) -> None:
+    with pytest.raises(TargetError, match=f"^{re.escape(message)}$"):
+        http.split_url(url)
+
+
+def test_fetch_rejects_bad_input() -> None:
+    with pytest.raises(TargetError, match=r"^unsupported URL scheme 'ftp'"):
+        fetch("ftp://example.com/")
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 address"):
+        fetch("http://example.com/", address="example.com")

@@ -1,0 +1,490 @@
+"""Measurement → JSON: the OONI data format (reference §3), checked against golden dicts.
+
+One hand-built measurement holds every step type; each test pins the exact JSON of one part.
+"""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from probe.model import (
+    ControlDNS,
+    ControlHTTPRequest,
+    ControlIPInfo,
+    ControlResponse,
+    ControlTCPConnect,
+    ControlTLSHandshake,
+    DNSAnswer,
+    DNSQuery,
+    HTTPRequest,
+    HTTPResponse,
+    HTTPTransaction,
+    Measurement,
+    PeerCertificate,
+    TCPConnect,
+    TCPStatus,
+    TLSHandshake,
+    WebConnectivityTestKeys,
+)
+from probe.serialize import as_dict, headers_map, maybe_binary, to_json
+
+V4 = "93.184.215.14"
+V6 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
+RESOLVER = "192.0.2.53"
+TARGET_ADDRESSES = {V4, V6, RESOLVER}
+"""The only addresses the measurement may hold: the target's and the resolver's."""
+
+LEAF_DER = b"\x30\x82\x01\x0a\x02\x82\x01\x01\x00\xc3\xff"  # not UTF-8
+ROOT_DER = b"0\x0bhello world"  # happens to be valid UTF-8: must still be base64
+
+CNAME = DNSAnswer("CNAME", hostname="www.example.com", ttl=300)
+A = DNSAnswer("A", ipv4=V4, ttl=300, asn=15133, as_org_name="Edgecast")
+AAAA_SYSTEM = DNSAnswer("AAAA", ipv6=V6)  # getaddrinfo reports no TTL
+
+UDP_QUERY = DNSQuery(
+    engine="udp",
+    resolver_address=f"{RESOLVER}:53",
+    hostname="example.com",
+    query_type="A",
+    answers=(CNAME, A),
+    rcode="NOERROR",
+    failure=None,
+    t0=0.001,
+    t=0.021,
+    transaction_id=1,
+    tags=("depth=0",),
+)
+SYSTEM_QUERY = DNSQuery(
+    engine="system",
+    resolver_address="",
+    hostname="example.com",
+    query_type="ANY",
+    answers=(AAAA_SYSTEM,),
+    rcode=None,
+    failure=None,
+    t0=0.001,
+    t=0.03,
+    transaction_id=2,
+)
+NXDOMAIN_QUERY = DNSQuery(
+    engine="udp",
+    resolver_address=f"{RESOLVER}:53",
+    hostname="blocked.example",
+    query_type="AAAA",
+    answers=(),
+    rcode="NXDOMAIN",
+    failure="dns_nxdomain_error",
+    t0=0.002,
+    t=0.012,
+    transaction_id=3,
+    tags=("depth=0",),
+)
+
+TCP_OK = TCPConnect(V4, 443, TCPStatus(True, None), t0=0.031, t=0.052, transaction_id=4, tags=("depth=0",))
+TCP_REFUSED = TCPConnect(V6, 443, TCPStatus(False, "connection_refused"), t0=0.031, t=0.033, transaction_id=5)
+
+LEAF = PeerCertificate(
+    data=LEAF_DER,
+    subject="CN=example.com",
+    issuer="CN=Test CA",
+    not_before="2024-01-01T00:00:00Z",
+    not_after="2025-01-01T00:00:00Z",
+    subject_alt_names=("DNS:example.com", "DNS:www.example.com"),
+    sha256="ab" * 32,
+)
+ROOT = PeerCertificate(
+    data=ROOT_DER,
+    subject="CN=Test CA",
+    issuer="CN=Test CA",
+    not_before="2020-01-01T00:00:00Z",
+    not_after="2030-01-01T00:00:00Z",
+    subject_alt_names=(),
+    sha256="cd" * 32,
+)
+TLS_OK = TLSHandshake(
+    address=f"{V4}:443",
+    server_name="example.com",
+    cipher_suite="TLS_AES_128_GCM_SHA256",
+    negotiated_protocol="h2",
+    tls_version="TLSv1.3",
+    peer_certificates=(LEAF, ROOT),
+    failure=None,
+    t0=0.052,
+    t=0.09,
+    transaction_id=4,
+    tags=("depth=0",),
+)
+
+REQUEST = HTTPRequest(
+    url="https://example.com/",
+    method="GET",
+    headers_list=(("Accept", "text/html"), ("User-Agent", "Mozilla/5.0"), ("Accept", "*/*")),
+)
+PAGE = "<html><title>Café</title></html>".encode()
+TEXT_RESPONSE = HTTPResponse(
+    code=200,
+    headers_list=(
+        ("Set-Cookie", "a=1"),
+        ("Content-Type", "text/html; charset=utf-8"),
+        ("Set-Cookie", "b=2"),
+    ),
+    body=PAGE,
+    body_is_truncated=False,
+    body_length=len(PAGE),
+    title="Café",
+)
+BINARY = b"\xff\xd8\xff\xe0\x00\x10JFIF"
+BINARY_RESPONSE = HTTPResponse(
+    code=200,
+    headers_list=(("Content-Type", "image/jpeg"),),
+    body=BINARY,
+    body_is_truncated=True,
+    body_length=len(BINARY),
+    title="",
+)
+HTTP_OK = HTTPTransaction(
+    address=f"{V4}:443",
+    request=REQUEST,
+    response=TEXT_RESPONSE,
+    failure=None,
+    t0=0.09,
+    t=0.2,
+    alpn="h2",
+    transaction_id=4,
+    tags=("depth=0",),
+)
+HTTP_BINARY = HTTPTransaction(f"{V4}:443", REQUEST, BINARY_RESPONSE, None, t0=0.2, t=0.3, transaction_id=6)
+HTTP_RESET = HTTPTransaction(f"{V4}:443", REQUEST, None, "connection_reset", t0=0.3, t=0.31, transaction_id=7)
+
+CONTROL = ControlResponse(
+    tcp_connect={f"{V4}:443": ControlTCPConnect(True, None)},
+    tls_handshake={f"{V4}:443": ControlTLSHandshake("example.com", True, None)},
+    http_request=ControlHTTPRequest(
+        body_length=1256,
+        failure=None,
+        title="Café",
+        headers={"Content-Type": "text/html"},
+        status_code=200,
+    ),
+    dns=ControlDNS(None, (V4,)),
+    ip_info={V4: ControlIPInfo(asn=15133, flags=11)},
+)
+
+MEASUREMENT = Measurement(
+    input="https://example.com/",
+    measurement_start_time="2024-05-01 12:00:00",
+    test_start_time="2024-05-01 11:59:58",
+    test_runtime=1.25,
+    software_name="reachprobe",
+    software_version="0.1.0",
+    test_keys=WebConnectivityTestKeys(
+        queries=(UDP_QUERY, SYSTEM_QUERY, NXDOMAIN_QUERY),
+        tcp_connect=(TCP_OK, TCP_REFUSED),
+        tls_handshakes=(TLS_OK,),
+        requests=(HTTP_RESET, HTTP_BINARY, HTTP_OK),
+        control=CONTROL,
+        dns_consistency="consistent",
+        body_length_match=True,
+        body_proportion=1.0,
+        status_code_match=True,
+        headers_match=True,
+        title_match=True,
+        blocking=False,
+        accessible=True,
+    ),
+    id="0b5c1d4e-7f58-4c1e-9a5b-2f4c9d6e8a10",
+    annotations={"platform": "linux"},
+)
+
+
+def test_dns_queries() -> None:
+    assert as_dict(UDP_QUERY) == {
+        "engine": "udp",
+        "resolver_address": "192.0.2.53:53",
+        "hostname": "example.com",
+        "query_type": "A",
+        "answers": [
+            {"answer_type": "CNAME", "hostname": "www.example.com", "ttl": 300, "asn": 0, "as_org_name": ""},
+            {"answer_type": "A", "ipv4": V4, "ttl": 300, "asn": 15133, "as_org_name": "Edgecast"},
+        ],
+        "rcode": "NOERROR",
+        "failure": None,
+        "t0": 0.001,
+        "t": 0.021,
+        "transaction_id": 1,
+        "tags": ["depth=0"],
+        "getaddrinfo_error": 0,
+    }
+    system = as_dict(SYSTEM_QUERY)
+    assert system["answers"] == [{"answer_type": "AAAA", "ipv6": V6, "asn": 0, "as_org_name": ""}]
+    assert system["rcode"] is None  # a query's own None fields stay: only answers omit them
+    assert system["tags"] == []
+    assert "addresses" not in system  # a property, not data
+
+
+def test_dns_failure_keeps_null_and_empty_fields() -> None:
+    query = as_dict(NXDOMAIN_QUERY)
+    assert query["answers"] == []
+    assert query["failure"] == "dns_nxdomain_error"
+    assert query["rcode"] == "NXDOMAIN"
+
+
+def test_tcp_connect() -> None:
+    assert [as_dict(c) for c in (TCP_OK, TCP_REFUSED)] == [
+        {
+            "ip": V4,
+            "port": 443,
+            "status": {"success": True, "failure": None},
+            "t0": 0.031,
+            "t": 0.052,
+            "transaction_id": 4,
+            "tags": ["depth=0"],
+        },
+        {
+            "ip": V6,
+            "port": 443,
+            "status": {"success": False, "failure": "connection_refused"},
+            "t0": 0.031,
+            "t": 0.033,
+            "transaction_id": 5,
+            "tags": [],
+        },
+    ]
+
+
+def test_tls_handshake_with_certificates_always_base64() -> None:
+    assert ROOT_DER.decode("utf-8")  # would pass as text: the certificate rule must override
+    assert as_dict(TLS_OK) == {
+        "address": f"{V4}:443",
+        "server_name": "example.com",
+        "cipher_suite": "TLS_AES_128_GCM_SHA256",
+        "negotiated_protocol": "h2",
+        "tls_version": "TLSv1.3",
+        "peer_certificates": [
+            {
+                "data": {"format": "base64", "data": "MIIBCgKCAQEAw/8="},
+                "subject": "CN=example.com",
+                "issuer": "CN=Test CA",
+                "not_before": "2024-01-01T00:00:00Z",
+                "not_after": "2025-01-01T00:00:00Z",
+                "subject_alt_names": ["DNS:example.com", "DNS:www.example.com"],
+                "sha256": "ab" * 32,
+            },
+            {
+                "data": {"format": "base64", "data": "MAtoZWxsbyB3b3JsZA=="},
+                "subject": "CN=Test CA",
+                "issuer": "CN=Test CA",
+                "not_before": "2020-01-01T00:00:00Z",
+                "not_after": "2030-01-01T00:00:00Z",
+                "subject_alt_names": [],
+                "sha256": "cd" * 32,
+            },
+        ],
+        "failure": None,
+        "t0": 0.052,
+        "t": 0.09,
+        "no_tls_verify": False,
+        "network": "tcp",
+        "transaction_id": 4,
+        "tags": ["depth=0"],
+    }
+    assert base64.b64decode("MIIBCgKCAQEAw/8=") == LEAF_DER
+
+
+def test_http_transaction_text_body_and_headers_map() -> None:
+    assert as_dict(HTTP_OK) == {
+        "address": f"{V4}:443",
+        "request": {
+            "url": "https://example.com/",
+            "method": "GET",
+            "headers_list": [["Accept", "text/html"], ["User-Agent", "Mozilla/5.0"], ["Accept", "*/*"]],
+            "headers": {"Accept": "text/html", "User-Agent": "Mozilla/5.0"},
+        },
+        "response": {
+            "code": 200,
+            "headers_list": [
+                ["Set-Cookie", "a=1"],
+                ["Content-Type", "text/html; charset=utf-8"],
+                ["Set-Cookie", "b=2"],
+            ],
+            "headers": {"Set-Cookie": "a=1", "Content-Type": "text/html; charset=utf-8"},
+            "body": "<html><title>Café</title></html>",
+            "body_is_truncated": False,
+            "body_length": 33,
+            "title": "Café",
+        },
+        "failure": None,
+        "t0": 0.09,
+        "t": 0.2,
+        "alpn": "h2",
+        "network": "tcp",
+        "transaction_id": 4,
+        "tags": ["depth=0"],
+    }
+
+
+def test_http_binary_body_is_base64() -> None:
+    response = as_dict(HTTP_BINARY)["response"]
+    assert response["body"] == {"format": "base64", "data": "/9j/4AAQSkZJRg=="}
+    assert base64.b64decode(response["body"]["data"]) == BINARY
+    assert response["body_is_truncated"] is True
+    assert response["headers"] == {"Content-Type": "image/jpeg"}
+
+
+def test_http_failure_has_null_response() -> None:
+    transaction = as_dict(HTTP_RESET)
+    assert transaction["response"] is None
+    assert transaction["failure"] == "connection_reset"
+    assert transaction["request"]["headers"] == {"Accept": "text/html", "User-Agent": "Mozilla/5.0"}
+
+
+def test_control() -> None:
+    assert as_dict(CONTROL) == {
+        "tcp_connect": {f"{V4}:443": {"status": True, "failure": None}},
+        "tls_handshake": {f"{V4}:443": {"server_name": "example.com", "status": True, "failure": None}},
+        "http_request": {
+            "body_length": 1256,
+            "failure": None,
+            "title": "Café",
+            "headers": {"Content-Type": "text/html"},
+            "status_code": 200,
+            "discovered_h3_endpoint": "",
+        },
+        "dns": {"failure": None, "addrs": [V4]},
+        "ip_info": {V4: {"asn": 15133, "flags": 11}},
+    }
+
+
+def test_measurement_envelope() -> None:
+    data = as_dict(MEASUREMENT)
+    test_keys = data.pop("test_keys")
+    assert data == {
+        "input": "https://example.com/",
+        "measurement_start_time": "2024-05-01 12:00:00",
+        "test_start_time": "2024-05-01 11:59:58",
+        "test_runtime": 1.25,
+        "software_name": "reachprobe",
+        "software_version": "0.1.0",
+        "id": "0b5c1d4e-7f58-4c1e-9a5b-2f4c9d6e8a10",
+        "probe_asn": "AS0",
+        "probe_cc": "ZZ",
+        "probe_network_name": "",
+        "probe_ip": "127.0.0.1",
+        "resolver_asn": "AS0",
+        "test_name": "web_connectivity",
+        "test_version": "0.5.28",
+        "data_format_version": "0.2.0",
+        "annotations": {"platform": "linux"},
+        "options": [],
+    }
+    assert [q["transaction_id"] for q in test_keys["queries"]] == [1, 2, 3]
+    assert [r["transaction_id"] for r in test_keys["requests"]] == [7, 6, 4]  # order kept (reverse time)
+    assert {k: test_keys[k] for k in ("blocking", "accessible", "mechanism", "confirmed")} == {
+        "blocking": False,
+        "accessible": True,
+        "mechanism": None,
+        "confirmed": None,
+    }
+    assert test_keys["control"] == as_dict(CONTROL)
+    assert test_keys["tls_handshakes"] == [as_dict(TLS_OK)]
+
+
+def _walk(value: Any, path: str = "$") -> Iterator[tuple[str, Any]]:
+    yield path, value
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _walk(item, f"{path}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _walk(item, f"{path}[{index}]")
+
+
+def test_only_json_types_remain() -> None:
+    allowed = (dict, list, str, int, float, bool, type(None))
+    strays = [
+        (path, type(v).__name__) for path, v in _walk(as_dict(MEASUREMENT)) if not isinstance(v, allowed)
+    ]
+    assert strays == []  # no tuple, bytes or dataclass survives
+
+
+def test_to_json_round_trips() -> None:
+    text = to_json(MEASUREMENT)
+    assert json.loads(text) == as_dict(MEASUREMENT)
+    assert "Café" in text  # UTF-8 kept, not \u-escaped
+    assert json.loads(to_json(MEASUREMENT, indent=2)) == json.loads(text)
+    assert "\n  " in to_json(MEASUREMENT, indent=2)
+
+
+_ADDRESS_CANDIDATE = re.compile(r"[0-9A-Fa-f:.]{2,}")
+
+
+def _addresses(text: str) -> set[str]:
+    """The IP addresses inside *text* (``ip``, ``ip:port``, ``[v6]:port``, ``host:port``)."""
+    found = set()
+    for candidate in _ADDRESS_CANDIDATE.findall(text):
+        for token in (candidate, candidate.rsplit(":", 1)[0]):
+            try:
+                found.add(str(ipaddress.ip_address(token)))
+            except ValueError:
+                continue
+    return found
+
+
+def _strings(value: Any, path: str = "$") -> Iterator[tuple[str, str]]:
+    """Every string in *value*, dictionary keys included (the control's keys are ``ip:port``)."""
+    for where, item in _walk(value, path):
+        if isinstance(item, str):
+            yield where, item
+        elif isinstance(item, dict):
+            yield from ((f"{where}.<key>", key) for key in item)
+
+
+def test_the_volunteer_ip_is_never_recorded() -> None:
+    data = as_dict(MEASUREMENT)
+    assert MEASUREMENT.probe_ip == "127.0.0.1"  # the default: OONI's redaction marker
+    assert data["probe_ip"] == "127.0.0.1"
+    assert not {key for key in data if key.endswith("_ip")} - {"probe_ip"}  # no resolver_ip, client_ip, …
+    # Every other address is one the measurement was about: the target's or the resolver's.
+    where: dict[str, set[str]] = {}
+    for path, text in _strings(data):
+        for address in _addresses(text):
+            where.setdefault(address, set()).add(path)
+    assert where.pop("127.0.0.1") == {"$.probe_ip"}
+    assert set(where) == TARGET_ADDRESSES
+    assert where[RESOLVER] == {
+        "$.test_keys.queries[0].resolver_address",
+        "$.test_keys.queries[2].resolver_address",
+    }
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"", ""),
+        (b"plain", "plain"),
+        ("日本".encode(), "日本"),
+        (b"\x00\x01", "\x00\x01"),  # control characters are valid UTF-8
+        (b"\xff", {"format": "base64", "data": "/w=="}),
+        ("é".encode()[:1], {"format": "base64", "data": "ww=="}),  # a truncated multi-byte sequence
+    ],
+)
+def test_maybe_binary(data: bytes, expected: object) -> None:
+    assert maybe_binary(data) == expected
+
+
+def test_headers_map_first_value_wins_and_keeps_case() -> None:
+    pairs = (("Server", "nginx"), ("server", "blockpage"), ("Server", "squid"))
+    assert headers_map(pairs) == {"Server": "nginx", "server": "blockpage"}
+    assert headers_map(()) == {}
+
+
+def test_containers() -> None:
+    assert as_dict((1, (2, b"x"), [3])) == [1, [2, "x"], [3]]
+    assert as_dict({1: (TCPStatus(True, None),)}) == {"1": [{"success": True, "failure": None}]}
