@@ -44,10 +44,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _register_commands() -> None:
-    from probe.cli import lab, measure
+    from probe.cli import lab, measure, rounds
 
     cli.add_command(measure.measure)
     cli.add_command(lab.lab)
+    cli.add_command(rounds.run)
 
 
 def run() -> None:  # pragma: no cover - the console script

@@ -1,0 +1,140 @@
+"""``probe run``: one round now — every configured target, stored, then a summary table.
+
+(The module is not called ``run``: that name is the console-script function of :mod:`probe.cli`.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from measurements.store import open_store
+from measurements.summary import summary_columns
+from probe import runner, service
+from probe.settings import load_settings
+
+FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
+
+
+@click.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    default=True,
+    help="Run one round and exit (the default; `probe daemon` runs rounds on a schedule).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (TOML). Default: built-in defaults.",
+)
+@click.option(
+    "--db", "db_url", metavar="URL", help="Database URL. Default: settings, else SQLite in the data dir."
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the round as one JSON object instead of a table."
+)
+def run(once: bool, config_file: Path | None, db_url: str | None, as_json: bool) -> None:
+    """Measure every configured target once and store the round."""
+    settings = load_settings(config_file)
+    plan = service.plan_round(settings)
+    with open_store(db_url or settings.storage.database_url) as store:
+        report = _run_with_progress(plan, store, show=not as_json)
+    rows = [_row(result) for result in report.results]
+    if as_json:
+        document = {
+            "round_id": report.round_id,
+            "database": store.name,
+            "started_at": report.started_at.isoformat(),
+            "ended_at": report.ended_at.isoformat(),
+            "results": rows,
+        }
+        click.echo(json.dumps(document, ensure_ascii=False))
+    else:
+        _print_table(rows, report, store.name)
+
+
+def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> service.RoundReport:
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("[bold]measuring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        disable=not show or not console.is_terminal,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=len(plan.targets))
+
+        def advance(result: runner.Result) -> None:
+            progress.update(task, advance=1, description=escape(result.target.url))
+
+        return asyncio.run(service.run_round(plan, store, on_result=advance))
+
+
+def _row(result: runner.Result) -> dict[str, Any]:
+    """The summary of one target: the verdict keys and the first failure of each step."""
+    m = result.measurement
+    if m is None:
+        return {"url": result.target.url, "error": result.error}
+    columns = summary_columns(m)
+    return {
+        "url": result.target.url,
+        "measurement_id": m.id,
+        "blocking": columns["blocking"],
+        "accessible": columns["accessible"],
+        "mechanism": columns["mechanism"],
+        "confirmed": columns["confirmed"],
+        **{name: columns[name] for name in FAILURE_COLUMNS},
+        "control_failure": columns["control_failure"],
+        "runtime_s": columns["runtime_s"],
+    }
+
+
+def _print_table(rows: list[dict[str, Any]], report: service.RoundReport, database: str) -> None:
+    table = Table(title=f"round {report.round_id}", title_justify="left")
+    for header in ("target", "verdict", "mechanism", "failure", "time"):
+        table.add_column(header, overflow="fold")
+    for row in rows:
+        table.add_row(*(_cells(row)))
+    console = Console(highlight=False)
+    console.print(table)
+    elapsed = (report.ended_at - report.started_at).total_seconds()
+    console.print(f"{len(rows)} targets in {elapsed:.1f} s, stored in {escape(database)}")
+
+
+def _cells(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    url = escape(row["url"])
+    if "error" in row:
+        return url, "[red]error[/]", "", escape(str(row["error"])), ""
+    failure = next((row[name] for name in FAILURE_COLUMNS if row[name]), None)
+    return (
+        url,
+        _verdict(row),
+        escape(row["mechanism"] or ""),
+        f"[red]{escape(failure)}[/]" if failure else "",
+        f"{row['runtime_s']:.1f} s",
+    )
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    blocking, accessible = row["blocking"], row["accessible"]
+    if blocking not in (None, "false"):
+        confirmed = f" (confirmed: {escape(row['confirmed'])})" if row["confirmed"] else ""
+        return f"[bold red]blocked: {escape(blocking)}[/]{confirmed}"
+    if accessible is True:
+        return "[green]accessible[/]"
+    if accessible is False:
+        return "[yellow]down[/]"
+    return "[dim]no verdict[/]"

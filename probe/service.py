@@ -1,0 +1,119 @@
+"""One round as the volunteer's product runs it: plan from settings, measure, store atomically.
+
+``probe run`` and the daemon's scheduled job both call :func:`run_round`, so a round stored by
+the daemon is the same thing as one started by hand. The store is written twice per round:
+a ``running`` row first (the heartbeat that the probe was up, committed before any traffic),
+then every measurement and the ``complete`` mark in one transaction. A round that is
+cancelled (SIGTERM, Ctrl-C) marks itself ``interrupted`` and stores nothing half-done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from measurements.schema import TargetInfo
+from measurements.store import Store
+from measurements.summary import heartbeat_of
+from probe import __version__, dns, runner, webconnectivity
+from probe.errors import ConfigError
+from probe.settings import Settings
+from probe.targets import Target, load_many
+
+
+def measure_config(settings: Settings) -> webconnectivity.MeasureConfig:
+    """The measurement configuration the settings describe.
+
+    Raises:
+        ConfigError: a configured resolver is malformed.
+    """
+    m = settings.measure
+    return webconnectivity.MeasureConfig(
+        resolvers=tuple(dns.parse_resolver(text) for text in m.resolvers),
+        use_system_resolver=m.use_system_resolver,
+        ca_file=m.ca_file,
+        dns_timeout=m.dns_timeout,
+        tcp_timeout=m.tcp_timeout,
+        tls_timeout=m.tls_timeout,
+        http_timeout=m.http_timeout,
+        allow_loopback=m.allow_loopback,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoundPlan:
+    """Everything a round needs, validated before the first packet or database write."""
+
+    settings: Settings
+    targets: tuple[Target, ...]
+    config: webconnectivity.MeasureConfig
+
+
+def plan_round(settings: Settings) -> RoundPlan:
+    """Load the target lists and build the measurement configuration.
+
+    Raises:
+        ConfigError: a target list is missing or malformed, or it lists nothing to measure.
+    """
+    targets = tuple(load_many(settings.target_list_paths()))
+    if not targets:
+        where = f"{settings.source}: " if settings.source else ""
+        raise ConfigError(f"{where}targets.lists: the target lists contain no URL")
+    return RoundPlan(settings=settings, targets=targets, config=measure_config(settings))
+
+
+@dataclass(frozen=True, slots=True)
+class RoundReport:
+    """What a stored round measured (one result per target, in target-list order)."""
+
+    round_id: int
+    results: tuple[runner.Result, ...]
+    started_at: datetime
+    ended_at: datetime
+
+
+async def run_round(
+    plan: RoundPlan, store: Store, *, on_result: runner.ProgressHook | None = None
+) -> RoundReport:
+    """Measure every target of *plan* and store the round in one transaction.
+
+    Raises:
+        StorageError: the database cannot be written (the round's measurements are lost,
+            the database is left as it was).
+        asyncio.CancelledError: the round was cancelled; it is marked ``interrupted``.
+    """
+    started = datetime.now(UTC)
+    round_id = store.begin_round(
+        started_at=started,
+        probe_asn=plan.config.probe_asn,
+        probe_cc=plan.config.probe_cc,
+        software_version=__version__,
+        config_digest=plan.settings.digest(),
+        n_targets=len(plan.targets),
+    )
+    try:
+        results = await runner.measure_round(
+            plan.targets,
+            config=plan.config,
+            concurrency=plan.settings.measure.concurrency,
+            on_result=on_result,
+        )
+    except asyncio.CancelledError:
+        store.mark_interrupted(round_id)
+        raise
+    measured = [r.measurement for r in results if r.measurement is not None]
+    ended = datetime.now(UTC)
+    store.finish_round(
+        round_id,
+        measured,
+        targets=_target_infos(plan.targets),
+        heartbeat=heartbeat_of(measured, n_errors=len(results) - len(measured)),
+        ended_at=ended,
+    )
+    return RoundReport(round_id=round_id, results=tuple(results), started_at=started, ended_at=ended)
+
+
+def _target_infos(targets: Sequence[Target]) -> list[TargetInfo]:
+    return [TargetInfo(t.url, t.category_code, t.category_description) for t in targets]
