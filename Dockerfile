@@ -8,7 +8,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     XDG_DATA_HOME=/data
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY probe ./probe
 COPY measurements ./measurements
 COPY config ./config
