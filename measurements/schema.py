@@ -1,6 +1,6 @@
 """The database schema: SQLAlchemy 2.0 typed declarative models.
 
-Four tables:
+Six tables:
 
 * ``rounds`` — one row per round, written ``running`` when it starts and ``complete`` in the
   same transaction as its measurements; a row still ``running`` after a crash becomes
@@ -11,6 +11,8 @@ Four tables:
   queries of ``patterns``) beside ``body``, the full measurement as OONI JSON text.
 * ``targets`` — the URLs ever measured, with their test-list category.
 * ``networks`` — the (ASN, country) pairs the probe measured from, with the AS name.
+* ``flags`` and ``events`` — what :mod:`measurements.patterns` found, replaced whole on
+  each detection run (derived data: it can always be recomputed from the rest).
 
 Below the tables: the typed rows the store hands back and the SELECTs that produce them
 (shared by the store, the export and the patterns analysis).
@@ -186,6 +188,58 @@ class MeasurementRecord(Base):
     control_failure: Mapped[str | None] = mapped_column(Text)
     body: Mapped[str] = mapped_column(Text)
     """The whole measurement, OONI JSON, exactly as :func:`probe.serialize.to_json` wrote it."""
+
+
+class EventRecord(Base):
+    """A stored :class:`~measurements.findings.Event`; rewritten whole by each detection run."""
+
+    __tablename__ = "events"
+    __table_args__ = (
+        CheckConstraint("kind IN ('blocking', 'multi_platform', 'shutdown')", name="kind"),
+        CheckConstraint("scope IN ('network', 'national')", name="scope"),
+        Index(None, "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    """Its position in time order, from 1."""
+    kind: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    asns: Mapped[str] = mapped_column(Text)
+    """Space-separated ASNs."""
+    targets: Mapped[str] = mapped_column(Text)
+    """Newline-separated URLs (empty for a shutdown)."""
+    layers: Mapped[str] = mapped_column(Text)
+    mechanisms: Mapped[str] = mapped_column(Text)
+    n_flags: Mapped[int] = mapped_column(Integer)
+
+
+class FlagRecord(Base):
+    """A stored :class:`~measurements.findings.Flag`; rewritten whole by each detection run."""
+
+    __tablename__ = "flags"
+    __table_args__ = (
+        CheckConstraint("kind IN ('blocking_onset', 'blocking_end')", name="kind"),
+        Index(None, "first_evidence_at"),
+        Index(None, "target", "probe_asn"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    """Its position in time order, from 1: the same data always gives the same ids."""
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(Text)
+    probe_asn: Mapped[str] = mapped_column(String(16))
+    probe_cc: Mapped[str] = mapped_column(String(2))
+    layer: Mapped[str] = mapped_column(String(8))
+    mechanism: Mapped[str | None] = mapped_column(Text)
+    confirmed: Mapped[str | None] = mapped_column(Text)
+    first_evidence_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_evidence_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    detected_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    n_measurements: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
 
 
 # --- what the store reads back ----------------------------------------------------------------

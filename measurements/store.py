@@ -365,6 +365,16 @@ class Store:
             raise StorageError(f"{self.name}: cannot {action}: {_reason(exc)}") from exc
 
     @contextmanager
+    def transaction(self, action: str) -> Iterator[Connection]:
+        """A write transaction for the modules that store derived data (flags, synthetic rounds).
+
+        *action* names it in the :class:`StorageError` raised on any database failure
+        ("cannot store flags: …"); everything inside commits together or not at all.
+        """
+        with self._write(action) as conn:
+            yield conn
+
+    @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never fails half-way on a lock)."""
         with self._guard(action), self._engine.connect() as conn:

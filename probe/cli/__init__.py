@@ -44,11 +44,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _register_commands() -> None:
-    from probe.cli import lab, measure, rounds
+    from probe.cli import flags, lab, measure, report, rounds
 
     cli.add_command(measure.measure)
     cli.add_command(lab.lab)
     cli.add_command(rounds.run)
+    cli.add_command(flags.flags)
+    cli.add_command(report.report)
 
 
 def run() -> None:  # pragma: no cover - the console script

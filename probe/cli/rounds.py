@@ -108,7 +108,10 @@ def _print_table(rows: list[dict[str, Any]], report: service.RoundReport, databa
         table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(_cells(row)))
+    # Not a terminal (a pipe, a file): no width to fit, so never cut a URL or a failure short.
     console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=240)
     console.print(table)
     elapsed = (report.ended_at - report.started_at).total_seconds()
     console.print(f"{len(rows)} targets in {elapsed:.1f} s, stored in {escape(database)}")

@@ -1,0 +1,137 @@
+"""``probe flags``: recompute the blocking flags over the stored rounds, and list them.
+
+Detection runs over everything stored (it is fast and idempotent: the same rounds give the
+same flags) and replaces the stored flags and events; the listing is then filtered.
+Sentences (or ``--json``) go to stdout, the summary line to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from measurements.findings import Detection
+from measurements.patterns import update_flags
+from measurements.schema import normalize_asn
+from measurements.store import open_store
+from measurements.wording import event_dict, event_sentence, flag_dict, flag_sentence
+from probe.errors import ConfigError
+from probe.settings import load_settings
+
+_RELATIVE = re.compile(r"^(\d+)([hdw])$")
+_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+
+since_option = click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only flags with evidence from then on: 2024-02-17, 2024-02-17T09:00 (UTC), or 36h, 7d, 2w ago.",
+)
+db_option = click.option(
+    "--db", "db_url", metavar="URL", help="Database URL (default: the settings', else SQLite)."
+)
+config_option = click.option(
+    "--config", "config_file", type=click.Path(path_type=Path), help="Settings file (TOML), for its database."
+)
+
+
+def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
+    """``--since``: an ISO date or date-time (naive means UTC), or ``Nh``/``Nd``/``Nw`` before *now*.
+
+    Raises:
+        ConfigError: *text* is neither.
+    """
+    if text is None:
+        return None
+    relative = _RELATIVE.match(text.strip())
+    if relative:
+        amount, unit = relative.groups()
+        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: int(amount)})
+    try:
+        t = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"--since: not a date, date-time or age (e.g. 2024-02-17 or 7d): {text!r}"
+        ) from None
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def database_url(db_url: str | None, config_file: Path | None) -> str | None:
+    """``--db`` if given, else the settings file's ``storage.database_url``, else ``None`` (SQLite default).
+
+    Raises:
+        ConfigError: the settings file is invalid.
+    """
+    if db_url is not None:
+        return db_url
+    return load_settings(config_file).storage.database_url if config_file is not None else None
+
+
+def compute(db_url: str | None, config_file: Path | None) -> Detection:
+    """Open the store, recompute and store the flags, and return what was found.
+
+    Raises:
+        ConfigError: the settings file is invalid.
+        StorageError: the database cannot be opened, read or written.
+    """
+    with open_store(database_url(db_url, config_file)) as store:
+        return update_flags(store)
+
+
+@click.command()
+@since_option
+@click.option("--target", metavar="URL", help="Only this target (exact URL).")
+@click.option("--asn", metavar="ASN", help="Only this network: AS17557 or 17557.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the flags and events.")
+@db_option
+@config_option
+def flags(
+    since: str | None,
+    target: str | None,
+    asn: str | None,
+    as_json: bool,
+    db_url: str | None,
+    config_file: Path | None,
+) -> None:
+    """List blocking onsets and ends, and the events they form (recomputed from the stored rounds)."""
+    since_at = parse_since(since)
+    try:
+        asn = None if asn is None else normalize_asn(asn)
+    except ValueError as exc:
+        raise ConfigError(f"--asn: {exc}") from None
+    found = compute(db_url, config_file)
+    shown = [
+        f
+        for f in found.flags
+        if (since_at is None or f.last_evidence_at >= since_at)
+        and (target is None or f.target == target)
+        and (asn is None or f.probe_asn == asn)
+    ]
+    wanted = {f.event for f in shown}
+    events = [
+        (i, e)
+        for i, e in enumerate(found.events)
+        if i in wanted
+        or (
+            e.kind == "shutdown"
+            and target is None
+            and (asn is None or asn in e.asns)
+            and (since_at is None or e.ended_at is None or e.ended_at >= since_at)
+        )
+    ]
+    if as_json:
+        document = {"flags": [flag_dict(f) for f in shown], "events": [event_dict(e, i) for i, e in events]}
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    for _, e in events:
+        click.echo(f"event: {event_sentence(e)}")
+    for f in shown:
+        click.echo(flag_sentence(f))
+    click.echo(
+        f"{len(shown)} flags and {len(events)} events shown; {len(found.flags)} flags over "
+        f"{found.n_measurements} measurements in {found.n_rounds} rounds",
+        err=True,
+    )

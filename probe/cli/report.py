@@ -1,0 +1,39 @@
+"""``probe report``: write the self-contained HTML report (flags recomputed first)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from measurements.report import render_html
+from probe.cli.flags import compute, config_option, db_option, parse_since, since_option
+from probe.errors import ConfigError
+
+
+@click.command()
+@since_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("report.html"),
+    show_default=True,
+    help="Where to write the page; - for stdout.",
+)
+@db_option
+@config_option
+def report(since: str | None, output: Path, db_url: str | None, config_file: Path | None) -> None:
+    """Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network)."""
+    since_at = parse_since(since)
+    found = compute(db_url, config_file)
+    page = render_html(found, generated_at=datetime.now(UTC), since=since_at)
+    if str(output) == "-":
+        click.echo(page, nl=False)
+        return
+    try:
+        output.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{output}: cannot write the report: {exc.strerror}") from None
+    click.echo(f"wrote {output} ({len(found.flags)} flags, {len(found.events)} events)", err=True)
