@@ -125,7 +125,11 @@ class Store:
         """The database as shown in messages: the SQLite file, or the URL without password."""
 
     def close(self) -> None:
-        """Release every connection."""
+        """Release every connection.
+
+        The store stays usable: the next call opens fresh connections. The daemon relies on
+        this after a write failure (a SQLite connection that met a read-only file stays so).
+        """
         self._engine.dispose()
 
     def __enter__(self) -> Store:

@@ -10,6 +10,7 @@ cancelled (SIGTERM, Ctrl-C) marks itself ``interrupted`` and stores nothing half
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from measurements.schema import TargetInfo
 from measurements.store import Store
 from measurements.summary import heartbeat_of
 from probe import __version__, dns, runner, webconnectivity
-from probe.errors import ConfigError
+from probe.errors import ConfigError, StorageError
 from probe.settings import Settings
 from probe.targets import Target, load_many
 
@@ -105,13 +106,19 @@ async def run_round(
         raise
     measured = [r.measurement for r in results if r.measurement is not None]
     ended = datetime.now(UTC)
-    store.finish_round(
-        round_id,
-        measured,
-        targets=_target_infos(plan.targets),
-        heartbeat=heartbeat_of(measured, n_errors=len(results) - len(measured)),
-        ended_at=ended,
-    )
+    try:
+        store.finish_round(
+            round_id,
+            measured,
+            targets=_target_infos(plan.targets),
+            heartbeat=heartbeat_of(measured, n_errors=len(results) - len(measured)),
+            ended_at=ended,
+        )
+    except StorageError:
+        # The measurements are lost; do not leave the round looking as if it still ran.
+        with contextlib.suppress(StorageError):
+            store.mark_interrupted(round_id)
+        raise
     return RoundReport(round_id=round_id, results=tuple(results), started_at=started, ended_at=ended)
 
 

@@ -1,0 +1,148 @@
+"""Benchmark a round: 100 loopback targets, half of them never answering, at several concurrencies.
+
+Usage (from the repository root)::
+
+    python bench/round.py                 # 2 s step timeouts; concurrency 1 extrapolated
+    python bench/round.py --full-c1       # also run the whole round at concurrency 1 (minutes)
+    python bench/round.py --cache-ssl-context   # what-if: one TLS context per round (see below)
+
+Targets are ``http://127.0.0.1:PORT/?n=i`` URLs (IP literals: no DNS): 50 on a loopback HTTP
+server that answers, 50 on a TCP server that accepts and then never says a word, so each of
+those costs its full ``http_timeout``. Every round is a real :func:`probe.service.run_round`
+into a throw-away SQLite store, as the daemon runs it.
+
+Printed, all measured in the same run:
+
+- the baseline: one never-answering target measured alone (what "one timeout" really costs),
+  and the configured budget of such a target (``tcp_timeout + http_timeout``);
+- the round at the default concurrency (16) and at concurrency 100, and their ratios to the
+  baseline;
+- the round at concurrency 1: by default *extrapolated* from a 10-target subset with the same
+  mix (5 + 5, times 10), which the output says; ``--full-c1`` measures it instead.
+
+Asserts nothing. ``--cache-ssl-context`` shows what the round costs once
+``webconnectivity.measure`` stops building a TLS context (loading the whole system CA store,
+~50 ms of CPU on the event loop) for every measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import logging
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the loopback servers live in tests/
+
+from measurements.store import open_store
+from probe import service, tls
+from probe.settings import Measure, Settings, Targets
+from tests.servers.http_server import http_server
+from tests.servers.tcp_server import tcp_server
+
+
+def write_list(directory: Path, name: str, urls: list[str]) -> Path:
+    path = directory / name
+    rows = "".join(f"{u},NEWS,News Media,2024-01-01,bench,\n" for u in urls)
+    path.write_text(
+        "url,category_code,category_description,date_added,source,notes\n" + rows, encoding="utf-8"
+    )
+    return path
+
+
+def timed_round(target_list: Path, db: Path, *, concurrency: int, timeout: float) -> tuple[float, int]:
+    """Wall time of one stored round of *target_list*, and how many targets it measured."""
+    settings = Settings(
+        measure=Measure(
+            concurrency=concurrency,
+            dns_timeout=timeout,
+            tcp_timeout=timeout,
+            tls_timeout=timeout,
+            http_timeout=timeout,
+            resolvers=(),
+            use_system_resolver=True,
+            allow_loopback=True,
+        ),
+        targets=Targets(lists=(str(target_list),)),
+    )
+    plan = service.plan_round(settings)
+    with open_store(f"sqlite:///{db}") as store:
+        t0 = time.perf_counter()
+        report = asyncio.run(service.run_round(plan, store))
+        wall = time.perf_counter() - t0
+    missing = [r for r in report.results if r.measurement is None]
+    assert not missing, f"targets without a measurement: {missing[:3]}"
+    return wall, len(report.results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100, help="targets in the round (half never answer)")
+    parser.add_argument("--timeout", type=float, default=2.0, help="seconds per step (all steps)")
+    parser.add_argument(
+        "--full-c1", action="store_true", help="measure concurrency 1 instead of extrapolating"
+    )
+    parser.add_argument(
+        "--cache-ssl-context",
+        action="store_true",
+        help="what-if: build the TLS context once, not once per measurement (patches probe.tls)",
+    )
+    args = parser.parse_args()
+    logging.disable(logging.INFO)  # httpx logs every request
+    if args.cache_ssl_context:
+        # webconnectivity.measure calls tls.make_ssl_context per measurement: ~50 ms of CPU each
+        # (loading the system CA store), on the event loop, so it serialises a round.
+        tls.make_ssl_context = functools.lru_cache(maxsize=8)(tls.make_ssl_context)  # type: ignore[method-assign]
+        print("WHAT-IF: tls.make_ssl_context cached (one TLS context per round, not per measurement)")
+    half = args.n // 2
+
+    with ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reachprobe-bench-")))
+        web = stack.enter_context(http_server())
+        hole = stack.enter_context(tcp_server("accept"))
+        good = [f"http://127.0.0.1:{web.port}/?n={i}" for i in range(args.n - half)]
+        silent = [f"http://127.0.0.1:{hole}/?n={i}" for i in range(half)]
+        mixed = [u for pair in zip(good, silent, strict=False) for u in pair] + good[len(silent) :]
+        full = write_list(tmp, "round.csv", mixed)
+        one = write_list(tmp, "one.csv", silent[:1])
+        subset = write_list(tmp, "subset.csv", mixed[:10])
+        db = tmp / "bench.sqlite3"
+
+        budget = 2 * args.timeout  # tcp_timeout + http_timeout: an http:// IP-literal URL has no DNS or TLS
+        print(
+            f"round: {args.n} loopback targets, {half} accept and never answer; "
+            f"every step timeout {args.timeout:g} s"
+        )
+        print(f"configured budget of one never-answering target (tcp + http timeout): {budget:.2f} s")
+        base, _ = timed_round(one, db, concurrency=1, timeout=args.timeout)
+        print(f"baseline  one never-answering target alone:          {base:7.2f} s")
+
+        results: dict[int, float] = {}
+        for concurrency in (16, 100):
+            wall, n = timed_round(full, db, concurrency=concurrency, timeout=args.timeout)
+            results[concurrency] = wall
+            print(
+                f"round     concurrency {concurrency:>3}: {n} targets in    {wall:7.2f} s"
+                f"   = {wall / base:5.2f}x the baseline, {wall / budget:5.2f}x the budget"
+                f"   ({n / wall:6.1f} targets/s)"
+            )
+
+        if args.full_c1:
+            c1, _ = timed_round(full, db, concurrency=1, timeout=args.timeout)
+            how = "measured"
+        else:
+            sub, k = timed_round(subset, db, concurrency=1, timeout=args.timeout)
+            c1 = sub * args.n / k
+            how = f"EXTRAPOLATED: {k}-target subset (same mix) took {sub:.2f} s, x{args.n / k:g}"
+        print(f"round     concurrency   1: {args.n} targets in    {c1:7.2f} s   ({how})")
+        for concurrency, wall in results.items():
+            print(f"speed-up  concurrency {concurrency:>3} vs 1: {c1 / wall:6.1f}x")
+
+
+if __name__ == "__main__":
+    main()

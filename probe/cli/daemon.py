@@ -1,0 +1,54 @@
+"""``probe daemon``: scheduled rounds until SIGTERM/SIGINT (the volunteer's long-running probe)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from measurements.store import open_store
+from probe import service
+from probe.daemon import run_daemon
+from probe.settings import load_settings
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (TOML): schedule, targets, storage. Default: built-in defaults.",
+)
+@click.option(
+    "--db", "db_url", metavar="URL", help="Database URL. Default: settings, else SQLite in the data dir."
+)
+def daemon(config_file: Path | None, db_url: str | None) -> None:
+    """Measure every configured target on a schedule until stopped (SIGTERM or Ctrl-C: exit 0).
+
+    Logs to stderr. A round the stop interrupts is stored as ``interrupted``; a database that
+    cannot be written costs that round only, and the next one tries again.
+    """
+    settings = load_settings(config_file)
+    plan = service.plan_round(settings)  # bad settings or target lists: exit 2 before anything runs
+    setup_logging()
+    with open_store(db_url or settings.storage.database_url) as store:
+        run_daemon(plan, store)
+
+
+def setup_logging(level: int = logging.INFO) -> None:
+    """One line per record on stderr, UTC timestamps (journald and ``docker logs`` add none of ours)."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Libraries speak up only for warnings: APScheduler logs every job start, httpx every
+    # request and Alembic every migration step at INFO; our round lines say what matters.
+    root.setLevel(logging.WARNING)
+    logging.getLogger("probe").setLevel(level)

@@ -1,0 +1,157 @@
+"""``probe export``: stored measurements as CSV or JSONL, streamed, filtered by time, target, network.
+
+Times are ISO 8601 and nothing else: ``2024-01-20``, ``2024-01-20T14:00``,
+``2024-01-20T14:00:00Z`` or with an offset (``+05:00``); without an offset they are UTC.
+``--since`` is inclusive, ``--until`` exclusive. ``-o FILE`` is written atomically: the data
+goes to a temporary file beside it, renamed over FILE only once the export is complete, so a
+failure (full disk, database error) leaves FILE as it was and no partial file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Literal
+
+import click
+
+from measurements.export import export
+from measurements.schema import normalize_asn
+from probe.cli.status import open_existing_store
+from probe.settings import load_settings
+
+_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?")
+
+
+class IsoTime(click.ParamType[datetime]):
+    """An ISO 8601 date or date-time, naive meaning UTC; anything else is rejected."""
+
+    name = "TIME"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value).strip()
+        try:
+            if not _ISO.fullmatch(text):
+                raise ValueError
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 date or time (e.g. 2024-01-20 or 2024-01-20T14:00Z)")
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+
+
+class Asn(click.ParamType[str]):
+    """``AS1234`` or ``1234``."""
+
+    name = "ASN"
+
+    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        try:
+            return normalize_asn(str(value))
+        except ValueError as exc:
+            self.fail(str(exc))
+
+
+@click.command(name="export")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True, help="Output format.")
+@click.option("--since", type=IsoTime(), help="Only measurements at or after this time (UTC unless given).")
+@click.option("--until", type=IsoTime(), help="Only measurements before this time.")
+@click.option("--target", metavar="URL", help="Only this exact target URL.")
+@click.option("--asn", type=Asn(), help="Only this network (AS1234 or 1234).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
+    help="Write to FILE (atomically) instead of stdout.",
+)
+@click.option(
+    "--db", "db_url", metavar="URL", help="Database URL. Default: settings, else SQLite in the data dir."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (for storage.database_url). Default: built-in defaults.",
+)
+def export_command(
+    fmt: Literal["csv", "jsonl"],
+    since: datetime | None,
+    until: datetime | None,
+    target: str | None,
+    asn: str | None,
+    output: Path | None,
+    db_url: str | None,
+    config_file: Path | None,
+) -> None:
+    """Export stored measurements (CSV: summary columns; JSONL: one OONI measurement per line)."""
+    if since is not None and until is not None and since >= until:
+        raise click.BadParameter("--since must be before --until", param_hint="--since/--until")
+    if db_url is None:
+        db_url = load_settings(config_file).storage.database_url
+    run = functools.partial(export, format=fmt, since=since, until=until, target=target, asn=asn)
+    with open_existing_store(db_url) as store:
+        if output is None or str(output) == "-":
+            try:
+                n = run(store, sys.stdout)
+                sys.stdout.flush()
+            except BrokenPipeError:  # `probe export | head`: the reader had enough
+                _silence_stdout()
+                return
+            where = "stdout"
+        else:
+            with atomic_output(output) as out:
+                n = run(store, out)
+            where = str(output)
+    click.echo(f"exported {n} measurement{'s' if n != 1 else ''} to {where}", err=True)
+
+
+@contextlib.contextmanager
+def atomic_output(path: Path) -> Iterator[IO[str]]:
+    """A text file (``newline=""``) that replaces *path* only if the block completes.
+
+    Raises:
+        click.ClickException: the file cannot be created or written (one line naming it).
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    except OSError as exc:
+        raise click.ClickException(f"{path}: cannot write: {exc.strerror}") from None
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
+        with open(fd, "w", encoding="utf-8", newline="") as out:
+            yield out
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        _unlink(tmp)
+        raise click.ClickException(f"{path}: cannot write: {exc.strerror or exc}") from None
+    except BaseException:
+        _unlink(tmp)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _unlink(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def _silence_stdout() -> None:
+    # Python would report the broken pipe again when it flushes stdout at exit.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -1,0 +1,254 @@
+"""``probe daemon`` as a real process: kill -9 at random points, SIGTERM/SIGINT, a full disk, a
+read-only database, and the schedule arithmetic ``probe status`` relies on.
+
+Every round measures loopback servers only (tests/daemon_harness.py): answering, black-holed
+(accepts, never replies: the HTTP step times out) and refused targets, on a 1 s interval.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from measurements.store import open_store
+from probe.daemon import next_run_window, trigger
+from probe.settings import Schedule
+from tests.daemon_harness import loopback_targets, running_daemon, start_daemon, write_settings
+from tests.storage.factories import BASE, make_round
+from tests.storage.workers import round_violations, sqlite_write_locked, statuses
+
+STARTED = r"probe\.daemon: daemon started"
+COMPLETE = r"probe\.daemon: round \d+ complete"
+
+
+def _integrity(path: Path) -> list[tuple[str]]:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return db.execute("PRAGMA integrity_check").fetchall()
+
+
+# --- the schedule -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("interval", "jitter"), [(60, 5), (1 / 60, 0), (30, 0.5)])
+def test_next_run_window_brackets_every_fire_time_the_trigger_picks(interval: float, jitter: float) -> None:
+    schedule = Schedule(interval_minutes=interval, jitter_minutes=jitter)
+    fire = datetime(2024, 1, 20, 10, 0, tzinfo=UTC)
+    trig = trigger(schedule)
+    for _ in range(200):
+        earliest, latest = next_run_window(fire, schedule)
+        nxt = trig.get_next_fire_time(fire, fire)
+        assert earliest <= nxt <= latest
+        assert latest - earliest == timedelta(minutes=jitter)
+        fire = nxt
+
+
+# --- kill -9 ----------------------------------------------------------------------------------
+
+
+def test_kill_9_at_random_points_never_corrupts_and_the_next_start_continues(tmp_path: Path) -> None:
+    """21 kills: at a random moment after spawn, at a random moment into the rounds, and while
+    the daemon holds SQLite's write lock (inside a round's transaction, or marking/pruning)."""
+    db = tmp_path / "probe.sqlite3"
+    url = f"sqlite:///{db}"
+    rng = random.Random(20240120)
+    kinds = {"spawn": 0, "rounds": 0, "transaction": 0}
+    with loopback_targets(answering=4, silent=2, refused=2) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=1.0, timeout_s=0.4)
+        for i in range(21):
+            left_running = {rid for rid, s in statuses(url).items() if s == "running"}
+            daemon = start_daemon(settings)
+            try:
+                kind = ("spawn", "rounds", "transaction")[i % 3]
+                if kind == "spawn":  # anywhere: opening, migrating, marking, the first round
+                    time.sleep(rng.uniform(0.0, 1.8))
+                else:
+                    daemon.wait_for(STARTED)
+                    # The start marked what the previous kill left running.
+                    assert not left_running & {r for r, s in statuses(url).items() if s == "running"}
+                    if kind == "rounds":
+                        time.sleep(rng.uniform(0.0, 2.0))  # round 1 runs from 0 s, round 2 from 1 s
+                    else:  # past begin_round, so mostly inside finish_round's transaction (or prune's)
+                        time.sleep(rng.uniform(0.1, 0.35))
+                        deadline = time.monotonic() + 10
+                        while not sqlite_write_locked(str(db)):
+                            assert time.monotonic() < deadline, "never saw the daemon's write transaction"
+                            time.sleep(0.0005)
+                kinds[kind] += 1
+                daemon.proc.kill()
+                assert daemon.wait() == -signal.SIGKILL, "\n".join(daemon.log)
+            finally:
+                if daemon.proc.poll() is None:
+                    daemon.proc.kill()
+                daemon.wait()
+            assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
+            if db.exists():
+                assert _integrity(db) == [("ok",)], f"after kill {i + 1}"
+                assert round_violations(url) == [], f"after kill {i + 1}"
+
+        # The next start continues: it marks the crashed round and stores complete rounds again.
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(STARTED)
+            daemon.wait_for(COMPLETE)
+            assert daemon.stop() == 0
+    done = statuses(url)
+    assert kinds == {"spawn": 7, "rounds": 7, "transaction": 7}
+    assert set(done.values()) <= {"complete", "interrupted"}
+    assert sum(1 for s in done.values() if s == "complete") >= 5, done
+    assert _integrity(db) == [("ok",)]
+    assert round_violations(url) == []
+
+
+# --- SIGTERM / SIGINT -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_a_round_marks_it_interrupted_and_exits_0(tmp_path: Path, signum: int) -> None:
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    with loopback_targets(answering=2, silent=2, refused=1) as targets:
+        # The black holes hold the first round for 30 s: the signal surely lands inside it.
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=60, timeout_s=30)
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(STARTED)
+            deadline = time.monotonic() + 10
+            while "running" not in statuses(url).values():
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            daemon.proc.send_signal(signum)
+            assert daemon.wait() == 0, "\n".join(daemon.log)
+            assert time.monotonic() - t0 < 5, "shutdown waited for the round instead of interrupting it"
+    assert list(statuses(url).values()) == ["interrupted"]
+    assert round_violations(url) == []
+    assert any("round interrupted by shutdown" in line for line in daemon.log)
+    assert daemon.log[-1].endswith("probe.daemon: daemon stopped")
+
+
+def test_sigterm_between_rounds_exits_0_with_every_round_complete(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    with loopback_targets(answering=2, silent=0, refused=1) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=60)
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(COMPLETE)
+            assert daemon.stop() == 0
+    assert list(statuses(url).values()) == ["complete"]
+    with open_store(url) as store:
+        (info,) = store.last_rounds(5)
+    assert (info.n_targets, info.n_measurements, info.n_failed, info.network_up) == (3, 3, 1, True)
+
+
+def test_each_round_prunes_what_is_older_than_the_retention(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    with open_store(url) as store:  # a round from 2024, long past a 30-day retention
+        rid = store.begin_round(started_at=BASE, n_targets=7)
+        store.finish_round(rid, make_round(7), ended_at=BASE)
+    with loopback_targets(answering=1, silent=0, refused=0) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=60, retention_days=30)
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(r"probe\.daemon: pruned 7 measurement\(s\) older than 30 days")
+            assert daemon.stop() == 0
+    with open_store(url) as store:
+        assert [(r.status, r.n_measurements) for r in store.last_rounds(5)] == [("complete", 1)]
+
+
+def test_bad_settings_exit_2_with_one_line_before_anything_is_written(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.toml"
+    settings.write_text("[schedule]\ninterval_minutes = -1\n", encoding="utf-8")
+    daemon = start_daemon(settings)
+    assert daemon.wait() == 2
+    assert daemon.log == [
+        f"probe: error: {settings}: schedule.interval_minutes: Input should be greater than 0"
+    ]
+
+
+# --- a database that cannot be written --------------------------------------------------------
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs mounted for this test (root only): a disk that can really fill up."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m,mode=0755", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill up (needs root): {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    with filler.open("wb", buffering=0) as f:
+        for chunk in (65536, 512):  # then the last partial page too
+            with contextlib.suppress(OSError):  # ENOSPC: full
+                while True:
+                    f.write(b"\0" * chunk)
+    return filler
+
+
+def test_a_full_disk_costs_rounds_not_the_daemon(tmp_path: Path, small_tmpfs: Path) -> None:
+    db = small_tmpfs / "probe.sqlite3"
+    url = f"sqlite:///{db}"
+    with loopback_targets(answering=3, silent=0, refused=1) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=0.6)
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(COMPLETE)
+            filler = _fill(small_tmpfs)
+            errors = daemon.wait_for(r"ERROR probe\.daemon: .*database or disk is full", count=2)
+            assert daemon.proc.poll() is None
+            before = len(daemon.wait_for(COMPLETE))
+            filler.unlink()
+            daemon.wait_for(COMPLETE, count=before + 2)  # it kept trying, and stores again
+            assert daemon.stop() == 0
+    assert all(re.fullmatch(rf"\S+ ERROR probe\.daemon: {re.escape(str(db))}: cannot .+", e) for e in errors)
+    assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
+    assert _integrity(db) == [("ok",)]
+    assert round_violations(url) == []
+    assert "running" not in statuses(url).values()  # a round the full disk left running was marked
+
+
+def test_a_read_only_database_file_is_reported_and_retried(tmp_path: Path) -> None:
+    db = tmp_path / "probe.sqlite3"
+    url = f"sqlite:///{db}"
+    open_store(url).close()
+    # As root, permissions do not stop writes; the immutable attribute does.
+    if subprocess.run(["chattr", "+i", str(db)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not supported on this file system")
+    try:
+        with loopback_targets(answering=2, silent=0, refused=1) as targets:
+            settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=0.6)
+            with running_daemon(settings) as daemon:
+                errors = daemon.wait_for(r"ERROR probe\.daemon: .*readonly database", count=3)
+                assert daemon.proc.poll() is None
+                assert not any(re.search(COMPLETE, line) for line in daemon.log)
+                subprocess.run(["chattr", "-i", str(db)], check=True)
+                daemon.wait_for(COMPLETE, count=2)
+                assert daemon.stop() == 0
+    finally:
+        subprocess.run(["chattr", "-i", str(db)], check=False)
+    assert errors[0].endswith(
+        f"ERROR probe.daemon: {db}: cannot mark interrupted rounds: attempt to write a readonly database "
+        "(will retry before the next round)"
+    )
+    round_failed = f"{db}: cannot start a round: attempt to write a readonly database (round not stored)"
+    assert any(e.endswith(round_failed) for e in errors)
+    assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
+    assert _integrity(db) == [("ok",)]
+    assert round_violations(url) == []
