@@ -4,7 +4,7 @@ Usage (from the repository root)::
 
     python bench/round.py                 # 2 s step timeouts; concurrency 1 extrapolated
     python bench/round.py --full-c1       # also run the whole round at concurrency 1 (minutes)
-    python bench/round.py --cache-ssl-context   # what-if: one TLS context per round (see below)
+    python bench/round.py --n 2300 --silent-share 0.2   # the size of the global + Pakistan lists
 
 Targets are ``http://127.0.0.1:PORT/?n=i`` URLs (IP literals: no DNS): 50 on a loopback HTTP
 server that answers, 50 on a TCP server that accepts and then never says a word, so each of
@@ -20,16 +20,13 @@ Printed, all measured in the same run:
 - the round at concurrency 1: by default *extrapolated* from a 10-target subset with the same
   mix (5 + 5, times 10), which the output says; ``--full-c1`` measures it instead.
 
-Asserts nothing. ``--cache-ssl-context`` shows what the round costs once
-``webconnectivity.measure`` stops building a TLS context (loading the whole system CA store,
-~50 ms of CPU on the event loop) for every measurement.
+Asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import functools
 import logging
 import sys
 import tempfile
@@ -40,7 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the loopback servers live in tests/
 
 from measurements.store import open_store
-from probe import service, tls
+from probe import service
 from probe.settings import Measure, Settings, Targets
 from tests.servers.http_server import http_server
 from tests.servers.tcp_server import tcp_server
@@ -82,24 +79,17 @@ def timed_round(target_list: Path, db: Path, *, concurrency: int, timeout: float
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=100, help="targets in the round (half never answer)")
+    parser.add_argument("--n", type=int, default=100, help="targets in the round")
+    parser.add_argument(
+        "--silent-share", type=float, default=0.5, help="share of targets that never answer (default 0.5)"
+    )
     parser.add_argument("--timeout", type=float, default=2.0, help="seconds per step (all steps)")
     parser.add_argument(
         "--full-c1", action="store_true", help="measure concurrency 1 instead of extrapolating"
     )
-    parser.add_argument(
-        "--cache-ssl-context",
-        action="store_true",
-        help="what-if: build the TLS context once, not once per measurement (patches probe.tls)",
-    )
     args = parser.parse_args()
     logging.disable(logging.INFO)  # httpx logs every request
-    if args.cache_ssl_context:
-        # webconnectivity.measure calls tls.make_ssl_context per measurement: ~50 ms of CPU each
-        # (loading the system CA store), on the event loop, so it serialises a round.
-        tls.make_ssl_context = functools.lru_cache(maxsize=8)(tls.make_ssl_context)  # type: ignore[method-assign]
-        print("WHAT-IF: tls.make_ssl_context cached (one TLS context per round, not per measurement)")
-    half = args.n // 2
+    half = round(args.n * args.silent_share)  # the never-answering targets
 
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="reachprobe-bench-")))

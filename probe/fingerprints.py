@@ -159,6 +159,17 @@ def default_fingerprints() -> FingerprintDB:
     return FingerprintDB.load(files)
 
 
+def load_fingerprints(extra: Iterable[Path]) -> FingerprintDB:
+    """The shipped fingerprints followed by the operator's *extra* CSV files.
+
+    Raises:
+        ConfigError: a file is unreadable or invalid, or a name is defined twice.
+    """
+    directory = config_dir().joinpath("fingerprints")
+    shipped = sorted((f for f in directory.iterdir() if f.name.endswith(".csv")), key=lambda f: f.name)
+    return FingerprintDB.load([*shipped, *extra])
+
+
 def _first_match(
     candidates: tuple[Fingerprint, ...], hit: Callable[[Fingerprint], bool]
 ) -> Fingerprint | None:

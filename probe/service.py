@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from measurements.schema import TargetInfo
 from measurements.store import Store
 from measurements.summary import heartbeat_of
-from probe import __version__, dns, runner, webconnectivity
+from probe import __version__, control, dns, runner, tls, webconnectivity
 from probe.errors import ConfigError, StorageError
 from probe.settings import Settings
 from probe.targets import Target, load_many
@@ -28,8 +28,12 @@ def measure_config(settings: Settings) -> webconnectivity.MeasureConfig:
     """The measurement configuration the settings describe.
 
     Raises:
-        ConfigError: a configured resolver is malformed.
+        ConfigError: a configured resolver is malformed, or the ASN database or a
+            fingerprint file is unreadable or invalid.
     """
+    from probe.fingerprints import load_fingerprints
+    from probe.ipinfo import load_asn_database
+
     m = settings.measure
     return webconnectivity.MeasureConfig(
         resolvers=tuple(dns.parse_resolver(text) for text in m.resolvers),
@@ -40,6 +44,12 @@ def measure_config(settings: Settings) -> webconnectivity.MeasureConfig:
         tls_timeout=m.tls_timeout,
         http_timeout=m.http_timeout,
         allow_loopback=m.allow_loopback,
+        control_url=settings.control.url,
+        public_networks=settings.network.public_networks,
+        asn_of=load_asn_database(settings.network.asn_database),
+        fingerprints=load_fingerprints(settings.network.fingerprints)
+        if settings.network.fingerprints
+        else None,
     )
 
 
@@ -86,10 +96,11 @@ async def run_round(
         asyncio.CancelledError: the round was cancelled; it is marked ``interrupted``.
     """
     started = datetime.now(UTC)
+    config = await identify(plan.config)
     round_id = store.begin_round(
         started_at=started,
-        probe_asn=plan.config.probe_asn,
-        probe_cc=plan.config.probe_cc,
+        probe_asn=config.probe_asn,
+        probe_cc=config.probe_cc,
         software_version=__version__,
         config_digest=plan.settings.digest(),
         n_targets=len(plan.targets),
@@ -97,7 +108,7 @@ async def run_round(
     try:
         results = await runner.measure_round(
             plan.targets,
-            config=plan.config,
+            config=config,
             concurrency=plan.settings.measure.concurrency,
             on_result=on_result,
         )
@@ -120,6 +131,30 @@ async def run_round(
             store.mark_interrupted(round_id)
         raise
     return RoundReport(round_id=round_id, results=tuple(results), started_at=started, ended_at=ended)
+
+
+WHOAMI_TIMEOUT = 10.0
+"""Seconds the round waits for ``whoami`` before starting (a blocked control costs no more)."""
+
+
+async def identify(config: webconnectivity.MeasureConfig) -> webconnectivity.MeasureConfig:
+    """*config* with the network the control sees the probe in (once per round).
+
+    Asked of the control's ``whoami`` when a control is configured and the network is not
+    set: the round and every measurement then record it, and no measurement asks again.
+    Unanswered, the network stays ``AS0``/``ZZ`` and each measurement asks beside its
+    control call. The probe's own address is never seen, let alone stored.
+    """
+    if config.control_url is None or (config.probe_asn, config.probe_cc) != ("AS0", "ZZ"):
+        return config
+    found = await control.whoami(
+        config.control_url,
+        timeout=min(config.control_timeout, WHOAMI_TIMEOUT),
+        ssl_context=tls.client_contexts(config.ca_file).httpx,
+    )
+    if found is None:
+        return config
+    return replace(config, probe_asn=found[0], probe_cc=found[1])
 
 
 def _target_infos(targets: Sequence[Target]) -> list[TargetInfo]:

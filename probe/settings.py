@@ -11,7 +11,7 @@ The file (all sections and keys optional; ``config/settings.toml`` documents eac
     [control]   url
     [targets]   lists
     [storage]   database_url, retention_days
-    [network]   asn_database, public_networks
+    [network]   asn_database, public_networks, fingerprints
 """
 
 from __future__ import annotations
@@ -81,6 +81,8 @@ class Network(_Section):
     asn_database: Path | None = None
     public_networks: tuple[str, ...] = ()
     """Extra address ranges to treat as public (the lab's 10.x world)."""
+    fingerprints: tuple[Path, ...] = ()
+    """Extra blockpage/DNS fingerprint CSV files (OONI schema), matched after the shipped ones."""
 
 
 class Settings(_Section):

@@ -7,8 +7,10 @@ checked is the SNI, never the IP address the connection went to.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
@@ -39,6 +41,36 @@ def make_ssl_context(ca_file: Path | None = None, *, alpn: tuple[str, ...] = DEF
     if alpn:
         context.set_alpn_protocols(list(alpn))
     return context
+
+
+@dataclass(frozen=True, slots=True)
+class ClientContexts:
+    """The client contexts of one trust configuration, built once and shared by measurements.
+
+    Loading the system trust store costs ~50 ms of CPU; doing it per measurement would
+    serialise a whole round on the event loop. Contexts are safe to share between
+    concurrent connections. There are two because httpx sets the ALPN list of any context it
+    is given (to ``http/1.1``): the handshake step's context, which must keep offering what
+    a browser offers, is never handed to httpx.
+    """
+
+    handshake: ssl.SSLContext
+    """For :func:`handshake`: ALPN ``h2, http/1.1``, like a browser's ClientHello."""
+    httpx: ssl.SSLContext
+    """For everything httpx does: page fetches, DNS over HTTPS, the control client."""
+
+
+@functools.lru_cache(maxsize=16)
+def client_contexts(ca_file: Path | None = None) -> ClientContexts:
+    """The shared contexts trusting the system store, or only *ca_file* when given.
+
+    Raises:
+        ConfigError: *ca_file* cannot be read or holds no PEM certificate (not cached).
+    """
+    return ClientContexts(
+        handshake=make_ssl_context(ca_file),
+        httpx=make_ssl_context(ca_file, alpn=("http/1.1",)),
+    )
 
 
 async def handshake(

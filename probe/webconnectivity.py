@@ -11,8 +11,12 @@ Nothing the network does raises: every outcome is a failure string on a step, an
 measurement is always returned. Only a URL that cannot be measured at all raises
 :class:`~probe.errors.TargetError`.
 
-The control vantage and the verdict keys come from the control issue; until a control is
-configured, ``control_failure`` says so and the verdict keys stay ``None`` (JSON ``null``).
+When a control (test helper) is configured, the control request is sent as soon as the
+first hop's DNS is done, concurrently with the connects and the fetches, as OONI's probe does;
+its response (or the failure that stands in for it, ``control_failure``) and the probe's
+observations then go through :func:`probe.analysis.analyse`, which fills the verdict keys.
+The analysis always runs, without a control too: ``mechanism`` is then
+``control.unreachable`` where OONI's rules leave the verdict ``null``.
 """
 
 from __future__ import annotations
@@ -25,13 +29,17 @@ import platform
 import ssl
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
-from probe import SOFTWARE_NAME, __version__, dns, failures, http, tcp, tls
+from probe import SOFTWARE_NAME, __version__, analysis, control, dns, failures, http, tcp, tls
 from probe.clock import Clock, relative_clock
+from probe.control import CONTROL_NOT_CONFIGURED
+from probe.fingerprints import FingerprintDB, default_fingerprints
+from probe.ipinfo import AsnLookup, no_asn, parse_networks
 from probe.model import (
     DNSQuery,
     HTTPTransaction,
@@ -41,7 +49,7 @@ from probe.model import (
     WebConnectivityTestKeys,
 )
 
-CONTROL_NOT_CONFIGURED = "control_not_configured"
+__all__ = ["CONTROL_NOT_CONFIGURED", "MeasureConfig", "measure"]
 MAX_ENDPOINTS_PER_HOP = 16
 """Bounds the connects of one hop: a hostile resolver cannot make us dial thousands of IPs."""
 
@@ -62,13 +70,29 @@ class MeasureConfig:
     allow_loopback: bool = False
     """Connect to loopback answers. OONI never does (127.0.0.1 is a censor's answer); tests do."""
     probe_asn: str = "AS0"
+    """``AS0``/``ZZ`` (unknown): asked of the control's ``whoami`` when a control is set."""
     probe_cc: str = "ZZ"
     query_types: tuple[str, ...] = field(default=("A", "AAAA"))
+    control_url: str | None = None
+    """The test helper (OONI-compatible); ``None``: no control (``control_not_configured``)."""
+    control_timeout: float = 30.0
+    """OONI's probe waits 30 s for its helper."""
+    public_networks: tuple[str, ...] = ()
+    """Ranges that are public here although bogon (the lab's 10.x world)."""
+    asn_of: AsnLookup = no_asn
+    """IP → ASN (:func:`probe.ipinfo.load_asn_database`); 0 for unknown."""
+    fingerprints: FingerprintDB | None = None
+    """Blockpage and DNS fingerprints; ``None``: the shipped ones."""
 
     def with_timeout(self, seconds: float) -> MeasureConfig:
-        """The same configuration with one budget for every step."""
+        """The same configuration with one budget for every step (the control gets three)."""
         return replace(
-            self, dns_timeout=seconds, tcp_timeout=seconds, tls_timeout=seconds, http_timeout=seconds
+            self,
+            dns_timeout=seconds,
+            tcp_timeout=seconds,
+            tls_timeout=seconds,
+            http_timeout=seconds,
+            control_timeout=3 * seconds,
         )
 
 
@@ -95,34 +119,57 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
 
     Raises:
         TargetError: *url* is malformed or its scheme is not http/https.
-        ConfigError: the configured CA file cannot be read.
+        ConfigError: the configured CA file cannot be read, or a public network is not a CIDR.
     """
     config = config or MeasureConfig()
-    http.split_url(url)  # validate before any traffic
-    ssl_context = tls.make_ssl_context(config.ca_file)
+    _, _, port = http.split_url(url)  # validate before any traffic
+    public = parse_networks(config.public_networks)
+    contexts = tls.client_contexts(config.ca_file)
     started = datetime.now(UTC)
     t_start = time.monotonic()
     recorder = _Recorder(clock=relative_clock())
+    vantage = control.Session(
+        config.control_url,
+        url,
+        port=port,
+        timeout=config.control_timeout,
+        ssl_context=contexts.httpx if config.control_url else None,
+        public_networks=public,
+        ask_whoami=(config.probe_asn, config.probe_cc) == ("AS0", "ZZ"),
+    )
+    try:
+        current: str | None = url
+        depth = 0
+        hop_failure: str | None = None
+        while current is not None:
+            on_resolved = vantage.start if depth == 0 else None
+            current, hop_failure = await _hop(current, depth, config, contexts, recorder, on_resolved)
+            depth += 1
+            if current is not None and depth > config.max_redirects:
+                hop_failure = _fail_last_request(recorder, failures.TOO_MANY_REDIRECTS)
+                break
+        response, control_failure = await vantage.result()
+        identity = await vantage.identity()
+    finally:
+        vantage.cancel()
 
-    current: str | None = url
-    depth = 0
-    hop_failure: str | None = None
-    while current is not None:
-        current, hop_failure = await _hop(current, depth, config, ssl_context, recorder)
-        depth += 1
-        if current is not None and depth > config.max_redirects:
-            hop_failure = _fail_last_request(recorder, failures.TOO_MANY_REDIRECTS)
-            break
-
-    keys = WebConnectivityTestKeys(
+    observed = WebConnectivityTestKeys(
         queries=tuple(recorder.queries),
         tcp_connect=tuple(recorder.tcp_connect),
         tls_handshakes=tuple(recorder.tls_handshakes),
         requests=tuple(reversed(recorder.requests)),
-        control_failure=CONTROL_NOT_CONFIGURED,
-        dns_experiment_failure=_dns_experiment_failure(recorder.queries),
         http_experiment_failure=hop_failure,
     )
+    keys = analysis.analyse(
+        observed,
+        response,
+        control_failure=control_failure,
+        url=url,
+        asn_of=config.asn_of,
+        fingerprints=config.fingerprints if config.fingerprints is not None else _shipped_fingerprints(),
+        public_networks=public,
+    )
+    probe_asn, probe_cc = identity or (config.probe_asn, config.probe_cc)
     stamp = started.strftime("%Y-%m-%d %H:%M:%S")
     return Measurement(
         input=url,
@@ -133,8 +180,8 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
         software_version=__version__,
         test_keys=keys,
         id=str(uuid.uuid4()),
-        probe_asn=config.probe_asn,
-        probe_cc=config.probe_cc,
+        probe_asn=probe_asn,
+        probe_cc=probe_cc,
         annotations={
             "engine_name": SOFTWARE_NAME,
             "engine_version": __version__,
@@ -144,10 +191,20 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
     )
 
 
+@cache
+def _shipped_fingerprints() -> FingerprintDB:
+    return default_fingerprints()
+
+
 async def _hop(
-    url: str, depth: int, config: MeasureConfig, ssl_context: ssl.SSLContext, rec: _Recorder
+    url: str,
+    depth: int,
+    config: MeasureConfig,
+    contexts: tls.ClientContexts,
+    rec: _Recorder,
+    on_resolved: Callable[[list[str]], None] | None = None,
 ) -> tuple[str | None, str | None]:
-    """Measure one hop.
+    """Measure one hop; *on_resolved* gets the hop's addresses as soon as DNS is done.
 
     Returns:
         The next URL when the response is a valid redirect (else ``None``), and the failure
@@ -157,16 +214,20 @@ async def _hop(
     scheme, host, port = http.split_url(url)
     tags = (f"depth={depth}",)
     queries_before = len(rec.queries)
-    classic, other = await _resolve(host, depth, config, ssl_context, rec)
+    classic, other = await _resolve(host, depth, config, contexts.httpx, rec)
     endpoints = _endpoints(classic, other, config)
+    if on_resolved is not None:
+        on_resolved([ip for ip in [*classic, *other] if not ipaddress.ip_address(ip).is_loopback])
+    # One transaction ID per endpoint: its TCP, TLS and HTTP steps share it, as OONI's do.
+    tids = {ip: rec.next_id() for ip in endpoints}
     results = await asyncio.gather(
         *(
-            _endpoint(ip, port, scheme, host, ip in classic, tags, config, ssl_context, rec)
+            _endpoint(ip, port, scheme, host, ip in classic, tags, config, contexts.handshake, rec, tids[ip])
             for ip in endpoints
         )
     )
     if not endpoints:
-        return None, _first_failure(q.failure for q in rec.queries[queries_before:] if q.engine != "doh")
+        return None, _lookup_failure(rec.queries[queries_before:])
     working = next((ip for ip, (_, failure) in zip(endpoints, results, strict=True) if failure is None), None)
     if working is None:
         # Report the deepest step reached: a TLS failure says more than a TCP one.
@@ -175,10 +236,10 @@ async def _hop(
     transaction = await http.fetch(
         url,
         address=working,
-        ssl_context=ssl_context,
+        ssl_context=contexts.httpx,
         timeout=config.http_timeout,
         clock=rec.clock,
-        transaction_id=rec.next_id(),
+        transaction_id=tids[working],
         tags=tags + (("classic",) if working in classic else ()),
         body_limit=config.body_limit,
     )
@@ -248,13 +309,13 @@ async def _endpoint(
     config: MeasureConfig,
     ssl_context: ssl.SSLContext,
     rec: _Recorder,
+    tid: int,
 ) -> tuple[str, str | None]:
-    """TCP connect (and TLS handshake for https) to one endpoint.
+    """TCP connect (and TLS handshake for https) to one endpoint, steps tagged with *tid*.
 
     Returns:
         The last step run (``"tcp"`` or ``"tls"``) and its failure (``None``: the endpoint works).
     """
-    tid = rec.next_id()
     step_tags = tags + (("classic",) if is_classic else ())
     connect, connection = await tcp.connect(
         ip, port, timeout=config.tcp_timeout, clock=rec.clock, transaction_id=tid, tags=step_tags
@@ -287,15 +348,24 @@ def _fail_last_request(rec: _Recorder, failure: str) -> str:
     return failure
 
 
-def _first_failure(items: Iterable[str | None]) -> str | None:
-    return next((item for item in items if item is not None), None)
+def _lookup_failure(queries: Iterable[DNSQuery]) -> str | None:
+    """Why a hop found no address: the failure of the first non-DoH lookup that failed.
 
-
-def _dns_experiment_failure(queries: Iterable[DNSQuery]) -> str | None:
-    """The first depth-0 non-DoH lookup failure (reference §1.5, notes)."""
+    A lookup is one name asked of one resolver: its A and AAAA queries together (the system
+    resolver asks both at once). It failed only when no address came back; then its failure
+    is the first of its queries' (A before AAAA). DoH failures say something about the DoH
+    server, not the site (ooni/probe#2274). ``None`` when every lookup returned addresses
+    (which were then all unusable, e.g. loopback).
+    """
+    lookups: dict[tuple[str, str, str], list[DNSQuery]] = {}
     for query in queries:
-        if "depth=0" in query.tags and query.engine != "doh" and query.failure is not None:
-            return query.failure
+        if query.engine != "doh":
+            lookups.setdefault((query.engine, query.resolver_address, query.hostname), []).append(query)
+    for group in lookups.values():
+        if not any(query.addresses for query in group):
+            failure = next((query.failure for query in group if query.failure is not None), None)
+            if failure is not None:
+                return failure
     return None
 
 

@@ -1,12 +1,16 @@
-"""Shared fixtures: a lab-style certificate authority and CA files for loopback TLS servers."""
+"""Shared fixtures: a lab-style certificate authority, and loopback sites with their resolver."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trustme
+
+from tests.servers.dns_server import Reply, ScriptedDNSServer
+from tests.servers.http_server import HTTPServer, http_server
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +25,40 @@ def ca_file(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     ca.cert_pem.write_to_path(str(path))
     yield path
+
+
+@pytest.fixture
+def client_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A fresh client context trusting the test CA (httpx rewrites a context's ALPN list)."""
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return context
+
+
+LOOPBACK_NAMES = {
+    "example.com": Reply(a=("127.0.0.1",)),
+    "xn--d1acpjx3f.xn--p1ai": Reply(a=("127.0.0.1",)),  # яндекс.рф
+    "nx.example": Reply(rcode="NXDOMAIN"),
+}
+"""The scripted DNS of the end-to-end tests: every site lives on 127.0.0.1."""
+
+
+@pytest.fixture(scope="module")
+def loopback_dns() -> Iterator[ScriptedDNSServer]:
+    """A scripted resolver (UDP and TCP) answering :data:`LOOPBACK_NAMES`, NXDOMAIN otherwise."""
+    with ScriptedDNSServer(LOOPBACK_NAMES) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http_site() -> Iterator[HTTPServer]:
+    """The scripted HTTP routes (tests/servers/http_server.py) on 127.0.0.1."""
+    with http_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def https_site(ca: trustme.CA) -> Iterator[HTTPServer]:
+    """The same routes over HTTPS, with a certificate for ``example.com`` and ``127.0.0.1``."""
+    with http_server(ca.issue_cert("example.com", "127.0.0.1")) as server:
+        yield server

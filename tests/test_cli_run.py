@@ -11,6 +11,11 @@ import pytest
 
 from measurements.store import open_store
 from probe.cli import main
+from probe.helper.app import HelperSettings
+from probe.helper.geo import Geo
+from probe.helper.measure import HelperConfig
+from probe.helper.policy import AddressPolicy
+from tests.servers.helper_server import running_helper
 from tests.servers.http_server import HTTPServer, http_server
 from tests.servers.tcp_server import closed_port
 
@@ -108,3 +113,25 @@ def test_a_bad_database_url_exits_2(tmp_path: Path, capsys: pytest.CaptureFixtur
     settings, _ = _write_settings(tmp_path, ["http://127.0.0.1:9/"])
     assert main(["run", "--config", str(settings), "--db", "nosuchdb://x"]) == 2
     assert "nosuchdb" in capsys.readouterr().err
+
+
+def test_with_a_control_the_round_records_the_network_and_the_verdicts(
+    tmp_path: Path, server: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    helper = HelperSettings(
+        config=HelperConfig(dns_timeout=2, tcp_timeout=2, tls_timeout=2, http_timeout=2),
+        policy=AddressPolicy.allowing(("127.0.0.0/8",)),
+        geo=Geo(asn_of=lambda ip: 64500, cc_of=lambda ip: "PK"),
+    )
+    working = f"http://127.0.0.1:{server.port}/"
+    with running_helper(helper) as control_url:
+        extra = f'[control]\nurl = "{control_url}"\n[network]\npublic_networks = ["127.0.0.0/8"]\n'
+        settings, database = _write_settings(tmp_path, [working], extra=extra)
+        assert main(["run", "--config", str(settings), "--json"]) == 0
+
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    assert (row["blocking"], row["accessible"], row["mechanism"]) == ("false", True, "ok")
+    assert row["control_failure"] is None
+    with open_store(f"sqlite:///{database}") as store:
+        (last,) = store.last_rounds(1)
+    assert (last.probe_asn, last.probe_cc) == ("AS64500", "PK")  # asked once, before the round

@@ -24,10 +24,7 @@ import pkgutil
 import re
 import socket
 import ssl
-import struct
-import threading
-from collections.abc import Awaitable, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, get_args
 
@@ -46,6 +43,8 @@ import trustme
 
 from probe import failures
 from probe.failures import classify, is_unknown, scrub
+from tests.servers.dns_server import Reply, ScriptedDNSServer
+from tests.servers.tcp_server import closed_port, connection_server, rst_close
 
 OPERATIONS: tuple[failures.Operation, ...] = get_args(failures.Operation)
 LIBRARIES = ("dns", "httpx", "httpcore", "ssl")
@@ -377,48 +376,9 @@ def _raised(make: Callable[[], Awaitable[Any]]) -> BaseException:
     return asyncio.run(run())
 
 
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _tcp_server(handle: Callable[[socket.socket], None]) -> Iterator[int]:
-    """Accept on 127.0.0.1 in a thread and give each connection to *handle*; yields the port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(8)
-    listener.settimeout(0.05)
-    stop = threading.Event()
-    held: list[socket.socket] = []
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(2)
-            held.append(conn)
-            with contextlib.suppress(OSError):  # the client gave up first: the point of most scenarios
-                handle(conn)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield int(listener.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        listener.close()
-        for conn in held:
-            conn.close()
-
-
-def _rst(conn: socket.socket) -> None:
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()
+def _read_then_rst(conn: socket.socket) -> None:
+    conn.recv(4096)
+    rst_close(conn)
 
 
 async def _connect_and_close(port: int, **kwargs: Any) -> None:
@@ -440,7 +400,7 @@ def test_real_deadline() -> None:
 
 
 def test_real_connection_refused() -> None:
-    port = _closed_port()
+    port = closed_port()
     exc = _raised(lambda: _connect_and_close(port))
     assert isinstance(exc, ConnectionRefusedError)
     assert exc.errno == errno.ECONNREFUSED
@@ -448,10 +408,6 @@ def test_real_connection_refused() -> None:
 
 
 def test_real_connection_reset() -> None:
-    def read_then_rst(conn: socket.socket) -> None:
-        conn.recv(100)
-        _rst(conn)
-
     async def exchange(port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
@@ -463,7 +419,7 @@ def test_real_connection_reset() -> None:
             with contextlib.suppress(ConnectionResetError):  # the same RST, reported again on close
                 await writer.wait_closed()
 
-    with _tcp_server(read_then_rst) as port:
+    with connection_server(_read_then_rst) as port:
         exc = _raised(lambda: exchange(port))
     assert isinstance(exc, ConnectionResetError)
     assert failures.classify_read(exc) == "connection_reset"
@@ -546,7 +502,7 @@ def test_real_tls_failures(
     ca.configure_trust(client)
     if client_max is not None:
         client.maximum_version = client_max
-    with _tcp_server(_tls_server_handler(server(ca))) as port:
+    with connection_server(_tls_server_handler(server(ca))) as port:
         exc = _raised(lambda: _connect_and_close(port, ssl=client, server_hostname="example.com"))
     assert isinstance(exc, ssl.SSLError)
     assert failures.classify_tls_handshake(exc) == failure
@@ -558,7 +514,7 @@ def test_real_tls_eof_during_handshake() -> None:
         conn.shutdown(socket.SHUT_WR)
 
     client = ssl.create_default_context()
-    with _tcp_server(read_hello_then_fin) as port:
+    with connection_server(read_hello_then_fin) as port:
         exc = _raised(lambda: _connect_and_close(port, ssl=client, server_hostname="x.com"))
     assert failures.classify_tls_handshake(exc) == "eof_error"
 
@@ -573,11 +529,6 @@ def _reply(data: bytes) -> Callable[[socket.socket], None]:
         conn.close()
 
     return handle
-
-
-def _read_then_rst(conn: socket.socket) -> None:
-    conn.recv(4096)
-    _rst(conn)
 
 
 def _silent(conn: socket.socket) -> None:
@@ -608,7 +559,7 @@ def test_real_httpx_failures(handle: Callable[[socket.socket], None], failure: s
         async with httpx.AsyncClient(timeout=0.3, follow_redirects=True, max_redirects=2) as client:
             await client.get(f"http://127.0.0.1:{port}/")
 
-    with _tcp_server(handle) as port:
+    with connection_server(handle) as port:
         exc = _raised(lambda: get(port))
     assert isinstance(exc, httpx.TransportError | httpx.DecodingError | httpx.TooManyRedirects)
     assert failures.classify_http_round_trip(exc) == failure
@@ -619,13 +570,13 @@ def test_real_httpx_connect_and_certificate_failures(ca: trustme.CA) -> None:
         async with httpx.AsyncClient(timeout=2, verify=verify) as client:
             await client.get(url)
 
-    refused = _raised(lambda: get(f"http://127.0.0.1:{_closed_port()}/"))
+    refused = _raised(lambda: get(f"http://127.0.0.1:{closed_port()}/"))
     assert isinstance(refused, httpx.ConnectError)
     assert failures.classify_http_round_trip(refused) == "connection_refused"
 
     client = ssl.create_default_context()
     ca.configure_trust(client)
-    with _tcp_server(_tls_server_handler(_server_context(ca.issue_cert("other.test")))) as port:
+    with connection_server(_tls_server_handler(_server_context(ca.issue_cert("other.test")))) as port:
         wrong_name = _raised(lambda: get(f"https://127.0.0.1:{port}/", client))
     assert isinstance(wrong_name, httpx.ConnectError)
     assert failures.classify_http_round_trip(wrong_name) == "ssl_invalid_hostname"
@@ -633,39 +584,15 @@ def test_real_httpx_connect_and_certificate_failures(ca: trustme.CA) -> None:
 
 # DNS: a scripted nameserver on 127.0.0.1, and dnspython's resolver pointed at it.
 
-_RCODES = {"nxdomain": dns.rcode.NXDOMAIN, "servfail": dns.rcode.SERVFAIL, "refused": dns.rcode.REFUSED}
-
-
-@contextlib.contextmanager
-def _udp_nameserver(behaviour: str) -> Iterator[int]:
-    """Answer every query with *behaviour*: an rcode name, ``noanswer``, ``notimp`` or ``silent``."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.05)
-    stop = threading.Event()
-
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            if behaviour == "silent":
-                continue
-            response = dns.message.make_response(dns.message.from_wire(data))
-            response.set_rcode(
-                dns.rcode.NOTIMP if behaviour == "notimp" else _RCODES.get(behaviour, dns.rcode.NOERROR)
-            )
-            sock.sendto(response.to_wire(), peer)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield int(sock.getsockname()[1])
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-        sock.close()
+# What the nameserver answers to every name, per scenario.
+_NAMESERVER = {
+    "nxdomain": Reply(rcode="NXDOMAIN"),
+    "noanswer": Reply(),
+    "servfail": Reply(rcode="SERVFAIL"),
+    "refused": Reply(rcode="REFUSED"),
+    "notimp": Reply(rcode="NOTIMP"),
+    "silent": Reply(action="silent"),
+}
 
 
 def _resolve(port: int, *, tcp: bool = False) -> BaseException:
@@ -688,44 +615,32 @@ def _resolve(port: int, *, tcp: bool = False) -> BaseException:
     ],
 )
 def test_real_dns_failures(behaviour: str, exception: type[BaseException], failure: str) -> None:
-    with _udp_nameserver(behaviour) as port:
-        exc = _resolve(port)
+    with ScriptedDNSServer({}, default=_NAMESERVER[behaviour]) as server:
+        exc = _resolve(server.port)
     assert type(exc) is exception
     assert failures.classify_resolve(exc) == failure
 
 
 def test_real_dns_over_tcp_to_a_closed_port_is_refused_not_servfail() -> None:
-    exc = _resolve(_closed_port(), tcp=True)
+    exc = _resolve(closed_port(), tcp=True)
     assert isinstance(exc, dns.resolver.NoNameservers)
     assert failures.classify_resolve(exc) == "connection_refused"
 
 
 def test_real_dns_garbage_reply_is_misbehaving() -> None:
-    with _tcp_server(_reply(b"\x00\x02\x00\x01")) as port:  # a 2-byte "message": no DNS header
+    with connection_server(_reply(b"\x00\x02\x00\x01")) as port:  # a 2-byte "message": no DNS header
         exc = _resolve(port, tcp=True)
     assert isinstance(exc, dns.resolver.NoNameservers)
     assert failures.classify_resolve(exc) == "dns_server_misbehaving"
 
 
 def test_real_getaddrinfo_failure() -> None:
-    # .invalid never resolves (RFC 6761). The system resolver answers NXDOMAIN, or EAI_AGAIN
-    # when it is unreachable (an offline CI box): either way a dns_* failure.
-    async def lookup() -> None:
-        # Our own executor, left behind on timeout: asyncio.run would wait for the default one.
-        executor = ThreadPoolExecutor(max_workers=1)
-        try:
-            async with asyncio.timeout(5):
-                await asyncio.get_running_loop().run_in_executor(
-                    executor, socket.getaddrinfo, "nonexistent.invalid", 443
-                )
-        finally:
-            executor.shutdown(wait=False)
-
-    exc = _raised(lookup)
-    if isinstance(exc, TimeoutError):
-        pytest.skip("the system resolver did not answer within 5 s")
-    assert isinstance(exc, socket.gaierror)
-    assert failures.classify_resolve(exc).startswith("dns_")
+    # A real gaierror from the C library, without asking any nameserver (no test leaves
+    # loopback): AI_NUMERICHOST makes getaddrinfo refuse a name instead of looking it up.
+    with pytest.raises(socket.gaierror) as caught:
+        socket.getaddrinfo("nonexistent.invalid", 443, flags=socket.AI_NUMERICHOST)
+    assert caught.value.errno == socket.EAI_NONAME
+    assert failures.classify_resolve(caught.value) == "dns_nxdomain_error"
 
 
 # --- 4. the unknown fallback, and scrubbing -------------------------------------------------------

@@ -9,7 +9,6 @@ import socket
 import ssl
 import time
 import tracemalloc
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -44,28 +43,9 @@ def fetch(
     return records[0]
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[HTTPServer]:
-    with http_server() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def tls_server(ca: trustme.CA) -> Iterator[HTTPServer]:
-    with http_server(ca.issue_cert("example.com", "127.0.0.1")) as running:
-        yield running
-
-
-@pytest.fixture
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return context
-
-
-def test_page_pinned_to_address(server: HTTPServer) -> None:
-    port = server.port
-    record = fetch(server.url("/"), transaction_id=3, tags=("depth=0",))
+def test_page_pinned_to_address(http_site: HTTPServer) -> None:
+    port = http_site.port
+    record = fetch(http_site.url("/"), transaction_id=3, tags=("depth=0",))
     host_header = ("Host", f"example.com:{port}")
     assert record.failure is None
     assert record.address == f"127.0.0.1:{port}"
@@ -82,18 +62,18 @@ def test_page_pinned_to_address(server: HTTPServer) -> None:
     )
     assert (record.alpn, record.transaction_id, record.tags, record.network) == ("", 3, ("depth=0",), "tcp")
     assert 0 <= record.t0 <= record.t
-    seen = server.requests[-1]
+    seen = http_site.requests[-1]
     assert (seen.method, seen.target, seen.sni) == ("GET", "/", None)
     assert seen.headers == record.request.headers_list  # as recorded, in order, same case
 
 
-def test_custom_method_and_headers(server: HTTPServer) -> None:
+def test_custom_method_and_headers(http_site: HTTPServer) -> None:
     record = fetch(
-        server.url("/?a=1&b=%20"), method="HEAD", headers=(("user-agent", "probe"), ("Host", "evil"))
+        http_site.url("/?a=1&b=%20"), method="HEAD", headers=(("user-agent", "probe"), ("Host", "evil"))
     )
-    assert record.request.headers_list == (("Host", f"example.com:{server.port}"), ("user-agent", "probe"))
-    assert server.requests[-1].target == "/?a=1&b=%20"
-    assert server.requests[-1].method == "HEAD"
+    assert record.request.headers_list == (("Host", f"example.com:{http_site.port}"), ("user-agent", "probe"))
+    assert http_site.requests[-1].target == "/?a=1&b=%20"
+    assert http_site.requests[-1].method == "HEAD"
     assert record.response is not None
     assert (record.response.code, record.response.body, record.response.title) == (200, b"", "")
 
@@ -131,21 +111,21 @@ def test_ipv6_address() -> None:
 
 
 def test_https_sni_and_host_follow_the_url_not_the_address(
-    tls_server: HTTPServer, client_context: ssl.SSLContext
+    https_site: HTTPServer, client_context: ssl.SSLContext
 ) -> None:
-    record = fetch(tls_server.url("/"), context=client_context)
+    record = fetch(https_site.url("/"), context=client_context)
     assert record.failure is None
     assert record.response is not None and record.response.title == TITLE
     assert record.alpn == "http/1.1"
-    seen = tls_server.requests[-1]
+    seen = https_site.requests[-1]
     assert seen.sni == "example.com"
-    assert ("Host", f"example.com:{tls_server.port}") in seen.headers
+    assert ("Host", f"example.com:{https_site.port}") in seen.headers
 
 
-def test_https_to_an_ip_literal_checks_the_ip(tls_server: HTTPServer, client_context: ssl.SSLContext) -> None:
-    record = fetch(tls_server.url("/final", host="127.0.0.1"), context=client_context)
+def test_https_to_an_ip_literal_checks_the_ip(https_site: HTTPServer, client_context: ssl.SSLContext) -> None:
+    record = fetch(https_site.url("/final", host="127.0.0.1"), context=client_context)
     assert record.failure is None
-    assert tls_server.requests[-1].sni is None  # no SNI for IP literals (RFC 6066)
+    assert https_site.requests[-1].sni is None  # no SNI for IP literals (RFC 6066)
 
 
 @pytest.mark.parametrize(
@@ -183,10 +163,10 @@ def test_https_certificate_failures(
         ("/bad-gzip", "http_decoding_error"),
     ],
 )
-def test_failures(server: HTTPServer, path: str, failure: str) -> None:
-    record = fetch(server.url(path))
+def test_failures(http_site: HTTPServer, path: str, failure: str) -> None:
+    record = fetch(http_site.url(path))
     assert (record.failure, record.response) == (failure, None)
-    assert record.request.url == server.url(path)
+    assert record.request.url == http_site.url(path)
     assert 0 <= record.t0 <= record.t
 
 
@@ -201,9 +181,9 @@ def test_connection_refused() -> None:
 
 
 @pytest.mark.parametrize("path", ["/trickle", "/trickle-head"])
-def test_overall_deadline_beats_a_trickling_server(server: HTTPServer, path: str) -> None:
+def test_overall_deadline_beats_a_trickling_server(http_site: HTTPServer, path: str) -> None:
     started = time.monotonic()
-    record = fetch(server.url(path), timeout=1.0)
+    record = fetch(http_site.url(path), timeout=1.0)
     assert time.monotonic() - started < 1.5
     assert (record.failure, record.response) == ("generic_timeout_error", None)
     assert 0.9 <= record.t - record.t0 < 1.5
@@ -219,21 +199,23 @@ def test_overall_deadline_beats_a_trickling_server(server: HTTPServer, path: str
         ("/gzip-size/1001", 1000, True),
     ],
 )
-def test_body_limit_is_exact(server: HTTPServer, path: str, length: int, truncated: bool) -> None:
-    record = fetch(server.url(path), body_limit=1000)
+def test_body_limit_is_exact(http_site: HTTPServer, path: str, length: int, truncated: bool) -> None:
+    record = fetch(http_site.url(path), body_limit=1000)
     assert record.response is not None
     assert record.response.body == b"a" * length
     assert (record.response.body_length, record.response.body_is_truncated) == (length, truncated)
 
 
 @pytest.mark.parametrize("path", ["/endless", "/bomb"])
-def test_endless_and_bomb_bodies_stop_at_the_limit_in_bounded_memory(server: HTTPServer, path: str) -> None:
+def test_endless_and_bomb_bodies_stop_at_the_limit_in_bounded_memory(
+    http_site: HTTPServer, path: str
+) -> None:
     bomb()  # build the bomb before measuring: only the client side counts
     context = ssl.create_default_context()
-    fetch(server.url("/size/1"), context=context)  # and import whatever httpx imports lazily
+    fetch(http_site.url("/size/1"), context=context)  # and import whatever httpx imports lazily
     tracemalloc.start()
     try:
-        record = fetch(server.url(path), context=context)
+        record = fetch(http_site.url(path), context=context)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -255,8 +237,8 @@ def test_endless_and_bomb_bodies_stop_at_the_limit_in_bounded_memory(server: HTT
         ("/br", b"\x0b\x02\x80hello\x03", ""),  # a coding we do not decode is kept as received
     ],
 )
-def test_content_encodings(server: HTTPServer, path: str, body: bytes, title: str) -> None:
-    record = fetch(server.url(path))
+def test_content_encodings(http_site: HTTPServer, path: str, body: bytes, title: str) -> None:
+    record = fetch(http_site.url(path))
     assert record.response is not None
     assert (record.response.body, record.response.title) == (body, title)
     assert record.response.body_length == len(body)
@@ -277,16 +259,16 @@ def test_content_encodings(server: HTTPServer, path: str, body: bytes, title: st
         ("", "text/html", "utf-8", ""),
     ],
 )
-def test_title(server: HTTPServer, body: str, content_type: str, encoding: str, title: str) -> None:
+def test_title(http_site: HTTPServer, body: str, content_type: str, encoding: str, title: str) -> None:
     record = fetch(
-        server.url("/echo?" + urlencode({"body": body, "type": content_type, "encoding": encoding}))
+        http_site.url("/echo?" + urlencode({"body": body, "type": content_type, "encoding": encoding}))
     )
     assert record.response is not None
     assert record.response.title == title
 
 
-def test_redirect_chain(server: HTTPServer) -> None:
-    url, hops = server.url("/r/3"), []
+def test_redirect_chain(http_site: HTTPServer) -> None:
+    url, hops = http_site.url("/r/3"), []
     for _ in range(http.MAX_REDIRECTS):
         record = fetch(url)
         assert record.failure is None and record.response is not None
@@ -296,14 +278,14 @@ def test_redirect_chain(server: HTTPServer) -> None:
             break
         assert http.validate_redirect(location) is None
         url = location
-    assert hops == [(302, server.url(f"/r/{n}")) for n in (3, 2, 1)] + [(200, server.url("/final"))]
+    assert hops == [(302, http_site.url(f"/r/{n}")) for n in (3, 2, 1)] + [(200, http_site.url("/final"))]
 
 
-def test_endless_redirects_keep_pointing_onwards(server: HTTPServer) -> None:
-    url = server.url("/loop/0")
+def test_endless_redirects_keep_pointing_onwards(http_site: HTTPServer) -> None:
+    url = http_site.url("/loop/0")
     for n in range(1, http.MAX_REDIRECTS + 2):
         next_url = http.redirect_location(fetch(url))
-        assert next_url == server.url(f"/loop/{n}")
+        assert next_url == http_site.url(f"/loop/{n}")
         url = next_url
 
 
@@ -318,11 +300,11 @@ def test_endless_redirects_keep_pointing_onwards(server: HTTPServer) -> None:
     ],
 )
 def test_redirect_locations_from_the_wire(
-    server: HTTPServer, path: str, location: str | None, failure: str | None
+    http_site: HTTPServer, path: str, location: str | None, failure: str | None
 ) -> None:
-    record = fetch(server.url(path))
+    record = fetch(http_site.url(path))
     found = http.redirect_location(record)
-    assert found == (location.format(port=server.port) if location else None)
+    assert found == (location.format(port=http_site.port) if location else None)
     if found is not None:
         assert http.validate_redirect(found) == failure
 

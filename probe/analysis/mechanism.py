@@ -2,14 +2,14 @@
 
 The first rule that applies gives the label:
 
-1. **Artefacts.** A known fingerprint is proof whatever the diff says:
-   a DNS answer of any non-DoH lookup matching a DNS fingerprint → ``dns.blockpage``; else,
-   walking the HTTP responses in time order, the first matching a body or header fingerprint
-   → ``http.redirect`` for a 3xx (e.g. a ``Location`` to Wateen's restrict page) or
-   ``http.blockpage`` for any other status. ``confirmed`` is the fingerprint's name when it
-   :attr:`~probe.fingerprints.Fingerprint.is_censorship`; an opt-in filter (Nayatel Safeweb),
-   an institutional filter or a vague word names the mechanism but leaves ``confirmed`` null
-   (its notes say why).
+1. **Artefacts.** A known fingerprint is proof whatever the diff says. Hop by hop (``depth``),
+   a DNS answer of a non-DoH lookup matching a DNS fingerprint → ``dns.blockpage``; then
+   the hop's HTTP response matching a body or header fingerprint → ``http.redirect`` for a
+   3xx (e.g. a ``Location`` to Wateen's restrict page) or ``http.blockpage`` for any other
+   status. The first hop with an artefact wins: the censor's first move. ``confirmed`` is
+   the fingerprint's name when it :attr:`~probe.fingerprints.Fingerprint.is_censorship`; an
+   opt-in filter (Nayatel Safeweb), an institutional filter or a vague word names the
+   mechanism but leaves ``confirmed`` null (its notes say why).
 2. **Nothing measured** (no step at all) → ``None``.
 3. **No control and nothing decided** (``blocking`` null without a control, or rule 5.1a, where
    OONI writes ``(false, true)`` for a failed lookup it could not check) → ``control.unreachable``.
@@ -141,21 +141,33 @@ def http_label(failure: str | None) -> str:
 
 
 def _artefact(keys: WebConnectivityTestKeys, fingerprints: FingerprintDB) -> tuple[str, Fingerprint] | None:
-    for query in keys.queries:
-        if query.engine == "doh":
-            continue
-        names = (*query.addresses, *(a.hostname or "" for a in query.answers if a.answer_type == "CNAME"))
-        found = fingerprints.match_dns(names)
-        if found is not None:
-            return "dns.blockpage", found
-    for transaction in reversed(keys.requests):  # time order: the censor's first move wins
-        response = transaction.response
-        if response is None:
-            continue
-        found = fingerprints.match_http(response)
-        if found is not None:
-            return ("http.redirect" if response.code in REDIRECT_CODES else "http.blockpage"), found
+    """The first fingerprinted artefact, hop by hop: a hop's DNS answers, then its response.
+
+    Hop order matters: a redirect to the ISP's block URL (a fingerprinted ``Location``) is the
+    censor's move, and the block server's own address, looked up at the next hop, is not.
+    """
+    requests = tuple(reversed(keys.requests))  # time order
+    depths = sorted({_depth(q.tags) for q in keys.queries} | {_depth(r.tags) for r in requests})
+    for depth in depths:
+        for query in keys.queries:
+            if query.engine == "doh" or _depth(query.tags) != depth:
+                continue
+            names = (*query.addresses, *(a.hostname or "" for a in query.answers if a.answer_type == "CNAME"))
+            found = fingerprints.match_dns(names)
+            if found is not None:
+                return "dns.blockpage", found
+        for transaction in requests:
+            response = transaction.response
+            if response is None or _depth(transaction.tags) != depth:
+                continue
+            found = fingerprints.match_http(response)
+            if found is not None:
+                return ("http.redirect" if response.code in REDIRECT_CODES else "http.blockpage"), found
     return None
+
+
+def _depth(tags: Iterable[str]) -> int:
+    return next((int(tag[6:]) for tag in tags if tag.startswith("depth=") and tag[6:].isdigit()), 0)
 
 
 def _dns(

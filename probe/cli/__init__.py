@@ -44,14 +44,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _register_commands() -> None:
-    from probe.cli import daemon, export, flags, lab, measure, report, rounds, status
+    from probe.cli import daemon, export, helper, lab, measure, rounds, status
 
     cli.add_command(measure.measure)
+    cli.add_command(helper.helper)
     cli.add_command(lab.lab)
-    cli.add_command(rounds.run)
     cli.add_command(daemon.daemon)
     cli.add_command(status.status)
     cli.add_command(export.export_command)
+    cli.add_command(rounds.run)
+    from probe.cli import flags, report
+
     cli.add_command(flags.flags)
     cli.add_command(report.report)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import click
@@ -13,9 +14,22 @@ from probe import dns, webconnectivity
 from probe.model import Measurement
 from probe.serialize import to_json
 
+NO_CONTROL = "none"
+
 
 @click.command()
 @click.argument("url")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (resolvers, CA file, timeouts, control, network); flags override it.",
+)
+@click.option(
+    "--control",
+    metavar="URL|none",
+    help="Test helper (control vantage) to compare with; 'none' to skip. Default: control.url of --config.",
+)
 @click.option(
     "--resolver",
     "resolvers",
@@ -35,6 +49,8 @@ from probe.serialize import to_json
 @click.option("--json", "as_json", is_flag=True, help="Print the whole measurement as one JSON object.")
 def measure(
     url: str,
+    config_file: Path | None,
+    control: str | None,
     resolvers: tuple[str, ...],
     ca_file: Path | None,
     timeout: float | None,
@@ -42,20 +58,46 @@ def measure(
     allow_loopback: bool,
     as_json: bool,
 ) -> None:
-    """Measure URL: DNS, TCP, TLS and HTTP, step by step (exit 0 whatever it finds)."""
-    config = webconnectivity.MeasureConfig(
-        resolvers=tuple(dns.parse_resolver(text) for text in resolvers),
-        use_system_resolver=not no_system_resolver,
-        ca_file=ca_file,
-        allow_loopback=allow_loopback,
-    )
+    """Measure URL: DNS, TCP, TLS and HTTP, step by step, then compare with the control.
+
+    Exits 0 whatever it finds.
+    """
+    config = _base_config(config_file)
+    changes: dict[str, object] = {}
+    if resolvers:
+        changes["resolvers"] = tuple(dns.parse_resolver(text) for text in resolvers)
+    if no_system_resolver:
+        changes["use_system_resolver"] = False
+    if ca_file is not None:
+        changes["ca_file"] = ca_file
+    if allow_loopback:
+        changes["allow_loopback"] = True
+    if control is not None:
+        changes["control_url"] = None if control.strip().lower() == NO_CONTROL else _control_url(control)
+    config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]  # keys are fields
     if timeout is not None:
         config = config.with_timeout(timeout)
     result = asyncio.run(webconnectivity.measure(url, config=config))
     if as_json:
         click.echo(to_json(result))
     else:
-        render_summary(result, Console(highlight=False))
+        render_summary(result, Console(highlight=False, soft_wrap=True))
+
+
+def _base_config(path: Path | None) -> webconnectivity.MeasureConfig:
+    """The settings file's configuration, or the defaults (no extra resolver, no control)."""
+    if path is None:
+        return webconnectivity.MeasureConfig()
+    from probe.service import measure_config  # imports storage: only when a file is given
+    from probe.settings import load_settings
+
+    return measure_config(load_settings(path))
+
+
+def _control_url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise click.BadParameter(f"{text!r}: expected an http(s):// URL or 'none'", param_hint="--control")
+    return text
 
 
 def render_summary(m: Measurement, console: Console) -> None:
@@ -81,8 +123,10 @@ def render_summary(m: Measurement, console: Console) -> None:
         )
     verdict = (
         f"blocking={_json(keys.blocking)} accessible={_json(keys.accessible)} "
-        f"mechanism={_json(keys.mechanism)}"
+        f"dns_consistency={_json(keys.dns_consistency)} mechanism={_json(keys.mechanism)}"
     )
+    if keys.confirmed:
+        verdict += f" confirmed={keys.confirmed}"
     control = f" (control: {keys.control_failure})" if keys.control_failure else ""
     console.print(f"verdict: {verdict}{escape(control)}")
 

@@ -18,7 +18,14 @@ from probe.lab.plan import LabPlan
 from probe.lab.scenario import Expected
 
 _DEPTH: Final = re.compile(r"depth=(\d+)")
-VERDICT_KEYS: Final = ("blocking", "accessible", "dns_consistency", "mechanism", "control_failure")
+VERDICT_KEYS: Final = (
+    "blocking",
+    "accessible",
+    "dns_consistency",
+    "mechanism",
+    "confirmed",
+    "control_failure",
+)
 
 
 def observe(measurement: Mapping[str, Any], plan: LabPlan) -> dict[str, Expected]:
@@ -31,7 +38,10 @@ def observe(measurement: Mapping[str, Any], plan: LabPlan) -> dict[str, Expected
     http_failure = keys.get("http_experiment_failure")
     dns_failure = keys.get("dns_experiment_failure")
     observed: dict[str, Expected] = {}
-    if http_failure is None and response is not None:
+    # "none": the last hop got its page. Not read from http_experiment_failure, a verdict key:
+    # OONI sets it from the system resolver's failure even when another resolver's address
+    # served the page (rule 5.4), and clears it where no rule applies (loopback answers).
+    if _got_page(keys):
         observed["step"], observed["failure"] = "none", None
     else:
         failure = http_failure if http_failure is not None else dns_failure
@@ -76,6 +86,18 @@ def _depth(tags: Iterable[str]) -> int:
         if match := _DEPTH.fullmatch(tag):
             return int(match.group(1))
     return 0
+
+
+def _got_page(keys: Mapping[str, Any]) -> bool:
+    """True when a request of the deepest hop reached got a response without failure."""
+    steps = ("queries", "tcp_connect", "tls_handshakes", "requests")
+    last = max((_depth(item.get("tags") or ()) for key in steps for item in keys.get(key) or []), default=0)
+    return any(
+        _depth(request.get("tags") or ()) == last
+        and request.get("response") is not None
+        and request.get("failure") is None
+        for request in keys.get("requests") or []
+    )
 
 
 def _step(keys: Mapping[str, Any]) -> str:

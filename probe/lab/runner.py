@@ -1,7 +1,8 @@
 """One scenario end to end: build the lab, measure every target from the client, compare, tear down.
 
 Each target is one ``probe measure --json`` process run inside the client namespace with the
-lab CA (``--ca-file``), the public resolver (``--resolver``) and the scenario's step timeout;
+lab's probe settings (``--config``: the lab CA, the public resolver, the test helper, the lab's
+IP → ASN map and public networks) and the scenario's step timeout;
 targets run concurrently (bounded), so a scenario costs about one timeout budget however many
 of its targets are black-holed. The lab is always torn down, whatever happens.
 """
@@ -124,10 +125,8 @@ async def _measure(lab: Lab, scenario: Scenario, target: Target) -> TargetResult
         "measure",
         target.url,
         "--json",
-        "--ca-file",
-        str(lab.ca_file),
-        "--resolver",
-        f"{lab.plan.public_resolver_ip}:53",
+        "--config",
+        str(lab.workdir / "settings.toml"),
         "--timeout",
         f"{scenario.timeout:g}",
     )

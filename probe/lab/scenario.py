@@ -22,7 +22,7 @@ Optional expectation keys, compared only when present (the string ``"null"`` mea
 and the public resolver answered, symbolically: ``site``, ``blockpage``, ``bogon``, ``localhost``,
 ``none``, ``site:<domain>`` or an address), ``status``, ``title``, ``final_host`` (the host of the
 last request), ``control_failure``, and the verdict keys ``blocking``, ``accessible``,
-``dns_consistency``, ``mechanism`` (for the verdict issue to fill in).
+``dns_consistency``, ``mechanism`` and ``confirmed`` (the fingerprint's name).
 
 Every problem is one line, ``file:key: problem``, raised as :class:`ScenarioError`.
 """
@@ -54,6 +54,7 @@ _STRING_EXPECTATIONS: Final = (
     "control_failure",
     "dns_consistency",
     "mechanism",
+    "confirmed",
 )
 _TARGET_KEYS: Final = {"url", "step", "status", "blocking", "accessible", *_STRING_EXPECTATIONS}
 _NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")

@@ -40,7 +40,7 @@ SITES: Final[tuple[Site, ...]] = (
 SITE_BY_DOMAIN: Final = {site.domain: site for site in SITES}
 
 HELPER_DOMAIN: Final = "th.reachprobe.lab"
-"""The test helper's name: reserved in the zone; nothing listens there until the helper exists."""
+"""The test helper's name: ``probe.lab.helperserver`` serves HTTPS there, in the world namespace."""
 BLOCKPAGE_DOMAIN: Final = "blockpage.isp.lab"
 """The lab ISP's block-page server (the target of DNS blockpage answers and block redirects)."""
 

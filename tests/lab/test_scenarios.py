@@ -5,10 +5,13 @@ Parametrised from the directory listing, so adding a file adds a test.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from probe.lab.network import PROBE_COUNTRY
+from probe.lab.plan import ISP_ASN
 from probe.lab.runner import run_scenario
 from probe.lab.scenario import load_scenario, scenario_paths
 
@@ -22,6 +25,13 @@ def test_scenario(path: Path, no_new_namespaces: None) -> None:
     problems = [f"{result.url}: {problem}" for result in report.results for problem in result.problems]
     assert not problems, "\n".join(problems)
     assert len(report.results) == len(report.scenario.targets)
+    for result in report.results:
+        measurement = result.measurement or {}
+        # The client's address is nowhere in what the probe records ...
+        assert report.plan.client_ip not in json.dumps(measurement)
+        # ... yet its network is, as the helper's whoami saw it.
+        if measurement["test_keys"]["control_failure"] is None:
+            assert (measurement["probe_asn"], measurement["probe_cc"]) == (f"AS{ISP_ASN}", PROBE_COUNTRY)
 
 
 def test_the_scenario_set() -> None:

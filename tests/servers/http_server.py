@@ -30,7 +30,6 @@ import functools
 import gzip
 import socket
 import ssl
-import struct
 import threading
 import zlib
 from collections.abc import Iterator
@@ -38,6 +37,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlsplit
 
 import trustme
+
+from tests.servers.tcp_server import connection_server, rst_close
 
 PAGE = (
     b"<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
@@ -114,9 +115,17 @@ def _read_head(conn: socket.socket) -> bytes:
     return data
 
 
-def _rst_close(conn: socket.socket) -> None:
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()
+def _drain_body(conn: socket.socket, head: str, headers: tuple[tuple[str, str], ...]) -> None:
+    """Read a declared request body (a POST): closing with unread data would send a RST."""
+    length = next((value for name, value in headers if name.lower() == "content-length"), "0")
+    remaining = (int(length) if length.isdigit() else 0) - len(
+        head.split("\r\n\r\n", 1)[-1].encode("latin-1")
+    )
+    while remaining > 0:
+        chunk = conn.recv(min(remaining, 65536))
+        if not chunk:
+            return
+        remaining -= len(chunk)
 
 
 class _Handler:
@@ -153,7 +162,7 @@ class _Handler:
         elif path in ("/endless", "/trickle", "/trickle-head"):
             self.stream(path[1:])
         elif path == "/reset":
-            _rst_close(self.conn)
+            rst_close(self.conn)
         elif path != "/close":  # /close: return without answering, the caller closes
             self.conn.sendall(_response("404 Not Found", b"not found", (("Content-Type", "text/plain"),)))
 
@@ -200,14 +209,8 @@ def http_server(cert: trustme.LeafCert | None = None, *, host: str = "127.0.0.1"
     Yields:
         The server; every socket and thread is closed and joined on exit.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    listener.bind((host, 0))
-    listener.listen(64)
-    listener.settimeout(0.05)
     stop = threading.Event()
-    threads: list[threading.Thread] = []
-    server = HTTPServer(host, int(listener.getsockname()[1]), "https" if cert else "http")
+    server = HTTPServer(host, 0, "https" if cert else "http")
     context: ssl.SSLContext | None = None
     names: dict[int, str | None] = {}
     if cert is not None:
@@ -221,11 +224,8 @@ def http_server(cert: trustme.LeafCert | None = None, *, host: str = "127.0.0.1"
         context.sni_callback = remember_sni
 
     def handle(raw: socket.socket) -> None:
-        conn = raw
+        conn = context.wrap_socket(raw, server_side=True) if context is not None else raw
         try:
-            raw.settimeout(5)
-            if context is not None:
-                conn = context.wrap_socket(raw, server_side=True)
             head = _read_head(conn).decode("latin-1")
             request_line, *header_lines = head.split("\r\n\r\n", 1)[0].split("\r\n")
             method, target, _ = [*request_line.split(" ", 2), "", ""][:3]
@@ -235,30 +235,11 @@ def http_server(cert: trustme.LeafCert | None = None, *, host: str = "127.0.0.1"
             )
             sni = names.pop(threading.get_ident(), None)
             server.requests.append(Request(method, target, headers, sni))
+            _drain_body(conn, head, headers)
             _Handler(conn, stop).answer(target)
-        except OSError:  # includes ssl.SSLError: the client went away or rejected us
-            pass
         finally:
             conn.close()
-            raw.close()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            thread = threading.Thread(target=handle, args=(conn,), daemon=True)
-            thread.start()
-            threads.append(thread)
-
-    acceptor = threading.Thread(target=serve, daemon=True)
-    acceptor.start()
-    try:
+    with connection_server(handle, host=host, threaded=True, stop=stop) as port:
+        server.port = port
         yield server
-    finally:
-        stop.set()
-        acceptor.join(timeout=5)
-        for thread in threads:
-            thread.join(timeout=5)
-        listener.close()

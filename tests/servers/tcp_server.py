@@ -1,6 +1,8 @@
 """Loopback TCP and TLS servers with scripted misbehaviour, each in a background thread.
 
-Behaviours (what the server does once a client connects):
+:func:`connection_server` is the accept loop every loopback server here shares: it gives each
+connection to a handler. :func:`tcp_server` scripts the common behaviours (what the server
+does once a client connects):
 
 - ``accept``: accept and hold the connection open, saying nothing;
 - ``reset``: accept, then close with SO_LINGER 0, so the kernel sends a RST;
@@ -11,17 +13,19 @@ Behaviours (what the server does once a client connects):
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
 import trustme
 
 Behaviour = Literal["accept", "reset", "reset_after_hello", "close_after_hello", "tls"]
+Handler = Callable[[socket.socket], None]
 
 
 def closed_port() -> int:
@@ -31,7 +35,13 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _read_client_hello(conn: socket.socket) -> bytes:
+def rst_close(conn: socket.socket) -> None:
+    """Close *conn* with SO_LINGER 0: the kernel sends a RST instead of a FIN."""
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    conn.close()
+
+
+def read_client_hello(conn: socket.socket) -> bytes:
     """Read one whole TLS record, so closing afterwards leaves no unread data (which would RST)."""
     data = b""
     while len(data) < 5 or len(data) < 5 + int.from_bytes(data[3:5], "big"):
@@ -42,43 +52,33 @@ def _read_client_hello(conn: socket.socket) -> bytes:
     return data
 
 
-def _rst_close(conn: socket.socket) -> None:
-    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    conn.close()
-
-
 @contextmanager
-def tcp_server(behaviour: Behaviour, cert: trustme.LeafCert | None = None) -> Iterator[int]:
-    """Serve *behaviour* on 127.0.0.1; yields the port. All sockets are closed on exit."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(16)
-    listener.settimeout(0.1)
-    stop = threading.Event()
-    held: list[socket.socket] = []
-    context: ssl.SSLContext | None = None
-    if behaviour == "tls":
-        assert cert is not None, "a tls server needs a certificate"
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
+def connection_server(
+    handle: Handler,
+    *,
+    host: str = "127.0.0.1",
+    threaded: bool = False,
+    stop: threading.Event | None = None,
+) -> Iterator[int]:
+    """Accept on *host*, port 0, and give each connection to *handle*; yields the port.
 
-    def handle(conn: socket.socket) -> None:
-        conn.settimeout(5)
-        try:
-            if behaviour == "reset":
-                _rst_close(conn)
-            elif behaviour in ("reset_after_hello", "close_after_hello"):
-                _read_client_hello(conn)
-                if behaviour == "reset_after_hello":
-                    _rst_close(conn)
-                else:
-                    conn.close()
-            elif context is not None:
-                held.append(context.wrap_socket(conn, server_side=True))
-            else:
-                held.append(conn)
-        except (OSError, ssl.SSLError):
-            conn.close()
+    *handle* runs in the accept thread, or in a thread per connection when *threaded*. An
+    ``OSError`` from it (the client went away first: the point of most scenarios) is ignored.
+    Every connection is closed, and every thread joined, on exit; *stop* (set on exit) lets
+    long-running handlers notice.
+    """
+    stop = stop or threading.Event()
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    listener.listen(64)
+    listener.settimeout(0.05)
+    held: list[socket.socket] = []
+    threads: list[threading.Thread] = []
+
+    def run(conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # includes ssl.SSLError
+            handle(conn)
 
     def serve() -> None:
         while not stop.is_set():
@@ -88,15 +88,55 @@ def tcp_server(behaviour: Behaviour, cert: trustme.LeafCert | None = None) -> It
                 continue
             except OSError:
                 return
-            handle(conn)
+            conn.settimeout(5)
+            held.append(conn)
+            if threaded:
+                thread = threading.Thread(target=run, args=(conn,), daemon=True)
+                thread.start()
+                threads.append(thread)
+            else:
+                run(conn)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
+    acceptor = threading.Thread(target=serve, daemon=True)
+    acceptor.start()
     try:
         yield int(listener.getsockname()[1])
     finally:
         stop.set()
-        thread.join(timeout=5)
+        acceptor.join(timeout=5)
+        for thread in threads:
+            thread.join(timeout=5)
         listener.close()
-        for sock in held:
+        for conn in held:
+            conn.close()
+
+
+@contextmanager
+def tcp_server(behaviour: Behaviour, cert: trustme.LeafCert | None = None) -> Iterator[int]:
+    """Serve *behaviour* on 127.0.0.1; yields the port. All sockets are closed on exit."""
+    context: ssl.SSLContext | None = None
+    wrapped: list[ssl.SSLSocket] = []
+    if behaviour == "tls":
+        assert cert is not None, "a tls server needs a certificate"
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+
+    def handle(conn: socket.socket) -> None:
+        if behaviour == "reset":
+            rst_close(conn)
+        elif behaviour in ("reset_after_hello", "close_after_hello"):
+            read_client_hello(conn)
+            if behaviour == "reset_after_hello":
+                rst_close(conn)
+            else:
+                conn.close()
+        elif context is not None:
+            wrapped.append(context.wrap_socket(conn, server_side=True))
+        # accept: hold the connection; connection_server closes it on exit
+
+    try:
+        with connection_server(handle) as port:
+            yield port
+    finally:
+        for sock in wrapped:
             sock.close()

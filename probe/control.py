@@ -1,0 +1,183 @@
+"""The client of the control vantage (test helper): the control request and ``whoami``.
+
+:func:`call` POSTs the OONI control request for one measurement to a helper — ours or any
+OONI-compatible one — and returns its response, or the failure that stands in for it as
+``control_failure``: a network failure string from :mod:`probe.failures` (the helper could not
+be reached, e.g. ``generic_timeout_error``), ``http_request_failed`` (it answered with a status
+other than 200), or ``json_parse_error`` (the body is not a valid control response, or is
+larger than :data:`MAX_RESPONSE_BYTES`). A broken or hostile helper never raises here.
+
+:func:`whoami` asks our helper which network (ASN, country) it sees the probe in, so that the
+measurement can carry ``probe_asn``/``probe_cc`` without the probe ever handling its own IP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import ssl
+from collections.abc import Iterable
+from typing import Final
+
+import httpx
+
+from probe import SOFTWARE_NAME, __version__, failures, http
+from probe.helper.wire import MAX_ENDPOINTS, WireError, parse_response, request_json
+from probe.ipinfo import IPNetwork, is_bogon
+from probe.model import ControlRequest, ControlResponse
+from probe.tcp import endpoint
+
+CONTROL_NOT_CONFIGURED: Final = "control_not_configured"
+"""``control_failure`` when no helper is configured (``--control none``)."""
+JSON_PARSE_ERROR: Final = "json_parse_error"
+MAX_RESPONSE_BYTES: Final = 1024 * 1024
+USER_AGENT: Final = f"{SOFTWARE_NAME}/{__version__}"
+_ASN: Final = re.compile(r"AS[0-9]{1,10}")
+_CC: Final = re.compile(r"[A-Z]{2}")
+
+
+class Session:
+    """The control call of one measurement and ``whoami`` beside it, both in the background.
+
+    ``whoami`` starts at once (when *ask_whoami*); the control request starts when the first
+    hop's DNS is done (:meth:`start`), because it names the addresses the probe found.
+    Without a helper (*helper_url* ``None``) nothing is sent and the result is
+    :data:`CONTROL_NOT_CONFIGURED`.
+    """
+
+    def __init__(
+        self,
+        helper_url: str | None,
+        url: str,
+        *,
+        port: int,
+        timeout: float,
+        ssl_context: ssl.SSLContext | None,
+        public_networks: tuple[IPNetwork, ...] = (),
+        ask_whoami: bool = True,
+    ) -> None:
+        self._helper, self._url, self._port, self._timeout = helper_url, url, port, timeout
+        self._context, self._public = ssl_context, public_networks
+        self._call: asyncio.Task[tuple[ControlResponse | None, str | None]] | None = None
+        self._whoami: asyncio.Task[tuple[str, str] | None] | None = None
+        if helper_url is not None and ssl_context is not None and ask_whoami:
+            self._whoami = asyncio.create_task(whoami(helper_url, timeout=timeout, ssl_context=ssl_context))
+
+    def start(self, addresses: list[str]) -> None:
+        """Send the control request naming *addresses* (once; nothing without a helper)."""
+        if self._helper is None or self._context is None or self._call is not None:
+            return
+        # Only addresses a public helper may dial: a censor's bogon answer is no endpoint.
+        endpoints = [ip for ip in addresses if not is_bogon(ip, public=self._public)]
+        request = build_request(self._url, endpoints, port=self._port)
+        self._call = asyncio.create_task(
+            call(self._helper, request, timeout=self._timeout, ssl_context=self._context)
+        )
+
+    async def result(self) -> tuple[ControlResponse | None, str | None]:
+        """The response, or ``control_failure`` (:data:`CONTROL_NOT_CONFIGURED` without a helper)."""
+        return await self._call if self._call is not None else (None, CONTROL_NOT_CONFIGURED)
+
+    async def identity(self) -> tuple[str, str] | None:
+        """``(probe_asn, probe_cc)`` from ``whoami``; ``None`` when not asked or not answered."""
+        return await self._whoami if self._whoami is not None else None
+
+    def cancel(self) -> None:
+        """Stop what still runs (the measurement itself was cancelled or failed)."""
+        for task in (self._call, self._whoami):
+            if task is not None and not task.done():
+                task.cancel()
+
+
+def build_request(url: str, addresses: Iterable[str], *, port: int) -> ControlRequest:
+    """The control request for *url*, naming the endpoints the probe resolved.
+
+    The headers are the ones the probe measures with (OONI's): the helper repeats them.
+    """
+    endpoints = tuple(dict.fromkeys(endpoint(ip, port) for ip in addresses))[:MAX_ENDPOINTS]
+    headers: dict[str, tuple[str, ...]] = {name: (value,) for name, value in http.DEFAULT_HEADERS}
+    return ControlRequest(http_request=url, http_request_headers=headers, tcp_connect=endpoints)
+
+
+async def call(
+    helper_url: str, request: ControlRequest, *, timeout: float, ssl_context: ssl.SSLContext
+) -> tuple[ControlResponse | None, str | None]:
+    """Send *request* to the helper at *helper_url*; give up after *timeout* seconds.
+
+    *ssl_context* is given to httpx, which sets its ALPN list to ``http/1.1``: share it only
+    with other httpx users (:attr:`probe.tls.ClientContexts.httpx`).
+
+    Returns:
+        ``(response, None)``, or ``(None, control_failure)``.
+    """
+    status, body, failure = await _exchange(
+        "POST", helper_url, content=request_json(request), timeout=timeout, ssl_context=ssl_context
+    )
+    if failure is not None:
+        return None, failure
+    if status != 200:
+        return None, failures.HTTP_REQUEST_FAILED
+    try:
+        return parse_response(body), None
+    except WireError:
+        return None, JSON_PARSE_ERROR
+
+
+async def whoami(helper_url: str, *, timeout: float, ssl_context: ssl.SSLContext) -> tuple[str, str] | None:
+    """The ``(probe_asn, probe_cc)`` the helper sees, e.g. ``("AS64500", "PK")``.
+
+    Returns:
+        ``None`` when the helper cannot be reached or gives no valid answer (the measurement
+        then keeps ``AS0``/``ZZ``).
+    """
+    url = str(httpx.URL(helper_url).join("whoami"))
+    status, body, failure = await _exchange(
+        "GET", url, content=None, timeout=timeout, ssl_context=ssl_context
+    )
+    if failure is not None or status != 200:
+        return None
+    return parse_whoami(body)
+
+
+def parse_whoami(body: bytes) -> tuple[str, str] | None:
+    """``(probe_asn, probe_cc)`` from a whoami answer; ``None`` unless both are well formed."""
+    try:
+        data = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    asn, cc = data.get("probe_asn"), data.get("probe_cc")
+    if not (isinstance(asn, str) and _ASN.fullmatch(asn) and isinstance(cc, str) and _CC.fullmatch(cc)):
+        return None
+    return asn, cc
+
+
+async def _exchange(
+    method: str, url: str, *, content: bytes | None, timeout: float, ssl_context: ssl.SSLContext
+) -> tuple[int, bytes, str | None]:
+    """One request with an overall deadline and a bounded body: ``(status, body, failure)``."""
+    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    if content is not None:
+        headers["Content-Type"] = "application/json"
+    operation: failures.Operation = "http_round_trip"
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            httpx.AsyncClient(
+                verify=ssl_context, trust_env=False, timeout=timeout, follow_redirects=False
+            ) as client,
+            client.stream(method, url, content=content, headers=headers) as response,
+        ):
+            operation = "read"
+            body = bytearray()
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    return response.status_code, b"", JSON_PARSE_ERROR
+            return response.status_code, bytes(body), None
+    except failures.NETWORK_EXCEPTIONS as exc:
+        return 0, b"", failures.classify(exc, operation)
+    except httpx.InvalidURL:
+        return 0, b"", failures.HTTP_REQUEST_FAILED

@@ -1,0 +1,137 @@
+"""The helper's ASGI application (starlette): routes, bounds and errors.
+
+Routes:
+
+- ``POST /`` — the control request (OONI's ``oohelperd`` serves it on ``/``), answered with
+  the control response;
+- ``GET /whoami`` — ``{"probe_asn": "AS…", "probe_cc": "…"}`` for the address the request
+  came from, and nothing else;
+- ``GET /`` — a one-line description of the service.
+
+Every error is JSON ``{"error": "…"}`` with a status that says whose fault it is: 400 for a
+malformed request or a forbidden target, 413 for a body over the limit, 503 when the helper
+is already measuring as many requests as it allows (the caller may retry), 504 when a
+measurement overran its deadline. The client's address is read only by ``whoami``, to look it
+up, and is never logged or stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Final
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from probe import http
+from probe.errors import ProbeError
+from probe.helper.geo import Geo
+from probe.helper.measure import HelperConfig, measure_control
+from probe.helper.policy import AddressPolicy
+from probe.helper.wire import WireError, parse_endpoint, parse_request, response_json
+
+MAX_REQUEST_BYTES: Final = 64 * 1024
+"""A control request is a URL, a few headers and at most 64 endpoints: far below this."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The helper's bounds on what one stranger can make it do."""
+
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    max_concurrency: int = 32
+    """Control requests measured at once; more get 503 at once instead of queueing."""
+    deadline_s: float = 25.0
+    """Overall time for one control request (OONI's probe gives up after 30 s)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HelperSettings:
+    """Everything the application needs."""
+
+    config: HelperConfig = field(default_factory=HelperConfig)
+    policy: AddressPolicy = field(default_factory=AddressPolicy)
+    limits: Limits = field(default_factory=Limits)
+    geo: Geo = field(default_factory=Geo)
+
+
+def create_app(settings: HelperSettings) -> Starlette:
+    """The ASGI application for *settings*."""
+    gate = asyncio.Semaphore(settings.limits.max_concurrency)
+
+    async def control(request: Request) -> Response:
+        body = await _read_body(request, settings.limits.max_request_bytes)
+        try:
+            parsed = parse_request(body)
+        except WireError as exc:
+            return _error(400, str(exc))
+        refusal = _refusal(parsed.http_request, parsed.tcp_connect, settings.policy)
+        if refusal is not None:
+            return _error(400, refusal)
+        if gate.locked():
+            return _error(503, "busy: too many control requests in flight", {"Retry-After": "1"})
+        async with gate:
+            try:
+                async with asyncio.timeout(settings.limits.deadline_s):
+                    result = await measure_control(parsed, config=settings.config, policy=settings.policy)
+            except TimeoutError:
+                return _error(504, f"the measurement took longer than {settings.limits.deadline_s:g} s")
+        return Response(response_json(result), media_type="application/json")
+
+    async def whoami(request: Request) -> Response:
+        client = request.client.host if request.client is not None else None
+        return JSONResponse(settings.geo.whoami(client))
+
+    async def index(request: Request) -> Response:
+        return JSONResponse(
+            {"service": "reachprobe test helper", "control": "POST /", "whoami": "GET /whoami"}
+        )
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+    return Starlette(
+        routes=[
+            Route("/", control, methods=["POST"]),
+            Route("/", index, methods=["GET"]),
+            Route("/whoami", whoami, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+    )
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 beyond *limit* bytes (declared or actual)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise HTTPException(413, f"request body larger than {limit} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"request body larger than {limit} bytes")
+    return bytes(body)
+
+
+def _refusal(url: str, endpoints: tuple[str, ...], policy: AddressPolicy) -> str | None:
+    """Why the request targets an address the helper may not dial, or ``None``."""
+    try:
+        host = http.split_url(url)[1]
+    except ProbeError as exc:  # parse_request checked it already; defensive
+        return str(exc)
+    if (reason := policy.refusal(host)) is not None and reason != "not an IP address":
+        return f"forbidden target: http_request host {host} is {reason}"
+    for item in endpoints:
+        ip = parse_endpoint(item)[0]
+        if (reason := policy.refusal(ip)) is not None:
+            return f"forbidden target: tcp_connect endpoint {item} is {reason}"
+    return None
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"error": message}, status_code=status, headers=headers)

@@ -1,0 +1,122 @@
+"""The control client against a real loopback helper, and against helpers that misbehave."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from probe import control, tls
+from probe.helper.app import HelperSettings
+from probe.helper.geo import Geo
+from probe.helper.policy import AddressPolicy
+from probe.model import ControlResponse
+from tests.servers.helper_server import running_helper
+from tests.servers.http_server import HTTPServer, http_server
+from tests.servers.tcp_server import closed_port
+
+
+def call(
+    helper: str, url: str, addresses: list[str], port: int, timeout: float = 10.0
+) -> tuple[ControlResponse | None, str | None]:
+    request = control.build_request(url, addresses, port=port)
+    context = tls.make_ssl_context(alpn=())
+    return asyncio.run(control.call(helper, request, timeout=timeout, ssl_context=context))
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[HTTPServer]:
+    with http_server() as server:
+        yield server
+
+
+def test_call_returns_the_helpers_view(site: HTTPServer) -> None:
+    settings = HelperSettings(policy=AddressPolicy.allowing(["127.0.0.0/8"]))
+    with running_helper(settings) as helper:
+        response, failure = call(helper, f"http://127.0.0.1:{site.port}/", ["127.0.0.1"], site.port)
+    assert failure is None
+    assert response is not None
+    assert response.dns.addrs == ("127.0.0.1",)
+    assert response.tcp_connect[f"127.0.0.1:{site.port}"].status is True
+    assert response.http_request.status_code == 200
+    assert response.http_request.title == "Hello & Wörld"
+
+
+def test_the_request_is_oonis() -> None:
+    request = control.build_request("https://x.com/", ["1.2.3.4", "2001:db8::1", "1.2.3.4"], port=443)
+    assert request.tcp_connect == ("1.2.3.4:443", "[2001:db8::1]:443")
+    assert request.http_request_headers["User-Agent"][0].startswith("Mozilla/5.0")
+
+
+def test_a_refusal_is_http_request_failed() -> None:
+    with running_helper(HelperSettings()) as helper:  # loopback is forbidden: 400
+        assert call(helper, "http://127.0.0.1/", ["127.0.0.1"], 80) == (None, "http_request_failed")
+
+
+def echo(site: HTTPServer, body: str) -> str:
+    """A 'helper' answering *body* with status 200."""
+    return f"http://127.0.0.1:{site.port}/echo?type=application/json&body={quote(body)}"
+
+
+@pytest.mark.parametrize(
+    ("body", "failure"),
+    [
+        ("not json", "json_parse_error"),
+        ("[]", "json_parse_error"),
+        ('{"dns": {"failure": null, "addrs": []}}', "json_parse_error"),
+        ('{"dns": 1, "tcp_connect": {}, "http_request": {}}', "json_parse_error"),
+    ],
+)
+def test_hostile_bodies_are_control_failures(site: HTTPServer, body: str, failure: str) -> None:
+    assert call(echo(site, body), "http://x.test/", [], 80) == (None, failure)
+
+
+@pytest.mark.parametrize(
+    ("path", "failure"),
+    [
+        ("/size/2000000", "json_parse_error"),  # larger than any control response
+        ("/garbage", "http_protocol_error"),
+        ("/reset", "connection_reset"),
+        ("/nothing-here", "http_request_failed"),  # 404
+    ],
+)
+def test_broken_helpers_are_control_failures(site: HTTPServer, path: str, failure: str) -> None:
+    assert call(f"http://127.0.0.1:{site.port}{path}", "http://x.test/", [], 80) == (None, failure)
+
+
+def test_unreachable_and_silent_helpers(site: HTTPServer) -> None:
+    refused = call(f"http://127.0.0.1:{closed_port()}/", "http://x.test/", [], 80)
+    assert refused == (None, "connection_refused")
+    silent = call(f"http://127.0.0.1:{site.port}/trickle", "http://x.test/", [], 80, timeout=0.6)
+    assert silent == (None, "generic_timeout_error")
+
+
+def test_whoami(tmp_path: Path) -> None:
+    geo = Geo(asn_of=lambda ip: 64500, cc_of=lambda ip: "PK")
+    context = tls.make_ssl_context(alpn=())
+    with running_helper(HelperSettings(geo=geo)) as helper:
+        assert asyncio.run(control.whoami(helper, timeout=5, ssl_context=context)) == ("AS64500", "PK")
+    unreachable = f"http://127.0.0.1:{closed_port()}/"
+    assert asyncio.run(control.whoami(unreachable, timeout=5, ssl_context=context)) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"probe_asn": "64500", "probe_cc": "PK"}',
+        b'{"probe_asn": "AS1", "probe_cc": "pk"}',
+        b"[1]",
+        b"x",
+        b"{}",
+    ],
+)
+def test_whoami_rejects_malformed_answers(body: bytes) -> None:
+    assert control.parse_whoami(body) is None
+
+
+def test_whoami_keeps_only_the_two_facts() -> None:
+    body = b'{"probe_asn": "AS64500", "probe_cc": "PK", "probe_ip": "192.0.2.1"}'
+    assert control.parse_whoami(body) == ("AS64500", "PK")
