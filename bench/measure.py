@@ -35,7 +35,10 @@ from tests.servers.http_server import http_server
 
 
 def _bare(port: int, context: ssl.SSLContext) -> None:
-    with socket.create_connection(("127.0.0.1", port)) as raw, context.wrap_socket(raw) as tls:
+    with (
+        socket.create_connection(("127.0.0.1", port)) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
         tls.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
         while tls.recv(65536):
             pass
