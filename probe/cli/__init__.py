@@ -44,19 +44,20 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _register_commands() -> None:
-    from probe.cli import daemon, export, helper, lab, measure, rounds, status
+    from probe.cli import daemon, export, flags, helper, lab, measure, report, rounds, status
 
-    cli.add_command(measure.measure)
-    cli.add_command(helper.helper)
-    cli.add_command(lab.lab)
-    cli.add_command(daemon.daemon)
-    cli.add_command(status.status)
-    cli.add_command(export.export_command)
-    cli.add_command(rounds.run)
-    from probe.cli import flags, report
-
-    cli.add_command(flags.flags)
-    cli.add_command(report.report)
+    for command in (
+        measure.measure,
+        rounds.run,
+        daemon.daemon,
+        status.status,
+        export.export_command,
+        flags.flags,
+        report.report,
+        helper.helper,
+        lab.lab,
+    ):
+        cli.add_command(command)
 
 
 def run() -> None:  # pragma: no cover - the console script
