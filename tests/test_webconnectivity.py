@@ -25,7 +25,7 @@ from probe.model import HTTPTransaction, Measurement
 from probe.serialize import to_json
 from probe.webconnectivity import MeasureConfig
 from tests.servers.dns_server import ScriptedDNSServer
-from tests.servers.http_server import PAGE, HTTPServer
+from tests.servers.http_server import PAGE, HTTPServer, Request
 from tests.servers.tcp_server import Behaviour, closed_port, tcp_server
 
 TITLE = "Hello & Wörld"
@@ -97,10 +97,16 @@ def test_plain_http(loopback_dns: ScriptedDNSServer, http_site: HTTPServer) -> N
     assert (request.response.code, request.response.body, request.response.title) == (200, PAGE, TITLE)
     assert request.response.body_is_truncated is False
     assert depths((connect, request)) == [0, 0]
-    assert ("Host", f"example.com:{http_site.port}") in http_site.requests[-1].headers
+    assert ("Host", f"example.com:{http_site.port}") in last_request(http_site, "/").headers
     assert keys.http_experiment_failure is None
     assert (m.input, m.test_name, m.probe_ip) == (url, "web_connectivity", "127.0.0.1")
     assert_no_verdict(m)
+
+
+def last_request(server: HTTPServer, target: str) -> Request:
+    """The last request for *target*: the TCP step's own connection is recorded too (with no
+    request line), and its handler thread may finish after the fetch's."""
+    return [r for r in server.requests if r.target == target][-1]
 
 
 def test_https_with_the_real_sni_and_the_ca_file(
@@ -122,7 +128,7 @@ def test_https_with_the_real_sni_and_the_ca_file(
     request = only_request(m)
     assert request.failure is None and request.response is not None
     assert (request.response.code, request.response.title, request.alpn) == (200, TITLE, "http/1.1")
-    seen = https_site.requests[-1]
+    seen = last_request(https_site, "/")
     assert seen.sni == "example.com"
     assert ("Host", f"example.com:{https_site.port}") in seen.headers
     assert keys.http_experiment_failure is None
@@ -312,7 +318,7 @@ def test_idna_host(loopback_dns: ScriptedDNSServer, http_site: HTTPServer, host:
     assert keys.queries[0].addresses == ("127.0.0.1",)
     request = only_request(m)
     assert request.response is not None and request.response.body == b"final"
-    assert ("Host", f"xn--d1acpjx3f.xn--p1ai:{http_site.port}") in http_site.requests[-1].headers
+    assert ("Host", f"xn--d1acpjx3f.xn--p1ai:{http_site.port}") in last_request(http_site, "/final").headers
 
 
 def test_ip_literal_needs_no_dns(loopback_dns: ScriptedDNSServer, http_site: HTTPServer) -> None:
