@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from probe import dns
 from probe.errors import ConfigError
 from probe.resources import config_dir
+from probe.tomlfile import read_toml
 
 Seconds = Annotated[float, Field(gt=0, le=300)]
 
@@ -126,14 +126,7 @@ def load_settings(path: Path | None) -> Settings:
     """
     if path is None:
         return Settings()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read settings: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: cannot read settings: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    data = read_toml(path, what="settings")
     try:
         return Settings.model_validate({**data, "source": path})
     except ValidationError as exc:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any, Final
 
 from probe.errors import ConfigError
 from probe.lab.censor import KINDS, Censorship, target_problem
+from probe.tomlfile import read_toml
 
 STEPS: Final = ("none", "dns", "tcp", "tls", "http")
 NULL: Final = "null"
@@ -126,15 +126,7 @@ def load_scenario(path: Path) -> Scenario:
     Raises:
         ScenarioError: the file is unreadable, not TOML, or a key is missing, unknown or invalid.
     """
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ScenarioError(f"{path}: cannot read: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise ScenarioError(f"{path}: cannot read: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError(f"{path}: invalid TOML: {exc}") from None
-    return _Validator(path).scenario(data)
+    return _Validator(path).scenario(read_toml(path, error=ScenarioError))
 
 
 class _Validator:
