@@ -24,8 +24,8 @@ import click
 
 from measurements.export import export
 from measurements.schema import normalize_asn
+from probe.cli.options import database_url, db_option
 from probe.cli.status import open_existing_store
-from probe.settings import load_settings
 
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?")
 
@@ -72,9 +72,7 @@ class Asn(click.ParamType[str]):
     type=click.Path(path_type=Path, dir_okay=False, allow_dash=True),
     help="Write to FILE (atomically) instead of stdout.",
 )
-@click.option(
-    "--db", "db_url", metavar="URL", help="Database URL. Default: settings, else SQLite in the data dir."
-)
+@db_option
 @click.option(
     "--config",
     "config_file",
@@ -94,8 +92,7 @@ def export_command(
     """Export stored measurements (CSV: summary columns; JSONL: one OONI measurement per line)."""
     if since is not None and until is not None and since >= until:
         raise click.BadParameter("--since must be before --until", param_hint="--since/--until")
-    if db_url is None:
-        db_url = load_settings(config_file).storage.database_url
+    db_url = database_url(db_url, config_file)
     run = functools.partial(export, format=fmt, since=since, until=until, target=target, asn=asn)
     with open_existing_store(db_url) as store:
         if output is None or str(output) == "-":

@@ -19,8 +19,8 @@ from measurements.patterns import update_flags
 from measurements.schema import normalize_asn
 from measurements.store import open_store
 from measurements.wording import event_dict, event_sentence, flag_dict, flag_sentence
+from probe.cli.options import database_url, db_option
 from probe.errors import ConfigError
-from probe.settings import load_settings
 
 _RELATIVE = re.compile(r"^(\d+)([hdw])$")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -29,9 +29,6 @@ since_option = click.option(
     "--since",
     metavar="WHEN",
     help="Only flags with evidence from then on: 2024-02-17, 2024-02-17T09:00 (UTC), or 36h, 7d, 2w ago.",
-)
-db_option = click.option(
-    "--db", "db_url", metavar="URL", help="Database URL (default: the settings', else SQLite)."
 )
 config_option = click.option(
     "--config", "config_file", type=click.Path(path_type=Path), help="Settings file (TOML), for its database."
@@ -57,17 +54,6 @@ def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | 
             f"--since: not a date, date-time or age (e.g. 2024-02-17 or 7d): {text!r}"
         ) from None
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def database_url(db_url: str | None, config_file: Path | None) -> str | None:
-    """``--db`` if given, else the settings file's ``storage.database_url``, else ``None`` (SQLite default).
-
-    Raises:
-        ConfigError: the settings file is invalid.
-    """
-    if db_url is not None:
-        return db_url
-    return load_settings(config_file).storage.database_url if config_file is not None else None
 
 
 def compute(db_url: str | None, config_file: Path | None) -> Detection:

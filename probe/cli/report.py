@@ -8,7 +8,8 @@ from pathlib import Path
 import click
 
 from measurements.report import render_html
-from probe.cli.flags import compute, config_option, db_option, parse_since, since_option
+from probe.cli.flags import compute, config_option, parse_since, since_option
+from probe.cli.options import db_option
 from probe.errors import ConfigError
 
 

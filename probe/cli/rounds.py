@@ -19,6 +19,7 @@ from rich.table import Table
 from measurements.store import open_store
 from measurements.summary import summary_columns
 from probe import runner, service
+from probe.cli.options import db_option
 from probe.settings import load_settings
 
 FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
@@ -37,9 +38,7 @@ FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
     type=click.Path(path_type=Path, dir_okay=False),
     help="Settings file (TOML). Default: built-in defaults.",
 )
-@click.option(
-    "--db", "db_url", metavar="URL", help="Database URL. Default: settings, else SQLite in the data dir."
-)
+@db_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the round as one JSON object instead of a table."
 )

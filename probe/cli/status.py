@@ -25,6 +25,7 @@ from sqlalchemy.exc import ArgumentError
 
 from measurements.schema import FailingTarget, RoundInfo
 from measurements.store import Store, default_path, open_store
+from probe.cli.options import db_option
 from probe.daemon import next_run_window
 from probe.errors import StorageError
 from probe.settings import Schedule, load_settings
@@ -33,9 +34,7 @@ ROUNDS_SHOWN = 10
 
 
 @click.command()
-@click.option(
-    "--db", "db_url", metavar="URL", help="Database URL. Default: settings, else SQLite in the data dir."
-)
+@db_option
 @click.option(
     "--config",
     "config_file",
