@@ -540,7 +540,9 @@ HTTP_SCENARIOS = [
     pytest.param(_reply(b"HELLO WORLD\r\n\r\n"), "http_protocol_error", id="garbage-status-line"),
     pytest.param(_reply(b""), "eof_error", id="fin-without-response"),
     pytest.param(
-        _reply(b"HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\n\r\n"),
+        # Connection: close, so each hop opens a new connection: a kept-alive one may be
+        # reused just as the server's close lands, and read as a reset instead.
+        _reply(b"HTTP/1.1 302 Found\r\nLocation: /again\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
         "unknown_failure: stopped after too many redirects",
         id="redirect-loop",
     ),
