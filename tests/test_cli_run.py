@@ -72,7 +72,10 @@ def test_the_table_names_every_target_and_its_failure(
     assert main(["run", "--once", "--config", str(settings)]) == 0
 
     out = capsys.readouterr().out
-    assert "connection_refused" in out
+    refused_line = next(line for line in out.splitlines() if refused in line)
+    assert "connection_refused" in refused_line
+    assert "no verdict (no control)" in refused_line  # a failure with nothing to compare it with
+    assert "accessible" not in out
     assert "2 targets in" in out
 
 
