@@ -28,7 +28,7 @@ from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 import httpx
 import idna
 
-from probe import failures
+from probe import activity, failures
 from probe.clock import Clock
 from probe.errors import TargetError
 from probe.model import HTTPRequest, HTTPResponse, HTTPTransaction
@@ -210,6 +210,7 @@ async def _read_body(response: httpx.Response, limit: int) -> tuple[bytes, bool]
     # Bound the network bytes too: a stream that inflates to nothing must not be read forever.
     raw_limit = 2 * limit + 65536
     async for chunk in response.aiter_raw():
+        activity.note()  # a body arriving, however slowly, is a measurement at work
         # Ask for one byte more than the limit, to tell "exactly the limit" from "longer".
         body += inflater.inflate(chunk, limit + 1 - len(body)) if inflater else chunk
         if len(body) > limit or response.num_bytes_downloaded > raw_limit:

@@ -3,6 +3,14 @@
 Every target is measured independently: its steps carry their own timeouts, and a target
 whose measurement raises (a bug, not a network outcome — those are data) is reported as an
 error for that target alone, never aborting the round.
+
+Two bounds apply. *concurrency* measurements are **active** at once: each holds a slot
+while the network is giving it something. A measurement that has had nothing from the
+network for *stall_after* seconds (a dropped connect, a silent server, a helper that does
+not answer) gives its slot up for good and runs on to its own timeouts; without this, a
+list in a country that blackholes its blocked sites would queue behind those timeouts,
+``concurrency`` at a time. *max_open* bounds the measurements in progress, stalled or not
+(sockets, memory); ``max_open == concurrency`` makes the bound strict.
 """
 
 from __future__ import annotations
@@ -11,11 +19,21 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from probe import webconnectivity
+from probe import activity, webconnectivity
 from probe.model import Measurement
 from probe.targets import Target
 
 Measure = Callable[..., Awaitable[Measurement]]
+
+DEFAULT_CONCURRENCY = 16
+DEFAULT_MAX_OPEN = 64
+DEFAULT_STALL_AFTER = 0.5
+"""Seconds without anything from the network after which a measurement counts as waiting.
+
+Half a second is a few round trips even on a mobile link (100 to 300 ms to hosts abroad); a
+measurement that has had nothing for that long waits on a timeout or a slow server, and
+neither uses the link. Giving the slot up too early costs little: the next target starts a
+little sooner, within ``max_open``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,27 +52,76 @@ async def measure_round(
     targets: Sequence[Target],
     *,
     config: webconnectivity.MeasureConfig,
-    concurrency: int = 16,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    max_open: int = DEFAULT_MAX_OPEN,
+    stall_after: float = DEFAULT_STALL_AFTER,
     on_result: ProgressHook | None = None,
     measure: Measure = webconnectivity.measure,
 ) -> list[Result]:
-    """Measure *targets* with at most *concurrency* in flight.
+    """Measure *targets*, at most *concurrency* active and *max_open* in progress at once.
 
     Returns:
         One result per target, in the order of *targets*.
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    gate = asyncio.Semaphore(concurrency)
+    if max_open < concurrency:
+        raise ValueError("max_open must be at least concurrency")
+    if stall_after <= 0:
+        raise ValueError("stall_after must be positive")
+    active = asyncio.Semaphore(concurrency)
+    in_progress = asyncio.Semaphore(max_open)
 
     async def one(target: Target) -> Result:
-        async with gate:
-            try:
-                result = Result(target, await measure(target.url, config=config))
-            except Exception as exc:  # a bug in one target must not cost the round the others
-                result = Result(target, None, error=f"{type(exc).__name__}: {exc}")
+        async with in_progress, _Slot(active, stall_after) as slot:
+            with activity.listening(slot.touch):
+                try:
+                    result = Result(target, await measure(target.url, config=config))
+                except Exception as exc:  # a bug in one target must not cost the round the others
+                    result = Result(target, None, error=f"{type(exc).__name__}: {exc}")
         if on_result is not None:
             on_result(result)
         return result
 
     return list(await asyncio.gather(*(one(target) for target in targets)))
+
+
+class _Slot:
+    """One of the round's active slots, held until the measurement ends or stalls."""
+
+    def __init__(self, gate: asyncio.Semaphore, stall_after: float) -> None:
+        self._gate = gate
+        self._stall_after = stall_after
+        self._loop = asyncio.get_running_loop()
+        self._held = False
+        self._last = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def __aenter__(self) -> _Slot:
+        await self._gate.acquire()
+        self._held = True
+        self._last = self._loop.time()
+        self._timer = self._loop.call_later(self._stall_after, self._check)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._give_up()
+
+    def touch(self) -> None:
+        """The network gave the measurement something: it is not stalled."""
+        self._last = self._loop.time()
+
+    def _check(self) -> None:
+        quiet = self._loop.time() - self._last
+        if quiet >= self._stall_after:
+            self._give_up()
+        else:
+            self._timer = self._loop.call_later(self._stall_after - quiet, self._check)
+
+    def _give_up(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._held:
+            self._held = False
+            self._gate.release()

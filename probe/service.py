@@ -110,6 +110,8 @@ async def run_round(
             plan.targets,
             config=config,
             concurrency=plan.settings.measure.concurrency,
+            max_open=plan.settings.measure.open_limit,
+            stall_after=plan.settings.measure.stall_after,
             on_result=on_result,
         )
     except asyncio.CancelledError:

@@ -6,8 +6,8 @@ Every problem is one line naming the file, the key and what is wrong, raised as
 The file (all sections and keys optional; ``config/settings.toml`` documents each)::
 
     [schedule]  interval_minutes, jitter_minutes
-    [measure]   concurrency, dns_timeout, tcp_timeout, tls_timeout, http_timeout,
-                resolvers, use_system_resolver, ca_file, allow_loopback
+    [measure]   concurrency, max_open, stall_after, dns_timeout, tcp_timeout, tls_timeout,
+                http_timeout, resolvers, use_system_resolver, ca_file, allow_loopback
     [control]   url
     [targets]   lists
     [storage]   database_url, retention_days
@@ -22,9 +22,9 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from probe import dns
+from probe import dns, runner
 from probe.errors import ConfigError
 from probe.resources import config_dir
 from probe.tomlfile import read_toml
@@ -42,7 +42,13 @@ class Schedule(_Section):
 
 
 class Measure(_Section):
-    concurrency: int = Field(default=16, ge=1, le=1024)
+    concurrency: int = Field(default=runner.DEFAULT_CONCURRENCY, ge=1, le=1024)
+    """Measurements active at once (see :mod:`probe.runner`)."""
+    max_open: int | None = Field(default=None, ge=1, le=4096)
+    """Measurements in progress at once, those waiting on a silent peer included; unset:
+    :data:`~probe.runner.DEFAULT_MAX_OPEN`, or ``concurrency`` if that is higher."""
+    stall_after: Seconds = runner.DEFAULT_STALL_AFTER
+    """Seconds without anything from the network before a measurement gives its slot up."""
     dns_timeout: Seconds = 4.0
     tcp_timeout: Seconds = 10.0
     tls_timeout: Seconds = 10.0
@@ -51,6 +57,17 @@ class Measure(_Section):
     use_system_resolver: bool = True
     ca_file: Path | None = None
     allow_loopback: bool = False
+
+    @model_validator(mode="after")
+    def _open_covers_active(self) -> Measure:
+        if self.max_open is not None and self.max_open < self.concurrency:
+            raise ValueError(f"max_open ({self.max_open}) must be at least concurrency ({self.concurrency})")
+        return self
+
+    @property
+    def open_limit(self) -> int:
+        """``max_open`` as the round applies it."""
+        return self.max_open if self.max_open is not None else max(runner.DEFAULT_MAX_OPEN, self.concurrency)
 
     @field_validator("resolvers")
     @classmethod

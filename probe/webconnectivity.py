@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-from probe import SOFTWARE_NAME, __version__, analysis, control, dns, failures, http, tcp, tls
+from probe import SOFTWARE_NAME, __version__, activity, analysis, control, dns, failures, http, tcp, tls
 from probe.clock import Clock, relative_clock
 from probe.control import CONTROL_NOT_CONFIGURED
 from probe.fingerprints import FingerprintDB, default_fingerprints
@@ -109,6 +109,22 @@ class _Recorder:
 
     def next_id(self) -> int:
         return next(self.ids)
+
+    def add_queries(self, queries: Iterable[DNSQuery]) -> None:
+        self.queries.extend(queries)
+        activity.note()
+
+    def add_connect(self, connect: TCPConnect) -> None:
+        self.tcp_connect.append(connect)
+        activity.note()
+
+    def add_handshake(self, handshake: TLSHandshake) -> None:
+        self.tls_handshakes.append(handshake)
+        activity.note()
+
+    def add_request(self, transaction: HTTPTransaction) -> None:
+        self.requests.append(transaction)
+        activity.note()
 
 
 async def measure(url: str, *, config: MeasureConfig | None = None) -> Measurement:
@@ -243,7 +259,7 @@ async def _hop(
         tags=tags + (("classic",) if working in classic else ()),
         body_limit=config.body_limit,
     )
-    rec.requests.append(transaction)
+    rec.add_request(transaction)
     location = http.redirect_location(transaction)
     if location is None:
         return None, transaction.failure
@@ -286,7 +302,7 @@ async def _resolve(
                 )
             )
     queries = await asyncio.gather(*lookups)
-    rec.queries.extend(queries)
+    rec.add_queries(queries)
     classic = _unique(a for q in queries if q.engine == "system" for a in q.addresses)
     other = _unique(a for q in queries if q.engine != "system" for a in q.addresses)
     return classic, [a for a in other if a not in classic]
@@ -320,7 +336,7 @@ async def _endpoint(
     connect, connection = await tcp.connect(
         ip, port, timeout=config.tcp_timeout, clock=rec.clock, transaction_id=tid, tags=step_tags
     )
-    rec.tcp_connect.append(connect)
+    rec.add_connect(connect)
     if connection is None:
         return "tcp", connect.status.failure
     try:
@@ -336,7 +352,7 @@ async def _endpoint(
             transaction_id=tid,
             tags=step_tags,
         )
-        rec.tls_handshakes.append(handshake)
+        rec.add_handshake(handshake)
         return "tls", handshake.failure
     finally:
         await connection.close()

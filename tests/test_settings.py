@@ -8,7 +8,7 @@ import pytest
 
 from probe.errors import ConfigError
 from probe.resources import config_dir
-from probe.settings import Settings, load_settings
+from probe.settings import Measure, Settings, load_settings
 from probe.targets import load_many, load_targets
 
 
@@ -19,6 +19,12 @@ def test_defaults_work_without_a_file() -> None:
     assert settings.storage.database_url is None
     paths = settings.target_list_paths()
     assert [p.name for p in paths] == ["global-social.csv", "pakistan.csv"]
+
+
+def test_max_open_defaults_to_at_least_the_concurrency() -> None:
+    assert Measure().open_limit == 64
+    assert Measure(concurrency=100).open_limit == 100
+    assert Measure(concurrency=8, max_open=8).open_limit == 8
 
 
 def test_shipped_settings_file_matches_the_defaults() -> None:
@@ -42,6 +48,11 @@ def test_relative_target_list_beside_the_settings_file(tmp_path: Path) -> None:
         ("[measure]\nconcurrency = 0\n", "measure.concurrency: Input should be greater than or equal to 1"),
         ("[measure]\nconcurency = 4\n", "measure.concurency: unknown setting"),
         ("[measure]\ndns_timeout = -1\n", "measure.dns_timeout: Input should be greater than 0"),
+        ("[measure]\nstall_after = 0\n", "measure.stall_after: Input should be greater than 0"),
+        (
+            "[measure]\nconcurrency = 100\nmax_open = 64\n",
+            "measure: max_open (64) must be at least concurrency (100)",
+        ),
         ("[measure]\nresolvers = ['not a resolver']\n", "measure.resolvers: "),
         ("[bogus]\nx = 1\n", "bogus: unknown setting"),
         ("[measure\n", "invalid TOML: "),
