@@ -20,7 +20,7 @@ from measurements.export import export
 from measurements.schema import TargetInfo
 from measurements.store import open_store
 from probe.cli import main
-from probe.cli.export import IsoTime
+from probe.cli.params import When
 from tests.daemon_harness import loopback_targets, running_daemon, write_settings
 from tests.storage.factories import BASE, make_round
 
@@ -132,7 +132,15 @@ def test_status_of_a_database_that_does_not_exist_creates_nothing(
     ],
 )
 def test_export_times_are_iso_8601_utc_unless_an_offset_is_given(text: str, expected: datetime) -> None:
-    assert IsoTime().convert(text, None, None) == expected
+    assert When().convert(text, None, None) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "ago"), [("36h", timedelta(hours=36)), ("7d", timedelta(days=7)), ("2w", timedelta(weeks=2))]
+)
+def test_times_may_be_ages_before_now(text: str, ago: timedelta) -> None:
+    now = datetime(2024, 2, 17, 9, tzinfo=UTC)
+    assert When(now=now).convert(text, None, None) == now - ago
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,10 @@
 """``probe export``: stored measurements as CSV or JSONL, streamed, filtered by time, target, network.
 
-Times are ISO 8601 and nothing else: ``2024-01-20``, ``2024-01-20T14:00``,
-``2024-01-20T14:00:00Z`` or with an offset (``+05:00``); without an offset they are UTC.
-``--since`` is inclusive, ``--until`` exclusive. ``-o FILE`` is written atomically: the data
-goes to a temporary file beside it, renamed over FILE only once the export is complete, so a
-failure (full disk, database error) leaves FILE as it was and no partial file behind.
+Times are ISO 8601 dates or date-times (UTC unless an offset is given) or ages before now
+(``7d``), as :mod:`probe.cli.params` describes. ``--since`` is inclusive, ``--until``
+exclusive. ``-o FILE`` is written atomically: the data goes to a temporary file beside it,
+renamed over FILE only once the export is complete, so a failure (full disk, database error)
+leaves FILE as it was and no partial file behind.
 """
 
 from __future__ import annotations
@@ -12,58 +12,29 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import sys
 import tempfile
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Literal
 
 import click
 
 from measurements.export import export
-from measurements.schema import normalize_asn
 from probe.cli.options import database_url, db_option
+from probe.cli.params import Asn, When
 from probe.cli.status import open_existing_store
-
-_ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?")
-
-
-class IsoTime(click.ParamType[datetime]):
-    """An ISO 8601 date or date-time, naive meaning UTC; anything else is rejected."""
-
-    name = "TIME"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        if isinstance(value, datetime):
-            return value
-        text = str(value).strip()
-        try:
-            if not _ISO.fullmatch(text):
-                raise ValueError
-            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            self.fail(f"{value!r} is not an ISO 8601 date or time (e.g. 2024-01-20 or 2024-01-20T14:00Z)")
-        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
-
-
-class Asn(click.ParamType[str]):
-    """``AS1234`` or ``1234``."""
-
-    name = "ASN"
-
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        try:
-            return normalize_asn(str(value))
-        except ValueError as exc:
-            self.fail(str(exc))
 
 
 @click.command(name="export")
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), required=True, help="Output format.")
-@click.option("--since", type=IsoTime(), help="Only measurements at or after this time (UTC unless given).")
-@click.option("--until", type=IsoTime(), help="Only measurements before this time.")
+@click.option(
+    "--since",
+    type=When(),
+    help="Only measurements from then on: 2024-01-20, 2024-01-20T14:00 (UTC), or 7d ago.",
+)
+@click.option("--until", type=When(), help="Only measurements before then (same forms).")
 @click.option("--target", metavar="URL", help="Only this exact target URL.")
 @click.option("--asn", type=Asn(), help="Only this network (AS1234 or 1234).")
 @click.option(

@@ -8,52 +8,26 @@ Sentences (or ``--json``) go to stdout, the summary line to stderr.
 from __future__ import annotations
 
 import json
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from measurements.findings import Detection
 from measurements.patterns import update_flags
-from measurements.schema import normalize_asn
 from measurements.store import open_store
 from measurements.wording import event_dict, event_sentence, flag_dict, flag_sentence
 from probe.cli.options import database_url, db_option
-from probe.errors import ConfigError
-
-_RELATIVE = re.compile(r"^(\d+)([hdw])$")
-_UNITS = {"h": "hours", "d": "days", "w": "weeks"}
+from probe.cli.params import Asn, When
 
 since_option = click.option(
     "--since",
-    metavar="WHEN",
+    type=When(),
     help="Only flags with evidence from then on: 2024-02-17, 2024-02-17T09:00 (UTC), or 36h, 7d, 2w ago.",
 )
 config_option = click.option(
     "--config", "config_file", type=click.Path(path_type=Path), help="Settings file (TOML), for its database."
 )
-
-
-def parse_since(text: str | None, *, now: datetime | None = None) -> datetime | None:
-    """``--since``: an ISO date or date-time (naive means UTC), or ``Nh``/``Nd``/``Nw`` before *now*.
-
-    Raises:
-        ConfigError: *text* is neither.
-    """
-    if text is None:
-        return None
-    relative = _RELATIVE.match(text.strip())
-    if relative:
-        amount, unit = relative.groups()
-        return (now or datetime.now(UTC)) - timedelta(**{_UNITS[unit]: int(amount)})
-    try:
-        t = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ConfigError(
-            f"--since: not a date, date-time or age (e.g. 2024-02-17 or 7d): {text!r}"
-        ) from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
 def compute(db_url: str | None, config_file: Path | None) -> Detection:
@@ -70,12 +44,12 @@ def compute(db_url: str | None, config_file: Path | None) -> Detection:
 @click.command()
 @since_option
 @click.option("--target", metavar="URL", help="Only this target (exact URL).")
-@click.option("--asn", metavar="ASN", help="Only this network: AS17557 or 17557.")
+@click.option("--asn", type=Asn(), help="Only this network: AS17557 or 17557.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the flags and events.")
 @db_option
 @config_option
 def flags(
-    since: str | None,
+    since: datetime | None,
     target: str | None,
     asn: str | None,
     as_json: bool,
@@ -83,16 +57,11 @@ def flags(
     config_file: Path | None,
 ) -> None:
     """List blocking onsets and ends, and the events they form (recomputed from the stored rounds)."""
-    since_at = parse_since(since)
-    try:
-        asn = None if asn is None else normalize_asn(asn)
-    except ValueError as exc:
-        raise ConfigError(f"--asn: {exc}") from None
     found = compute(db_url, config_file)
     shown = [
         f
         for f in found.flags
-        if (since_at is None or f.last_evidence_at >= since_at)
+        if (since is None or f.last_evidence_at >= since)
         and (target is None or f.target == target)
         and (asn is None or f.probe_asn == asn)
     ]
@@ -105,7 +74,7 @@ def flags(
             e.kind == "shutdown"
             and target is None
             and (asn is None or asn in e.asns)
-            and (since_at is None or e.ended_at is None or e.ended_at >= since_at)
+            and (since is None or e.ended_at is None or e.ended_at >= since)
         )
     ]
     if as_json:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from measurements.report import render_html
-from probe.cli.flags import compute, config_option, parse_since, since_option
+from probe.cli.flags import compute, config_option, since_option
 from probe.cli.options import db_option
 from probe.errors import ConfigError
 
@@ -25,11 +25,10 @@ from probe.errors import ConfigError
 )
 @db_option
 @config_option
-def report(since: str | None, output: Path, db_url: str | None, config_file: Path | None) -> None:
+def report(since: datetime | None, output: Path, db_url: str | None, config_file: Path | None) -> None:
     """Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network)."""
-    since_at = parse_since(since)
     found = compute(db_url, config_file)
-    page = render_html(found, generated_at=datetime.now(UTC), since=since_at)
+    page = render_html(found, generated_at=datetime.now(UTC), since=since)
     if str(output) == "-":
         click.echo(page, nl=False)
         return

@@ -43,8 +43,14 @@ def test_flags_sentences(db: str, capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--asn", "PTCL"], "probe: error: --asn: not an ASN: 'PTCL' (expected AS1234 or 1234)\n"),
-        (["--since", "yesterday"], "probe: error: --since: not a date, date-time or age"),
+        (
+            ["--asn", "PTCL"],
+            "probe: error: Invalid value for '--asn': not an ASN: 'PTCL' (expected AS1234 or 1234)\n",
+        ),
+        (
+            ["--since", "yesterday"],
+            "probe: error: Invalid value for '--since': 'yesterday' is not an ISO 8601",
+        ),
     ],
 )
 def test_bad_input_exits_2(
