@@ -20,7 +20,8 @@ Printed, all measured in the same run:
   with a *strict* bound of 16 (``max_open = concurrency``: what the round did before slots
   were given up), and at concurrency 100; their ratios to the baseline and to the budget;
 - the round at (strict) concurrency 1: by default *extrapolated* from a 10-target subset with
-  the same mix (5 + 5, times 10), which the output says; ``--full-c1`` measures it instead.
+  the same share of silent targets (5 + 5 by default), times n / 10, which the output says;
+  ``--full-c1`` measures it instead.
 
 Asserts nothing.
 """
@@ -109,7 +110,8 @@ def main() -> None:
         mixed = [u for pair in zip(good, silent, strict=False) for u in pair] + good[len(silent) :]
         full = write_list(tmp, "round.csv", mixed)
         one = write_list(tmp, "one.csv", silent[:1])
-        subset = write_list(tmp, "subset.csv", mixed[:10])
+        n_silent = round(10 * args.silent_share)  # the subset has the round's share of silent targets
+        subset = write_list(tmp, "subset.csv", silent[:n_silent] + good[: 10 - n_silent])
         db = tmp / "bench.sqlite3"
 
         budget = 2 * args.timeout  # tcp_timeout + http_timeout: an http:// IP-literal URL has no DNS or TLS
