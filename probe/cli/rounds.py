@@ -113,7 +113,8 @@ def _print_table(rows: list[dict[str, Any]], report: service.RoundReport, databa
         console = Console(highlight=False, width=240)
     console.print(table)
     elapsed = (report.ended_at - report.started_at).total_seconds()
-    console.print(f"{len(rows)} targets in {elapsed:.1f} s, stored in {escape(database)}")
+    noun = "target" if len(rows) == 1 else "targets"
+    console.print(f"{len(rows)} {noun} in {elapsed:.1f} s, stored in {escape(database)}")
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
