@@ -16,6 +16,7 @@ list in a country that blackholes its blocked sites would queue behind those tim
 from __future__ import annotations
 
 import asyncio
+import resource
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -34,6 +35,31 @@ Half a second is a few round trips even on a mobile link (100 to 300 ms to hosts
 measurement that has had nothing for that long waits on a timeout or a slow server, and
 neither uses the link. Giving the slot up too early costs little: the next target starts a
 little sooner, within ``max_open``."""
+
+
+SOCKETS_PER_MEASUREMENT = 24
+"""Room for one measurement's sockets: a hop's endpoints (at most 16), its lookups, the control."""
+
+
+def raise_file_limit(max_open: int) -> int:
+    """Raise this process's soft limit on open files to fit *max_open* measurements.
+
+    A measurement that cannot open a socket would be recorded as a network failure that the
+    network never caused, so the round makes room first, as far as the hard limit allows (1024,
+    a common soft default, is less than 64 busy measurements may need). Never lowers a limit.
+
+    Returns:
+        The soft limit now in force.
+    """
+    want = max_open * SOCKETS_PER_MEASUREMENT + 256  # and the database, the logs, the event loop
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return soft
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,7 @@ async def run_round(
         asyncio.CancelledError: the round was cancelled; it is marked ``interrupted``.
     """
     started = datetime.now(UTC)
+    runner.raise_file_limit(plan.settings.measure.open_limit)
     config = await identify(plan.config)
     round_id = store.begin_round(
         started_at=started,

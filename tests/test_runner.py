@@ -8,6 +8,9 @@ slots up) and one that trickles a body (its measurements keep theirs).
 from __future__ import annotations
 
 import asyncio
+import resource
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -155,3 +158,19 @@ def test_a_body_still_arriving_keeps_its_slot(trickle_port: int) -> None:
     results = _round(urls, flight, concurrency=1, max_open=4, stall_after=0.5)
     assert flight.peak == 1  # a byte every 0.2 s: never quiet for 0.5 s
     assert all(r.measurement is not None for r in results)
+
+
+def test_the_file_limit_is_raised_to_fit_max_open_never_lowered() -> None:
+    # In a child process: the limit is process-wide.
+    script = """
+import resource
+from probe.runner import raise_file_limit
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+print(raise_file_limit(64), resource.getrlimit(resource.RLIMIT_NOFILE)[0], raise_file_limit(1), hard)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+    raised, in_force, again, hard = (int(word) for word in out.split())
+    want = 64 * runner.SOCKETS_PER_MEASUREMENT + 256
+    expected = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    assert raised == in_force == again == expected
