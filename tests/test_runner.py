@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -74,10 +75,8 @@ def _scripted(busy: float = 0.0, silent: float = 0.0) -> Callable[..., Awaitable
     return measure
 
 
-def _round(urls: list[str], measure: InFlight, **bounds: float) -> list[runner.Result]:
-    return asyncio.run(
-        runner.measure_round(_targets(urls), config=CONFIG, measure=measure, **bounds)  # type: ignore[arg-type]
-    )
+def _round(urls: list[str], measure: InFlight, **bounds: Any) -> list[runner.Result]:
+    return asyncio.run(runner.measure_round(_targets(urls), config=CONFIG, measure=measure, **bounds))
 
 
 def test_one_result_per_target_in_order_and_a_bug_costs_only_its_target() -> None:
