@@ -39,6 +39,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the loopback servers live in tests/
 
+from measurements.installation import Installation
 from measurements.store import open_store
 from probe import service
 from probe.settings import Measure, Settings, Targets
@@ -78,7 +79,8 @@ def timed_round(
         targets=Targets(lists=(str(target_list),)),
     )
     plan = service.plan_round(settings)
-    with open_store(f"sqlite:///{db}") as store:
+    # The installation (id, round locks) beside the throw-away database, not in the user's data dir.
+    with open_store(f"sqlite:///{db}", installation=Installation.load(db.parent)) as store:
         t0 = time.perf_counter()
         report = asyncio.run(service.run_round(plan, store))
         wall = time.perf_counter() - t0

@@ -3,10 +3,11 @@
 Six tables:
 
 * ``rounds`` — one row per round, written ``running`` when it starts and ``complete`` in the
-  same transaction as its measurements; a row still ``running`` after a crash becomes
-  ``interrupted``. The heartbeat columns (``network_up``, ``control_reachable``,
-  ``n_failed``, …) let the analysis tell "the probe was offline" (no round at all) from
-  "the network was shut down" (rounds ran, and nothing could be reached).
+  same transaction as its measurements; a row its process left ``running`` (a crash) becomes
+  ``interrupted`` at the next start of the installation that owns it (``installation``).
+  The heartbeat columns (``network_up``, ``control_reachable``, ``n_failed``, …) let the
+  analysis tell "the probe was offline" (no round at all) from "the network was shut down"
+  (rounds ran, and nothing could be reached).
 * ``measurements`` — one row per measured URL: summary columns (indexed for the time-series
   queries of ``patterns``) beside ``body``, the full measurement as OONI JSON text.
 * ``targets`` — the URLs ever measured, with their test-list category.
@@ -121,6 +122,10 @@ class Round(Base):
     """Could the probe reach anything at all (any TCP connect succeeded)? ``NULL``: unknown."""
     control_reachable: Mapped[bool | None] = mapped_column(Boolean)
     """Did the control vantage answer? ``NULL``: no control configured, or unknown."""
+    installation: Mapped[str | None] = mapped_column(String(36))
+    """The :class:`~measurements.store.Installation` that began the round (a random UUID,
+    never exported); only it cleans the round up after a crash. ``NULL``: begun before
+    revision 0003."""
 
 
 class Network(Base):

@@ -8,8 +8,12 @@ timeout, so an export reading while the daemon writes never sees "database is lo
 A round is two transactions: :meth:`Store.begin_round` commits a ``running`` row (the
 heartbeat that the probe was up), and :meth:`Store.finish_round` writes every measurement
 and marks the round ``complete`` in one transaction, so a ``kill -9`` at any moment leaves
-either the whole round or none of its measurements. A daemon calls
-:meth:`Store.mark_interrupted` once at start-up for the rounds a crash left ``running``.
+either the whole round or none of its measurements.
+
+Rounds have owners, because one database may be shared: each round records the
+:class:`~measurements.installation.Installation` that began it and is locked while in flight,
+so :meth:`Store.mark_interrupted`, the clean-up a daemon runs at start-up, marks only this
+installation's rounds that no process still holds (:mod:`measurements.installation`).
 
 Every failure of the database (bad URL, missing driver, unreadable, read-only, full, not a
 database) surfaces as one :class:`~probe.errors.StorageError` whose one-line message names
@@ -21,12 +25,16 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    Update,
     bindparam,
     create_engine,
     delete,
@@ -41,6 +49,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 
 from measurements import migrations
+from measurements.installation import Installation, RoundLock, data_dir, database_key
 from measurements.schema import (
     AnySelect,
     FailingTarget,
@@ -58,24 +67,33 @@ from measurements.summary import Heartbeat, heartbeat_of, is_failed, stored_row
 from probe.errors import StorageError
 from probe.model import Measurement
 
-__all__ = ["FailingTarget", "MeasurementRow", "RoundInfo", "Store", "TargetInfo", "open_store"]
+__all__ = [
+    "FailingTarget",
+    "MeasurementRow",
+    "RoundInfo",
+    "Store",
+    "TargetInfo",
+    "default_path",
+    "open_store",
+]
 
 BUSY_TIMEOUT_MS = 10_000
 _CHUNK = 500  # keys per IN (...) list and rows per prune transaction step: well under SQLite's limits
 
 
-def default_path() -> Any:
-    """``measurements.sqlite3`` in the platform's user data directory for ``reachprobe``."""
-    import platformdirs
-
-    return platformdirs.user_data_path("reachprobe", appauthor=False) / "measurements.sqlite3"
+def default_path() -> Path:
+    """``measurements.sqlite3`` in :func:`data_dir`."""
+    return data_dir() / "measurements.sqlite3"
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, *, installation: Installation | None = None) -> Store:
     """Open (creating and migrating as needed) the store at *url*.
 
     Args:
         url: a SQLAlchemy database URL; ``None`` for SQLite at :func:`default_path`.
+        installation: the owner of the rounds this store begins; by default
+            :meth:`Installation.load`, the first time a round is begun or cleaned up (a
+            store that only reads never touches the data directory).
 
     Returns:
         A ready :class:`Store`, its schema at the newest migration.
@@ -106,7 +124,7 @@ def open_store(url: str | None = None) -> Store:
         raise StorageError(f"{name}: cannot open: {problem}") from exc
     except (ArgumentError, ImportError) as exc:
         raise StorageError(f"{name}: cannot open: {_reason(exc)}") from exc
-    store = Store(engine, name)
+    store = Store(engine, name, installation=installation)
     try:
         with store._guard("open"):
             migrations.upgrade(engine)
@@ -119,18 +137,37 @@ def open_store(url: str | None = None) -> Store:
 class Store:
     """A handle on one measurement database. Thread-safe; cheap to keep open for a daemon's life."""
 
-    def __init__(self, engine: Engine, name: str) -> None:
+    def __init__(self, engine: Engine, name: str, *, installation: Installation | None = None) -> None:
         self._engine = engine
         self.name = name
         """The database as shown in messages: the SQLite file, or the URL without password."""
+        self._installation = installation
+        self._key = database_key(engine.url)
+        self._in_flight: dict[int, RoundLock] = {}
+        """The rounds this store began and has not finished or given up, with their locks."""
+
+    @property
+    def installation(self) -> Installation:
+        """The owner of the rounds this store begins (:meth:`Installation.load` unless given).
+
+        Raises:
+            StorageError: the installation cannot be loaded.
+        """
+        if self._installation is None:
+            self._installation = Installation.load()
+        return self._installation
 
     def close(self) -> None:
         """Release every connection.
 
         The store stays usable: the next call opens fresh connections. The daemon relies on
         this after a write failure (a SQLite connection that met a read-only file stays so).
+        Rounds still in flight are given up (unlocked, left ``running``): a clean-up may
+        mark them interrupted, and :meth:`finish_round` still completes them.
         """
         self._engine.dispose()
+        for round_id in list(self._in_flight):
+            self._release(round_id)
 
     def __enter__(self) -> Store:
         return self
@@ -150,11 +187,15 @@ class Store:
         config_digest: str = "",
         n_targets: int = 0,
     ) -> int:
-        """Commit a new ``running`` round and return its id.
+        """Commit a new ``running`` round of this :attr:`installation` and return its id.
+
+        The round stays locked as in flight until :meth:`finish_round` stores it or
+        :meth:`mark_interrupted` gives it up (or this process ends).
 
         Raises:
-            StorageError: the database cannot be written.
+            StorageError: the database or the round's lock file cannot be written.
         """
+        owner = self.installation
         values = {
             "started_at": started_at or datetime.now(UTC),
             "status": "running",
@@ -163,10 +204,23 @@ class Store:
             "software_version": software_version,
             "config_digest": config_digest,
             "n_targets": n_targets,
+            "installation": owner.id,
         }
-        with self._write("start a round") as conn:
-            (round_id,) = conn.execute(insert(Round).values(values)).inserted_primary_key or (None,)
-        assert isinstance(round_id, int)
+        locked: list[RoundLock] = []
+        try:
+            with self._write("start a round") as conn:
+                (round_id,) = conn.execute(insert(Round).values(values)).inserted_primary_key or (None,)
+                assert isinstance(round_id, int)
+                # Locked before the commit: no clean-up ever sees this round running and unlocked.
+                lock = self.installation.lock_round(self._key, round_id)
+                if lock is None:  # a fresh id: only a stale file of a deleted round could be held
+                    raise StorageError(f"{self.name}: cannot start a round: its lock is held elsewhere")
+                locked.append(lock)
+        except BaseException:
+            for lock in locked:
+                lock.release()
+            raise
+        self._in_flight[round_id] = locked[0]
         return round_id
 
     def finish_round(
@@ -229,22 +283,49 @@ class Store:
                     control_reachable=beat.control_reachable,
                 )
             )
+        self._release(round_id)
 
     def mark_interrupted(self, round_id: int | None = None) -> int:
-        """Mark rounds still ``running`` as ``interrupted`` and return how many were.
+        """Mark rounds left ``running`` as ``interrupted`` and return how many were.
 
-        Call it once when a daemon starts (a crash left them running), or with the id of
-        the round in flight on a shutdown that cannot wait for it. Not from commands that
-        may run beside a daemon: its round in flight would be marked too.
+        With *round_id*: that round, which its caller gives up (a shutdown that cannot wait
+        for it, a round that could not be stored). This store stops holding it in flight
+        even when the database cannot be written, so the next clean-up marks it.
+
+        Without: the clean-up after a crash, which a daemon runs at start-up and between
+        rounds. It marks this :attr:`installation`'s rounds that no other process or store
+        holds in flight: never another probe's in a shared database, nor one that
+        ``probe run`` is measuring beside the daemon. Rounds this store began and has not
+        finished are marked too, so call it when this store has no round under way. Rounds
+        with no installation (begun by a reachprobe older than schema revision 0003, whose
+        upgrade marked those running then) are never marked: nothing tells whether they are
+        still in flight.
 
         Raises:
-            StorageError: the database cannot be written.
+            StorageError: the database cannot be written, or the installation cannot be loaded.
         """
-        stmt = update(Round).where(Round.status == "running").values(status="interrupted")
         if round_id is not None:
-            stmt = stmt.where(Round.id == round_id)
-        with self._write("mark interrupted rounds") as conn:
-            return conn.execute(stmt).rowcount
+            try:
+                with self._write("mark interrupted rounds") as conn:
+                    return conn.execute(_interrupt(Round.id == round_id)).rowcount
+            finally:
+                self._release(round_id)
+        owner = self.installation
+        mine = select(Round.id).where(Round.status == "running", Round.installation == owner.id)
+        taken: list[RoundLock] = []
+        try:
+            with self._write("mark interrupted rounds") as conn:
+                for rid in conn.execute(mine).scalars().all():
+                    lock = self._in_flight.pop(rid, None) or owner.lock_round(self._key, rid)
+                    if lock is not None:
+                        taken.append(lock)
+                if not taken:
+                    return 0
+                # Still "running" re-checked here: a round finished since the SELECT stays complete.
+                return conn.execute(_interrupt(Round.id.in_([lock.round_id for lock in taken]))).rowcount
+        finally:
+            for lock in taken:
+                lock.release()
 
     def prune(self, older_than: datetime) -> int:
         """Delete measurements taken before *older_than*, and rounds left without any.
@@ -324,7 +405,8 @@ class Store:
         Raises:
             StorageError: the database cannot be read.
         """
-        stmt = select(Round.__table__).order_by(Round.started_at.desc(), Round.id.desc()).limit(n)
+        columns = [Round.__table__.c[f.name] for f in fields(RoundInfo)]
+        stmt = select(*columns).order_by(Round.started_at.desc(), Round.id.desc()).limit(n)
         with self._guard("read rounds"), self._engine.connect() as conn:
             return [RoundInfo(**row._asdict()) for row in conn.execute(stmt)]
 
@@ -378,6 +460,11 @@ class Store:
         with self._write(action) as conn:
             yield conn
 
+    def _release(self, round_id: int) -> None:
+        lock = self._in_flight.pop(round_id, None)
+        if lock is not None:
+            lock.release()
+
     @contextmanager
     def _write(self, action: str) -> Iterator[Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so it never fails half-way on a lock)."""
@@ -385,6 +472,11 @@ class Store:
             conn.execution_options(sqlite_begin="BEGIN IMMEDIATE")
             with conn.begin():
                 yield conn
+
+
+def _interrupt(which: ColumnElement[bool]) -> Update:
+    """``UPDATE rounds SET status = 'interrupted'`` for the rounds *which* selects, if still running."""
+    return update(Round).where(Round.status == "running", which).values(status="interrupted")
 
 
 def _engine(url: URL) -> Engine:

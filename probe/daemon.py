@@ -21,6 +21,10 @@ process:
   the pool's connections are dropped (a SQLite connection opened on a read-only file stays
   read-only), and the next round tries again. Nothing half-written is ever stored (the store
   writes a round in one transaction).
+- **Crash clean-up.** At start, and before the round after any failure, the rounds that
+  this installation left ``running`` and no process holds in flight any more are marked
+  ``interrupted`` (:meth:`~measurements.store.Store.mark_interrupted`): never the rounds of
+  other probes sharing the database, nor a round ``probe run`` is measuring beside the daemon.
 - **Shutdown.** The first SIGTERM or SIGINT stops the scheduler and cancels the round in flight
   at once: it is marked ``interrupted`` (or, if its transaction already ran, it is complete).
   Waiting for the round instead could take its whole timeout budget, longer than
@@ -168,13 +172,14 @@ class Daemon:
         if not self._cleanup_pending:
             return
         try:
+            # Only ever between rounds: a round the store still holds is one a failure left.
             n = self.store.mark_interrupted()
         except StorageError as exc:
             self._storage_failed(exc, "will retry before the next round")
             return
         self._cleanup_pending = False
         if n:
-            log.info("marked %d unfinished round(s) from an earlier run as interrupted", n)
+            log.info("marked %d unfinished round(s) of this probe as interrupted", n)
 
     def _prune(self) -> None:
         days = self.plan.settings.storage.retention_days

@@ -57,7 +57,10 @@ def raise_file_limit(max_open: int) -> int:
         return soft
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
     if target > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError):  # forbidden (a seccomp filter, a container): keep what we have
+            return soft
         soft = target
     return soft
 

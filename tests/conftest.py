@@ -1,4 +1,4 @@
-"""Shared fixtures: a lab-style certificate authority, and loopback sites with their resolver."""
+"""Shared fixtures: a private data directory, a lab-style CA, and loopback sites with their resolver."""
 
 from __future__ import annotations
 
@@ -11,6 +11,19 @@ import trustme
 
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.http_server import HTTPServer, http_server
+
+
+@pytest.fixture(autouse=True)
+def probe_data_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test's own platform data directory for reachprobe (not created: the store makes it).
+
+    Never the real user's: the default database and the installation id (with its round
+    locks) live there. platformdirs follows ``XDG_DATA_HOME`` on Linux, and the processes a
+    test starts (daemons, forked writers) inherit it.
+    """
+    home = tmp_path_factory.mktemp("xdg-data")
+    monkeypatch.setenv("XDG_DATA_HOME", str(home))
+    return home / "reachprobe"
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,8 @@ read-only database, and the schedule arithmetic ``probe status`` relies on.
 
 Every round measures loopback servers only (tests/daemon_harness.py): answering, black-holed
 (accepts, never replies: the HTTP step times out) and refused targets, on a 1 s interval.
+The daemon and the test share a private platform data directory (``XDG_DATA_HOME``), so they
+are one installation — and never the real user's.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from measurements.store import open_store
+from measurements.store import Installation, open_store
 from probe.daemon import next_run_window, trigger
 from probe.settings import Schedule
 from tests.daemon_harness import loopback_targets, running_daemon, start_daemon, write_settings
@@ -106,6 +108,29 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_start_continues(tmp
     assert sum(1 for s in done.values() if s == "complete") >= 5, done
     assert _integrity(db) == [("ok",)]
     assert round_violations(url) == []
+
+
+def test_start_up_marks_this_probes_crashed_round_and_leaves_other_probes_rounds(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    other = Installation.load(tmp_path / "another-probe")
+    with open_store(url, installation=other) as store:  # another probe on this database, crashed
+        foreign = store.begin_round()
+    with open_store(url) as store:  # this probe (the daemon's installation), crashed
+        crashed = store.begin_round()
+    with loopback_targets(answering=1, silent=0, refused=0) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=60)
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(COMPLETE)
+            assert daemon.stop() == 0
+    assert any(
+        line.endswith("marked 1 unfinished round(s) of this probe as interrupted") for line in daemon.log
+    )
+    done = statuses(url)
+    assert (done.pop(foreign), done.pop(crashed), set(done.values())) == (
+        "running",
+        "interrupted",
+        {"complete"},
+    )
 
 
 # --- SIGTERM / SIGINT -------------------------------------------------------------------------
@@ -227,7 +252,8 @@ def test_a_full_disk_costs_rounds_not_the_daemon(tmp_path: Path, small_tmpfs: Pa
 def test_a_read_only_database_file_is_reported_and_retried(tmp_path: Path) -> None:
     db = tmp_path / "probe.sqlite3"
     url = f"sqlite:///{db}"
-    open_store(url).close()
+    with open_store(url) as store:  # a crash left a round running: the start-up must write
+        crashed = store.begin_round()
     # As root, permissions do not stop writes; the immutable attribute does.
     if subprocess.run(["chattr", "+i", str(db)], capture_output=True, check=False).returncode != 0:
         pytest.skip("chattr +i is not supported on this file system")
@@ -252,3 +278,4 @@ def test_a_read_only_database_file_is_reported_and_retried(tmp_path: Path) -> No
     assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
     assert _integrity(db) == [("ok",)]
     assert round_violations(url) == []
+    assert statuses(url)[crashed] == "interrupted"

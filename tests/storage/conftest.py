@@ -8,6 +8,8 @@ end of the session. initdb refuses to run as root, so as root the cluster runs a
 
 Without PostgreSQL (binaries, the ``postgres`` user when root, or psycopg) the PostgreSQL
 half skips with the reason — except under ``CI=true``, where it fails: CI installs it.
+
+Every test gets a private platform data directory (``probe_data_dir`` in tests/conftest.py).
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import create_engine, insert, inspect
+from sqlalchemy import Connection, column, create_engine, insert, inspect, select, table
 from sqlalchemy.exc import IntegrityError
 
 from measurements import migrations
-from measurements.schema import Base, MeasurementRecord, normalize_asn
+from measurements.schema import Base, MeasurementRecord, Round, normalize_asn
 from measurements.store import Store, open_store
 
 IP_LIKE = re.compile(r"(^|_)(ip|ips|ipv4|ipv6|addr|address|client|host)($|_)")
@@ -67,6 +67,41 @@ def test_downgrade_to_nothing_and_up_again(store: Store, store_url: str) -> None
     engine.dispose()
     with open_store(store_url) as again:
         assert again.last_rounds() == []
+
+
+def _insert(conn: Connection, table_name: str, **values: object) -> None:
+    """A row into a table as revision 0002 had it (plain columns: no model of today involved)."""
+    conn.execute(table(table_name, *(column(name) for name in values)).insert().values(values))
+
+
+def test_upgrade_from_0002_keeps_the_rounds_and_marks_the_running_ones(store_url: str) -> None:
+    command.upgrade(migrations.config(store_url), "0002")
+    at = datetime(2024, 1, 20, 10, 0)
+    engine = create_engine(store_url)
+    with engine.begin() as conn:  # a fresh database: the ids are 1, 2, 3
+        for status in ("complete", "interrupted", "running"):
+            _insert(conn, "rounds", started_at=at, status=status, probe_asn="AS17557", probe_cc="PK",
+                    software_version="0.1.0", config_digest="", n_targets=1, n_measurements=1,
+                    n_failed=0, n_errors=0)  # fmt: skip
+        _insert(conn, "targets", url="https://x.com/", category_code="GRP", category_description="",
+                first_seen_at=at)  # fmt: skip
+        _insert(conn, "measurements", uuid="m-1", round_id=1, target_id=1, input="https://x.com/",
+                measured_at=at, runtime_s=1.0, probe_asn="AS17557", probe_cc="PK", body="{}")  # fmt: skip
+    engine.dispose()
+
+    with open_store(store_url) as store:  # migrates to 0003
+        rid = store.begin_round()
+        with store._engine.connect() as conn:
+            assert migrations.current_revision(conn) == "0003"
+            owners = {rid: owner for rid, owner in conn.execute(select(Round.id, Round.installation))}
+        assert owners == {1: None, 2: None, 3: None, rid: store.installation.id}
+        store.finish_round(rid, [])
+        # Running at the upgrade: no installation will ever own it, so the upgrade marked it.
+        got = {r.id: r.status for r in store.last_rounds()}
+        assert got == {1: "complete", 2: "interrupted", 3: "interrupted", rid: "complete"}
+        assert [(m.uuid, m.round_id, m.category_code) for m in store.iter_measurements()] == [
+            ("m-1", 1, "GRP")
+        ]
 
 
 def test_sqlite_settings(sqlite_url: str) -> None:

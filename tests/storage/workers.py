@@ -15,10 +15,11 @@ import time
 import uuid
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from measurements.store import open_store
+from measurements.store import Installation, open_store
 from probe.model import Measurement
 
 FORK = multiprocessing.get_context("fork")
@@ -43,6 +44,26 @@ def write_rounds(url: str, pipe: Connection, template: list[Measurement], until:
         rounds += 1
     store.close()
     pipe.send(("done", rounds))
+
+
+def hold_round(url: str, directory: str, pipe: Connection) -> None:
+    """A probe mid-round: begin a round as the installation in *directory*, report its id, wait."""
+    store = open_store(url, installation=Installation.load(Path(directory)))
+    pipe.send(store.begin_round(n_targets=1))
+    while True:  # until killed: a crash in the middle of the round
+        time.sleep(60)
+
+
+def start_round_holder(url: str, directory: Path) -> tuple[BaseProcess, int]:
+    """Fork a :func:`hold_round` process; return it and the id of the round it holds in flight."""
+    receive, send = FORK.Pipe(duplex=False)
+    proc = FORK.Process(target=hold_round, args=(url, str(directory), send), daemon=True)
+    proc.start()
+    send.close()
+    assert receive.poll(30), "the round holder never began its round"
+    round_id: int = receive.recv()
+    receive.close()
+    return proc, round_id
 
 
 def start_writer(
