@@ -5,7 +5,8 @@ The tree::
     ProbeError                 base of everything reachprobe raises on purpose
     ├── TargetError            a URL, host name or target list the probe cannot measure
     ├── ConfigError            a setting, resolver address, CA file or config file that is invalid
-    └── StorageError           the database cannot be opened, migrated or written
+    ├── StorageError           the database cannot be opened, migrated or written
+    └── PrivilegeError         a measurement needs root or CAP_NET_RAW (``probe forensics``)
 
 What the network does (timeouts, resets, NXDOMAIN, bad certificates) is *not* an exception
 once a step has recorded it: it becomes a failure string from :mod:`probe.failures`.
@@ -30,3 +31,7 @@ class ConfigError(ProbeError):
 
 class StorageError(ProbeError):
     """The measurement store cannot be opened, migrated or written."""
+
+
+class PrivilegeError(ProbeError):
+    """A measurement needs privileges this process lacks (raw sockets: root or ``CAP_NET_RAW``)."""

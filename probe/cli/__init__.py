@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _register_commands() -> None:
-    from probe.cli import daemon, export, flags, helper, lab, measure, report, rounds, status
+    from probe.cli import daemon, export, flags, forensics, helper, lab, measure, report, rounds, status
 
     for command in (
         measure.measure,
@@ -56,6 +56,7 @@ def _register_commands() -> None:
         report.report,
         helper.helper,
         lab.lab,
+        forensics.forensics,
     ):
         cli.add_command(command)
 
