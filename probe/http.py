@@ -134,7 +134,8 @@ async def fetch(
     Returns:
         The recorded transaction. On failure ``failure`` holds the failure string and
         ``response`` is ``None``; a body longer than *body_limit* is not a failure but
-        ``body_is_truncated``.
+        ``body_is_truncated``. Either way the ``x_`` fields say when the headers and the
+        last body bytes arrived and how many body bytes came (see :class:`HTTPTransaction`).
 
     Raises:
         TargetError: *url* is not a valid http/https URL.
@@ -159,6 +160,7 @@ async def fetch(
         raise TargetError(f"invalid URL {url!r}: {exc}") from None
     record = HTTPRequest(url=url, method=method, headers_list=_headers(request.headers))
     t0 = clock()
+    progress = _Progress(clock)
     operation: failures.Operation = "http_round_trip"
     async with httpx.AsyncClient(
         verify=ssl_context, follow_redirects=False, trust_env=False, timeout=timeout
@@ -166,10 +168,11 @@ async def fetch(
         try:
             async with asyncio.timeout(timeout):
                 response = await client.send(request, stream=True)
+                progress.headers_arrived()
                 try:
                     operation = "read"
                     alpn = _alpn(response) if scheme == "https" else ""
-                    body, truncated = await _read_body(response, body_limit)
+                    body, truncated = await _read_body(response, body_limit, progress)
                 finally:
                     await response.aclose()
         except failures.NETWORK_EXCEPTIONS as exc:
@@ -182,6 +185,9 @@ async def fetch(
                 t=clock(),
                 transaction_id=transaction_id,
                 tags=tags,
+                x_headers_t=progress.headers_t,
+                x_body_last_byte_t=progress.last_byte_t,
+                x_body_bytes_received=progress.body_bytes,
             )
     return HTTPTransaction(
         address=endpoint,
@@ -200,16 +206,45 @@ async def fetch(
         alpn=alpn,
         transaction_id=transaction_id,
         tags=tags,
+        x_headers_t=progress.headers_t,
+        x_body_last_byte_t=progress.last_byte_t,
+        x_body_bytes_received=progress.body_bytes,
     )
 
 
-async def _read_body(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
-    """Read at most *limit* decoded bytes; return them and whether the body went on."""
+class _Progress:
+    """How far one exchange got, and when: the ``x_`` evidence of :class:`HTTPTransaction`."""
+
+    __slots__ = ("_clock", "body_bytes", "headers_t", "last_byte_t")
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self.headers_t: float | None = None
+        self.last_byte_t: float | None = None
+        self.body_bytes: int | None = None  # None until the headers arrive: no response at all
+
+    def headers_arrived(self) -> None:
+        self.headers_t = self._clock()
+        self.body_bytes = 0
+
+    def received(self, size: int) -> None:
+        self.body_bytes = (self.body_bytes or 0) + size
+        self.last_byte_t = self._clock()
+
+
+async def _read_body(response: httpx.Response, limit: int, progress: _Progress) -> tuple[bytes, bool]:
+    """Read at most *limit* decoded bytes; return them and whether the body went on.
+
+    Every network read is reported to *progress* as it arrives, so a failure midway keeps
+    how much had come, and when.
+    """
     inflater = _inflater(response.headers.get_list("content-encoding", split_commas=True))
     body = bytearray()
     # Bound the network bytes too: a stream that inflates to nothing must not be read forever.
     raw_limit = 2 * limit + 65536
     async for chunk in response.aiter_raw():
+        if chunk:
+            progress.received(len(chunk))
         activity.note()  # a body arriving, however slowly, is a measurement at work
         # Ask for one byte more than the limit, to tell "exactly the limit" from "longer".
         body += inflater.inflate(chunk, limit + 1 - len(body)) if inflater else chunk

@@ -145,7 +145,15 @@ class HTTPResponse:
 
 @dataclass(frozen=True, slots=True)
 class HTTPTransaction:
-    """One HTTP round trip to one pinned address (df-001-httpt ``requests[]``)."""
+    """One HTTP round trip to one pinned address (df-001-httpt ``requests[]``).
+
+    The ``x_`` fields are transfer evidence that OONI's format has no name for (hence the
+    prefix, as OONI marks its own non-standard keys). They tell how far the exchange got and
+    how fast the body came: a throttled transfer delivers until the deadline, a stalled one
+    stops. They are set on success **and** on failure, ``None`` where the exchange did not
+    get that far, and omitted from the JSON when ``None``. When set,
+    ``t0 <= x_headers_t <= x_body_last_byte_t <= t``.
+    """
 
     address: str
     """``ip:port`` the request was pinned to."""
@@ -158,6 +166,18 @@ class HTTPTransaction:
     network: str = "tcp"
     transaction_id: int = 0
     tags: tuple[str, ...] = ()
+    x_headers_t: float | None = None
+    """When the status line and headers had arrived (seconds since the measurement began,
+    like ``t``); ``None`` when they never did (refused, reset, timed out before them)."""
+    x_body_last_byte_t: float | None = None
+    """When the last body bytes read arrived; ``None`` when no body byte arrived (an empty
+    body, or a failure before any). Bytes are timed as the client reads them: over TLS a
+    whole record (up to 16 KiB) at a time, so at low rates deliveries are that coarse."""
+    x_body_bytes_received: int | None = None
+    """Body bytes received from the network until reading stopped (end of body, body cap,
+    or failure): as sent, before ``Content-Encoding`` decoding (gzip), after HTTP/1.1 chunk
+    framing; so it may differ from ``response.body_length``. ``0`` when the headers arrived
+    but no body byte did; ``None`` when the headers never arrived."""
 
 
 @dataclass(frozen=True, slots=True)

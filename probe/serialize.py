@@ -4,7 +4,9 @@ Rules: dataclasses become dicts with their field names; tuples become lists; ``b
 OONI's MaybeBinaryData (a UTF-8 string when the bytes decode, else
 ``{"format": "base64", "data": …}``); every ``headers_list`` gains a ``headers`` map beside it
 (first value wins, as OONI's); DNS answers omit empty address fields; certificates are
-always base64.
+always base64. Our own extension fields (``x_…``, OONI's prefix for non-standard keys) are
+omitted when ``None``: a record without that evidence reads exactly as OONI's format, and
+adding such a field never changes the JSON of data that lacks it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ def as_dict(obj: Any) -> Any:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(obj):
             value = getattr(obj, f.name)
+            if value is None and f.name.startswith("x_"):
+                continue
             out[f.name] = as_dict(value)
             if f.name == "headers_list":
                 out["headers"] = headers_map(value)

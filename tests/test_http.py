@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import gzip
 import re
 import socket
 import ssl
+import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,11 +20,12 @@ import pytest
 import trustme
 
 from probe import http
+from probe.analysis import mechanism
 from probe.clock import relative_clock
 from probe.errors import TargetError
 from probe.model import HTTPRequest, HTTPResponse, HTTPTransaction
 from tests.servers.http_server import PAGE, PAGE_HEADERS, HTTPServer, bomb, http_server
-from tests.servers.tcp_server import closed_port
+from tests.servers.tcp_server import closed_port, connection_server
 
 TITLE = "Hello & Wörld"
 
@@ -187,6 +192,125 @@ def test_overall_deadline_beats_a_trickling_server(http_site: HTTPServer, path: 
     assert time.monotonic() - started < 1.5
     assert (record.failure, record.response) == ("generic_timeout_error", None)
     assert 0.9 <= record.t - record.t0 < 1.5
+
+
+# --- transfer evidence (the x_ fields) ---------------------------------------------------------
+
+
+def _evidence(record: HTTPTransaction) -> tuple[float | None, float | None, int | None]:
+    return record.x_headers_t, record.x_body_last_byte_t, record.x_body_bytes_received
+
+
+def _assert_ordered(record: HTTPTransaction) -> None:
+    """t0 <= headers <= last byte <= t, for the times that are set."""
+    times = [record.t0, record.x_headers_t, record.x_body_last_byte_t, record.t]
+    present = [t for t in times if t is not None]
+    assert present == sorted(present), times
+
+
+@pytest.mark.parametrize(
+    ("path", "received"),
+    [
+        ("/size/1000", 1000),
+        ("/", len(PAGE)),
+        # As received, before inflating: the gzip stream, not the 1000 bytes it holds.
+        ("/gzip-size/1000", len(gzip.compress(b"a" * 1000))),
+    ],
+)
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_transfer_evidence_on_success(
+    http_site: HTTPServer,
+    https_site: HTTPServer,
+    client_context: ssl.SSLContext,
+    scheme: str,
+    path: str,
+    received: int,
+) -> None:
+    site = https_site if scheme == "https" else http_site
+    record = fetch(site.url(path), context=client_context)
+    assert record.failure is None and record.response is not None
+    assert record.x_body_bytes_received == received
+    assert record.x_headers_t is not None and record.x_body_last_byte_t is not None
+    assert record.t0 < record.x_headers_t
+    _assert_ordered(record)
+
+
+def test_transfer_evidence_of_an_empty_body(http_site: HTTPServer) -> None:
+    record = fetch(http_site.url("/size/0"))
+    assert record.response is not None and record.response.body == b""
+    headers_t, last_byte_t, received = _evidence(record)
+    assert (last_byte_t, received) == (None, 0)  # headers, and no body byte: none to time
+    assert headers_t is not None
+    _assert_ordered(record)
+
+
+def test_transfer_evidence_of_a_truncated_body(http_site: HTTPServer) -> None:
+    record = fetch(http_site.url("/endless"), body_limit=1000)
+    assert record.response is not None and record.response.body_is_truncated
+    # Reading stops at the network read that crossed the cap: more came than was kept.
+    received = record.x_body_bytes_received
+    assert received is not None and received > 1000 == record.response.body_length
+    _assert_ordered(record)
+
+
+def test_transfer_evidence_when_the_deadline_falls_mid_body(http_site: HTTPServer) -> None:
+    """/trickle: one body byte every 0.2 s. The failure keeps what came, and when."""
+    record = fetch(http_site.url("/trickle"), timeout=1.0)
+    assert (record.failure, record.response) == ("generic_timeout_error", None)
+    headers_t, last_byte_t, received = _evidence(record)
+    assert headers_t is not None and last_byte_t is not None and received is not None
+    assert 2 <= received <= 6  # about 1 s / 0.2 s
+    assert record.t - last_byte_t < 0.6  # the body was still coming when the deadline fell
+    _assert_ordered(record)
+    assert mechanism.is_throttled(record)
+
+
+@pytest.mark.parametrize("path", ["/trickle-head", None])
+def test_no_transfer_evidence_before_the_headers(http_site: HTTPServer, path: str | None) -> None:
+    """Headers that never complete, or a refused connection: no response, so no evidence."""
+    url = http_site.url(path) if path else f"http://example.com:{closed_port()}/"
+    record = fetch(url, timeout=1.0)
+    assert record.failure in ("generic_timeout_error", "connection_refused")
+    assert _evidence(record) == (None, None, None)
+    _assert_ordered(record)
+
+
+@contextlib.contextmanager
+def stalling_server(body: bytes) -> Iterator[int]:
+    """Answer any request with headers announcing 1 MiB, send *body*, then nothing more."""
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            chunk = conn.recv(4096)
+            if not chunk:
+                return
+            request += chunk
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n")
+        if body:
+            time.sleep(0.05)  # a separate delivery, after the headers
+            conn.sendall(body)
+        stop.wait(10)
+
+    with connection_server(handle, threaded=True, stop=stop) as port:
+        yield port
+
+
+@pytest.mark.parametrize("burst", [b"", b"x" * 3000])
+def test_transfer_evidence_of_a_stall(burst: bytes) -> None:
+    """Headers (and a burst), then silence until the deadline: evidence of a stall, not a trickle."""
+    with stalling_server(burst) as port:
+        record = fetch(f"http://example.com:{port}/big", timeout=1.0)
+    assert (record.failure, record.response) == ("generic_timeout_error", None)
+    headers_t, last_byte_t, received = _evidence(record)
+    assert headers_t is not None and received == len(burst)
+    if burst:
+        assert last_byte_t is not None and record.t - last_byte_t > 0.5  # silence, then the deadline
+    else:
+        assert last_byte_t is None
+    _assert_ordered(record)
+    assert not mechanism.is_throttled(record)
 
 
 @pytest.mark.parametrize(

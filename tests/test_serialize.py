@@ -345,6 +345,52 @@ def test_http_failure_has_null_response() -> None:
     assert transaction["request"]["headers"] == {"Accept": "text/html", "User-Agent": "Mozilla/5.0"}
 
 
+def test_http_transfer_evidence_follows_the_ooni_keys() -> None:
+    """Our ``x_`` keys come last, after OONI's, which are unchanged."""
+    evidence = HTTPTransaction(
+        f"{V4}:443",
+        REQUEST,
+        None,
+        "generic_timeout_error",
+        t0=0.3,
+        t=10.3,
+        transaction_id=7,
+        x_headers_t=0.52,
+        x_body_last_byte_t=10.1,
+        x_body_bytes_received=81920,
+    )
+    data = as_dict(evidence)
+    assert list(data)[-3:] == ["x_headers_t", "x_body_last_byte_t", "x_body_bytes_received"]
+    assert (data["x_headers_t"], data["x_body_last_byte_t"], data["x_body_bytes_received"]) == (
+        0.52,
+        10.1,
+        81920,
+    )
+    assert {k: v for k, v in data.items() if not k.startswith("x_")} == as_dict(
+        HTTPTransaction(f"{V4}:443", REQUEST, None, "generic_timeout_error", t0=0.3, t=10.3, transaction_id=7)
+    )
+
+
+def test_http_transfer_evidence_is_omitted_when_none_and_kept_when_zero() -> None:
+    """Headers then silence: no last-byte time (omitted), but 0 bytes is evidence (kept)."""
+    silent = HTTPTransaction(
+        f"{V4}:443",
+        REQUEST,
+        None,
+        "generic_timeout_error",
+        t0=0.3,
+        t=10.3,
+        x_headers_t=0.5,
+        x_body_bytes_received=0,
+    )
+    data = as_dict(silent)
+    assert [k for k in data if k.startswith("x_")] == ["x_headers_t", "x_body_bytes_received"]
+    assert data["x_body_bytes_received"] == 0
+    # Without evidence (data from before the fields, or no headers at all) the keys are absent.
+    assert not [k for k in as_dict(HTTP_RESET) if k.startswith("x_")]
+    assert not [k for k in as_dict(HTTP_OK) if k.startswith("x_")]
+
+
 def test_control() -> None:
     assert as_dict(CONTROL) == {
         "tcp_connect": {f"{V4}:443": {"status": True, "failure": None}},

@@ -32,8 +32,13 @@ The first rule that applies gives the label:
    (``ssl_unknown_authority``, ``ssl_invalid_hostname``, ``ssl_invalid_certificate``) →
    ``tls.mitm``; timeouts → ``tls.timeout``; anything else (FIN, alert) → ``tls.eof``.
 9. ``"http-failure"`` decided by an HTTP round trip: certificate errors → ``tls.mitm``;
-   timeouts → ``http.timeout``; anything else (reset, FIN, garbage) → ``http.reset``.
+   timeouts → ``http.throttle`` when the body was still arriving at the deadline (see
+   :func:`is_throttled`), else ``http.timeout`` (nothing came, or headers or a burst and then
+   silence: a stall); anything else (reset, FIN, garbage) → ``http.reset``.
 10. ``"http-diff"`` → ``http.diff``.
+
+Only ``mechanism`` depends on the transfer evidence: ``blocking``, ``accessible`` and the other
+OONI keys stay exactly as the reference decides them (a throttled fetch is ``http-failure``).
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from probe.analysis.observations import Kind, Observation
 from probe.fingerprints import Fingerprint, FingerprintDB
 from probe.http import REDIRECT_CODES
 from probe.ipinfo import IPNetwork, is_bogon, is_loopback
-from probe.model import ControlResponse, WebConnectivityTestKeys
+from probe.model import ControlResponse, HTTPTransaction, WebConnectivityTestKeys
 
 TIMEOUTS = frozenset({failures.GENERIC_TIMEOUT, failures.TIMED_OUT})
 CERTIFICATE_ERRORS = frozenset(
@@ -96,6 +101,8 @@ def label(
     if entry is not None and entry.kind is Kind.TLS:
         return tls_label(failure), None
     if entry is not None and entry.kind is Kind.HTTP:
+        if entry.http is not None and is_throttled(entry.http):
+            return "http.throttle", None
         return http_label(failure), None
     return tcp_label(failure), None
 
@@ -138,6 +145,34 @@ def http_label(failure: str | None) -> str:
     if failure in TIMEOUTS:
         return "http.timeout"
     return "http.reset"
+
+
+def is_throttled(transaction: HTTPTransaction) -> bool:
+    """Whether *transaction* timed out while its body was still arriving: shaping, not a stall.
+
+    True when it failed with a timeout after the response headers and some body bytes had
+    arrived, and the last of them arrived in the second half of the time the body was awaited:
+    the silence before the deadline (``t - x_body_last_byte_t``) is no longer than the time
+    the body kept arriving (``x_body_last_byte_t - x_headers_t``).
+
+    Why that bound and no fixed number of seconds: the client sees a slow body in coarse,
+    irregular deliveries (over TLS one record, up to 16 KiB, at a time, which at 64 kbit/s is
+    one every ~2 s; a drop in the shaper's queue adds a retransmission timeout on top, so
+    gaps twice as long occur), so the gap a healthy throttled flow leaves before the deadline
+    scales with the rate. A flow that kept delivering to the deadline has spent most of the
+    window delivering, whatever its pace, and fails the test only when fewer than about two
+    deliveries fit in the window, where the evidence is too thin to call. A stall (headers or a
+    burst, then nothing) has its silence longer than its delivery. A constant floor would turn
+    a burst shortly before the deadline into "throttle" out of nothing, so there is none.
+    The timeout itself already says "slow": a fast body reaches the body cap and succeeds.
+    """
+    if transaction.failure not in TIMEOUTS:
+        return False
+    headers, last = transaction.x_headers_t, transaction.x_body_last_byte_t
+    if headers is None or last is None or not transaction.x_body_bytes_received:
+        return False
+    # The clock ticks in microseconds (probe.clock); rounding keeps float noise off the bound.
+    return round(transaction.t - last, 6) <= round(last - headers, 6)
 
 
 def _artefact(keys: WebConnectivityTestKeys, fingerprints: FingerprintDB) -> tuple[str, Fingerprint] | None:
