@@ -24,9 +24,11 @@ def flag_sentence(f: Flag) -> str:
         how += f", confirmed by fingerprint {f.confirmed},"
     evidence = f"{f.n_measurements} measurements, confidence {f.confidence:.3f}"
     if f.kind == "blocking_onset":
+        # Shaping is not a block: the site loads, too slowly to be used.
+        verb = "throttled" if f.mechanism and f.mechanism.endswith(".throttle") else "blocked"
         return (
-            f"{f.target} blocked on {f.probe_asn} ({f.probe_cc}) at the {how} from "
-            f"{when(f.first_evidence_at)}, last seen blocked {when(f.last_evidence_at)} ({evidence})"
+            f"{f.target} {verb} on {f.probe_asn} ({f.probe_cc}) at the {how} from "
+            f"{when(f.first_evidence_at)}, last seen {verb} {when(f.last_evidence_at)} ({evidence})"
         )
     return (
         f"{f.target} reachable again on {f.probe_asn} ({f.probe_cc}) at the {how} from "
