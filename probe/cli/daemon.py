@@ -11,7 +11,7 @@ import click
 
 from measurements.store import open_store
 from probe import service
-from probe.cli.options import db_option
+from probe.cli.options import config_option, db_option
 from probe.daemon import run_daemon
 from probe.settings import load_settings
 
@@ -19,12 +19,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @click.command()
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Settings file (TOML): schedule, targets, storage. Default: built-in defaults.",
-)
+@config_option("schedule, targets, measurement, storage")
 @db_option
 def daemon(config_file: Path | None, db_url: str | None) -> None:
     """Measure every configured target on a schedule until stopped (SIGTERM or Ctrl-C: exit 0).

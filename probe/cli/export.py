@@ -22,7 +22,7 @@ from typing import IO, Literal
 import click
 
 from measurements.export import export
-from probe.cli.options import database_url, db_option
+from probe.cli.options import config_option, database_url, db_option
 from probe.cli.params import Asn, When
 from probe.cli.status import open_existing_store
 
@@ -44,12 +44,7 @@ from probe.cli.status import open_existing_store
     help="Write to FILE (atomically) instead of stdout.",
 )
 @db_option
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Settings file (for storage.database_url). Default: built-in defaults.",
-)
+@config_option("for storage.database_url")
 def export_command(
     fmt: Literal["csv", "jsonl"],
     since: datetime | None,

@@ -17,16 +17,13 @@ from measurements.findings import Detection
 from measurements.patterns import update_flags
 from measurements.store import open_store
 from measurements.wording import event_dict, event_sentence, flag_dict, flag_sentence
-from probe.cli.options import database_url, db_option
+from probe.cli.options import config_option, database_url, db_option
 from probe.cli.params import Asn, When
 
 since_option = click.option(
     "--since",
     type=When(),
     help="Only flags with evidence from then on: 2024-02-17, 2024-02-17T09:00 (UTC), or 36h, 7d, 2w ago.",
-)
-config_option = click.option(
-    "--config", "config_file", type=click.Path(path_type=Path), help="Settings file (TOML), for its database."
 )
 
 
@@ -47,7 +44,7 @@ def compute(db_url: str | None, config_file: Path | None) -> Detection:
 @click.option("--asn", type=Asn(), help="Only this network: AS17557 or 17557.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object with the flags and events.")
 @db_option
-@config_option
+@config_option("for storage.database_url")
 def flags(
     since: datetime | None,
     target: str | None,

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from probe.settings import load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def config_option(uses: str) -> Callable[[F], F]:
+    """``--config FILE``: the settings file, a TOML file that must exist if given; *uses* says what for."""
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help=f"Settings file (TOML): {uses}. Default: built-in defaults.",
+    )
+
 
 db_option = click.option(
     "--db", "db_url", metavar="URL", help="Database URL. Default: settings, else SQLite in the data dir."

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from measurements.report import render_html
-from probe.cli.flags import compute, config_option, since_option
-from probe.cli.options import db_option
+from probe.cli.flags import compute, since_option
+from probe.cli.options import config_option, db_option
 from probe.errors import ConfigError
 
 
@@ -24,7 +24,7 @@ from probe.errors import ConfigError
     help="Where to write the page; - for stdout.",
 )
 @db_option
-@config_option
+@config_option("for storage.database_url")
 def report(since: datetime | None, output: Path, db_url: str | None, config_file: Path | None) -> None:
     """Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network)."""
     found = compute(db_url, config_file)

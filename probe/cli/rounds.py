@@ -19,7 +19,7 @@ from rich.table import Table
 from measurements.store import open_store
 from measurements.summary import summary_columns
 from probe import runner, service
-from probe.cli.options import db_option
+from probe.cli.options import config_option, db_option
 from probe.settings import load_settings
 
 FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
@@ -32,12 +32,7 @@ FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
     default=True,
     help="Run one round and exit (the default; `probe daemon` runs rounds on a schedule).",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Settings file (TOML). Default: built-in defaults.",
-)
+@config_option("targets, measurement, control, storage")
 @db_option
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the round as one JSON object instead of a table."

@@ -25,7 +25,7 @@ from sqlalchemy.exc import ArgumentError
 
 from measurements.schema import FailingTarget, RoundInfo
 from measurements.store import Store, default_path, open_store
-from probe.cli.options import db_option
+from probe.cli.options import config_option, db_option
 from probe.daemon import next_run_window
 from probe.errors import StorageError
 from probe.settings import Schedule, load_settings
@@ -35,12 +35,7 @@ ROUNDS_SHOWN = 10
 
 @click.command()
 @db_option
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="The daemon's settings file (for its database and schedule). Default: built-in defaults.",
-)
+@config_option("the daemon's, for its database and schedule")
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 def status(db_url: str | None, config_file: Path | None, as_json: bool) -> None:
     """Show the last rounds, the next scheduled run, the database size and the failing targets."""
