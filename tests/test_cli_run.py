@@ -138,3 +138,19 @@ def test_with_a_control_the_round_records_the_network_and_the_verdicts(
     with open_store(f"sqlite:///{database}") as store:
         (last,) = store.last_rounds(1)
     assert (last.probe_asn, last.probe_cc) == ("AS64500", "PK")  # asked once, before the round
+
+
+def test_a_round_a_crash_left_running_is_marked_interrupted_by_the_next_run(
+    tmp_path: Path, server: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, database = _write_settings(tmp_path, [f"http://127.0.0.1:{server.port}/"])
+    crashed = open_store(f"sqlite:///{database}")
+    left = crashed.begin_round()
+    crashed.close()  # gives the round up, still "running": as a kill -9 would leave it
+
+    assert main(["run", "--config", str(settings), "--json"]) == 0
+
+    document = json.loads(capsys.readouterr().out)
+    with open_store(f"sqlite:///{database}") as store:
+        statuses = {r.id: r.status for r in store.last_rounds(10)}
+    assert statuses == {left: "interrupted", document["round_id"]: "complete"}

@@ -42,6 +42,9 @@ def run(once: bool, config_file: Path | None, db_url: str | None, as_json: bool)
     settings = load_settings(config_file)
     plan = service.plan_round(settings)
     with open_store(db_url or settings.storage.database_url) as store:
+        # Rounds this installation left running when killed (cron users have no daemon to
+        # clean up); a round the daemon or another `probe run` is measuring is never touched.
+        store.mark_interrupted()
         report = _run_with_progress(plan, store, show=not as_json)
     rows = [_row(result) for result in report.results]
     if as_json:
