@@ -141,3 +141,14 @@ def test_installed_console_script(http_site: HTTPServer) -> None:
     )
     assert (bad.returncode, bad.stdout) == (2, "")
     assert bad.stderr.startswith("probe: error: unsupported URL scheme 'ftp'")
+
+
+def test_summary_says_how_the_body_came(capsys: pytest.CaptureFixture[str], http_site: HTTPServer) -> None:
+    # /trickle: one body byte every 0.2 s until the 1 s deadline: a transfer still under way.
+    status, out, _ = run(capsys, http_site.url("/trickle", host="127.0.0.1"), "--timeout", "1")
+    assert status == 0
+    (line,) = [ANSI.sub("", line) for line in out.splitlines() if line.lstrip().startswith("http ")]
+    assert re.search(r"✗ generic_timeout_error  \d+ ms  [1-5] body bytes in 0\.\d\d s \(0 kbit/s\)$", line), (
+        line
+    )
+    assert "blocking=null accessible=null" in out.splitlines()[-1]  # no control: nothing to compare

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from probe import dns, webconnectivity
-from probe.model import Measurement
+from probe.model import HTTPTransaction, Measurement
 from probe.serialize import to_json
 
 NO_CONTROL = "none"
@@ -118,9 +118,8 @@ def render_summary(m: Measurement, console: Console) -> None:
         if r.response is not None:
             truncated = ", truncated" if r.response.body_is_truncated else ""
             got = f"{r.response.code} ({r.response.body_length} bytes{truncated}) {r.response.title!r}"
-        _line(
-            console, "http", f"{r.request.method} {r.request.url} via {r.address}", r.failure, got, r.t - r.t0
-        )
+        what = f"{r.request.method} {r.request.url} via {r.address}"
+        _line(console, "http", what, r.failure, got, r.t - r.t0, note=_transfer(r))
     verdict = (
         f"blocking={_json(keys.blocking)} accessible={_json(keys.accessible)} "
         f"dns_consistency={_json(keys.dns_consistency)} mechanism={_json(keys.mechanism)}"
@@ -131,9 +130,26 @@ def render_summary(m: Measurement, console: Console) -> None:
     console.print(f"verdict: {verdict}{escape(control)}")
 
 
-def _line(console: Console, step: str, what: str, failure: str | None, ok: str, elapsed: float) -> None:
+def _line(
+    console: Console, step: str, what: str, failure: str | None, ok: str, elapsed: float, note: str = ""
+) -> None:
     outcome = f"[bold red]✗ {escape(failure)}[/]" if failure else f"[green]{escape(ok)}[/]"
-    console.print(f"  {step:<4} {escape(what)}  → {outcome}  [dim]{elapsed * 1000:.0f} ms[/]")
+    note = f"  [dim]{escape(note)}[/]" if note else ""
+    console.print(f"  {step:<4} {escape(what)}  → {outcome}  [dim]{elapsed * 1000:.0f} ms[/]{note}")
+
+
+def _transfer(r: HTTPTransaction) -> str:
+    """How the body came: ``81920 body bytes in 9.60 s (68 kbit/s)``; empty when none came.
+
+    The rate is the body's (from the headers to its last bytes), the number that tells a
+    throttled transfer (``http.throttle``) from a slow server that answered late.
+    """
+    received, start, last = r.x_body_bytes_received, r.x_headers_t, r.x_body_last_byte_t
+    if not received or start is None or last is None:
+        return ""
+    seconds = last - start
+    rate = f" ({received * 8 / seconds / 1000:.0f} kbit/s)" if seconds > 0 else ""
+    return f"{received} body bytes in {seconds:.2f} s{rate}"
 
 
 def _json(value: object) -> str:
