@@ -12,7 +12,7 @@ import io
 import json
 import os
 import tracemalloc
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
 from datetime import timedelta
 from itertools import islice
@@ -22,7 +22,15 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, insert, select
 
-from measurements.export import CSV_COLUMNS, csv_rows, export, export_csv, export_jsonl, safe_cell
+from measurements.export import (
+    CSV_COLUMNS,
+    _plain_csv,
+    csv_rows,
+    export,
+    export_csv,
+    export_jsonl,
+    safe_cell,
+)
 from measurements.schema import MeasurementRecord, TargetInfo
 from measurements.store import Store, open_store
 from probe.model import Measurement
@@ -139,6 +147,70 @@ def test_golden_csv_reads_back(golden_store: Store) -> None:
 )
 def test_safe_cell(cell: str, safe: str) -> None:
     assert safe_cell(cell) == safe
+
+
+# export_csv joins plain rows itself and leaves the rest to csv.writer: its output must be
+# what csv.writer (excel dialect) and safe_cell make of every row, whichever way it went.
+
+PLAIN_ROW: tuple[Any, ...] = (
+    "00000000-0000-4000-8000-000000000001", "2024-01-20 10:00:00", "https://example.com/", "NEWS",
+    "AS17557", "PK", 1.25, "false", "true", "", "", "consistent", "", "network_unreachable", "", "",
+    "", 1,
+)  # fmt: skip
+TRICKY_CELLS: list[Any] = [
+    None, "None", "xNonex", "a,b", ",", 'a"b', '"', "a\rb", "a\nb", "\r\n", "a\r\nb", "\r", "\n",
+    "=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "a,=b", "a\n=b", "a\r\n-b", -1.5, -1,
+    float("-inf"),
+]  # fmt: skip
+"""Cells whose row export_csv leaves to csv.writer: they need its quoting or safe_cell, a join
+would get them wrong (``None``), or they start like a formula (negative numbers: csv then
+writes them as they are)."""
+HARMLESS_CELLS: list[Any] = [
+    "", " =1", "a=1", "https://example.com/?a=-1&b=+2", "پاکستان", "\x00", "\u2028", "\x0b\x0c",
+    "'", "'=1", "x\t", 0, 0.1 + 0.2, 1e16, float("nan"), True,
+]  # fmt: skip
+"""Cells that csv writes as ``str(cell)``."""
+
+
+def _reference_csv(rows: list[Sequence[Any]]) -> str:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, dialect="excel")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows([safe_cell(v) if isinstance(v, str) else v for v in row] for row in rows)
+    return out.getvalue()
+
+
+def _with(cell: Any, i: int) -> tuple[Any, ...]:
+    return (*PLAIN_ROW[:i], cell, *PLAIN_ROW[i + 1 :])
+
+
+@pytest.mark.parametrize("cell", TRICKY_CELLS + HARMLESS_CELLS, ids=repr)
+def test_csv_rows_take_the_plain_path_only_when_csv_would_not_change_them(cell: Any) -> None:
+    for i in range(len(CSV_COLUMNS)):
+        rows = [PLAIN_ROW, _with(cell, i), PLAIN_ROW]
+        assert (_plain_csv(rows) is None) == (cell in TRICKY_CELLS), f"column {i}"
+
+
+def test_csv_export_equals_csv_writer_and_safe_cell() -> None:
+    # Each odd cell in each column, among plain rows, across batch boundaries; rows of the
+    # wrong length; and batches with nothing odd in them.
+    odd = [_with(cell, i) for cell in TRICKY_CELLS + HARMLESS_CELLS for i in range(len(CSV_COLUMNS))]
+    rows: list[Sequence[Any]] = [r for row in odd for r in (row, PLAIN_ROW, PLAIN_ROW)]
+    rows += [(), ("",), ("x",), PLAIN_ROW[:-1], (*PLAIN_ROW, "=extra"), [*PLAIN_ROW]]
+    rows += [PLAIN_ROW] * 2500
+    out = io.StringIO(newline="")
+    assert export_csv(rows, out) == len(rows)
+    assert out.getvalue() == _reference_csv(rows)
+
+
+def test_csv_export_of_every_character_equals_csv_writer() -> None:
+    # Pins, on the Python that runs the tests, that the excel dialect quotes only the
+    # characters _plain_csv looks for.
+    chars = [chr(c) for c in [*range(0x3000), *range(0xFE00, 0x10000), 0x1F600, 0x10FFFF]]
+    rows = [_with(c, 2) for c in chars] + [_with(f"a{c}b", 3) for c in chars]
+    out = io.StringIO(newline="")
+    export_csv(rows, out)
+    assert out.getvalue() == _reference_csv(rows)
 
 
 def test_jsonl_lines_are_ooni_measurements_without_the_volunteers_ip(golden_store: Store) -> None:
