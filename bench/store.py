@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the measurement 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from measurements.export import csv_query, export
+from measurements.installation import Installation
 from measurements.store import open_store
 from probe.model import Measurement
 from probe.serialize import to_json
@@ -70,7 +71,8 @@ def rounds(n: int, per_round: int) -> Iterator[list[Measurement]]:
 def insert(db: Path, n: int, per_round: int) -> float:
     """Store *n* measurements; return the wall time in seconds."""
     elapsed = 0.0
-    with open_store(f"sqlite:///{db}") as store:
+    # The installation (id, round locks) beside the throw-away database, not in the user's data dir.
+    with open_store(f"sqlite:///{db}", installation=Installation.load(db.parent)) as store:
         for batch in rounds(n, per_round):
             t0 = time.perf_counter()
             store.finish_round(store.begin_round(n_targets=len(batch)), batch)
