@@ -29,10 +29,7 @@ from tests.lab.conftest import lab_namespaces, lab_unavailable
 
 pytestmark = pytest.mark.lab
 
-RUN_CLI = (
-    "import sys; from probe.cli import cli, main; from probe.cli.forensics import forensics; "
-    "cli.add_command(forensics); sys.exit(main(sys.argv[1:]))"
-)
+RUN_CLI = "import sys; from probe.cli import main; sys.exit(main(sys.argv[1:]))"
 CENSORSHIP = (Censorship("tls.sni_reset", "x.com"), Censorship("tcp.reset", "www.tiktok.com"))
 
 

@@ -12,27 +12,19 @@ from collections.abc import Callable, Iterator
 import pytest
 import trustme
 
-from probe.cli import cli, main
-from probe.cli.forensics import forensics
+from probe.cli import main
 from tests.servers.tcp_server import tcp_server
 
 Main = Callable[[list[str]], int]
-# The command as `probe` will run it once registered in probe.cli._register_commands.
-RUN_CLI = (
-    "import sys; from probe.cli import cli, main; from probe.cli.forensics import forensics; "
-    "cli.add_command(forensics); sys.exit(main(sys.argv[1:]))"
-)
+# The command as `probe` runs it.
+RUN_CLI = "import sys; from probe.cli import main; sys.exit(main(sys.argv[1:]))"
 NO_PRIVILEGE = "probe: error: probe forensics: raw packet capture needs root or CAP_NET_RAW\n"
 
 
 @pytest.fixture
 def probe_main() -> Iterator[Main]:
-    """``probe.cli.main`` with the forensics command registered for the test."""
-    cli.add_command(forensics)
-    try:
-        yield main
-    finally:
-        cli.commands.pop("forensics", None)
+    """``probe.cli.main``, which runs ``probe forensics``."""
+    yield main
 
 
 @pytest.mark.parametrize(

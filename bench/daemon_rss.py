@@ -1,0 +1,124 @@
+"""Benchmark the daemon's memory while idle between rounds (resident set size, from /proc).
+
+Usage (from the repository root)::
+
+    python bench/daemon_rss.py            # 100 loopback targets, one round, then idle
+    python bench/daemon_rss.py --n 2300   # the size of the citizenlab global + Pakistan lists
+
+Starts ``probe daemon`` as a real process, as a volunteer's machine runs it: a settings file
+with 100 targets on a loopback HTTP server (``http://127.0.0.1:PORT/?n=i``: no DNS), a
+one-hour interval, a throw-away SQLite store and data directory. Once the log says the first
+round is complete, it waits a few seconds (the daemon is then idle until the next round) and
+reads ``VmRSS`` (now) and ``VmHWM`` (peak) from ``/proc/PID/status``; then SIGTERM.
+
+Printed, measured in the same run: the baseline, a bare ``python`` interpreter's RSS, and the
+RSS of a Python that has only imported the ``probe daemon`` command.
+
+Asserts nothing (Linux only: /proc).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the loopback servers live in tests/
+
+from tests.servers.http_server import http_server
+
+IDLE_WAIT_S = 3.0
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(VmRSS, VmHWM) of *pid* in MB."""
+    fields = dict(
+        line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line
+    )
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
+def python_rss(code: str) -> float:
+    """RSS in MB of a Python that ran *code* and then waits."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", f"{code}\nimport sys, time\nprint('ready', flush=True)\ntime.sleep(60)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.readline()
+        return rss_mb(proc.pid)[0]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def idle_daemon(work: Path) -> tuple[float, float, float]:
+    """Start the daemon on *work*'s settings; after its first round: (seconds to it, RSS, peak RSS)."""
+    env = {**os.environ, "XDG_DATA_HOME": str(work / "data")}
+    probe = Path(sys.executable).with_name("probe")
+    daemon = subprocess.Popen(
+        [str(probe), "daemon", "--config", str(work / "settings.toml")],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert daemon.stderr is not None
+        t0 = time.monotonic()
+        for line in daemon.stderr:
+            if "complete" in line and "round" in line:
+                break
+        else:
+            raise SystemExit(f"the daemon exited before a round completed (exit {daemon.wait()})")
+        first_round_s = time.monotonic() - t0
+        time.sleep(IDLE_WAIT_S)
+        return (first_round_s, *rss_mb(daemon.pid))
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, default=100, help="targets in the round (default 100)")
+    n_targets = parser.parse_args().n
+    with tempfile.TemporaryDirectory(prefix="reachprobe-bench-") as tmp, http_server() as web:
+        work = Path(tmp)
+        rows = "".join(
+            f"http://127.0.0.1:{web.port}/?n={i},NEWS,News,2024-01-01,bench,\n" for i in range(n_targets)
+        )
+        (work / "targets.csv").write_text(
+            "url,category_code,category_description,date_added,source,notes\n" + rows
+        )
+        (work / "settings.toml").write_text(
+            "[schedule]\ninterval_minutes = 60\njitter_minutes = 0\n"
+            "[measure]\nresolvers = []\nallow_loopback = true\n"
+            '[targets]\nlists = ["targets.csv"]\n'
+            f'[storage]\ndatabase_url = "sqlite:///{work / "m.sqlite3"}"\n'
+        )
+        results = {
+            "a new database (created and migrated at start)": idle_daemon(work),
+            "an existing database (a restart: no migration)": idle_daemon(work),
+        }
+
+    bare = python_rss("pass")
+    imported = python_rss("from probe.cli import daemon")
+    print(f"daemon: {n_targets} loopback targets, one round, then idle {IDLE_WAIT_S:g} s")
+    for case, (first_round_s, now_mb, peak_mb) in results.items():
+        print(
+            f"idle RSS {now_mb:5.1f} MB (peak {peak_mb:5.1f} MB; first round {first_round_s:.1f} s)"
+            f" with {case}"
+        )
+    print(f"baseline  bare python:               {bare:5.1f} MB")
+    print(f"baseline  python + the daemon command:  {imported:5.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
