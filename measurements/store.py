@@ -1,9 +1,8 @@
 """The measurement store: write a round atomically, read measurements back with filters.
 
 ``open_store(None)`` is SQLite at the platform data directory; any SQLAlchemy URL works
-otherwise (``postgresql://…`` uses psycopg 3). SQLite runs in WAL mode with a 10 s busy
-timeout, so an export reading while the daemon writes never sees "database is locked", and
-``synchronous=NORMAL``, which in WAL mode loses nothing committed when a process dies.
+otherwise (:mod:`measurements.engine` makes the connections: WAL mode and a busy timeout on
+SQLite, psycopg 3 for ``postgresql://…``).
 
 A round is two transactions: :meth:`Store.begin_round` commits a ``running`` row (the
 heartbeat that the probe was up), and :meth:`Store.finish_round` writes every measurement
@@ -27,7 +26,6 @@ from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -36,20 +34,18 @@ from sqlalchemy import (
     Engine,
     Update,
     bindparam,
-    create_engine,
     delete,
-    event,
     insert,
     or_,
     select,
     text,
     update,
 )
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from measurements import migrations
-from measurements.installation import Installation, RoundLock, data_dir, database_key
+from measurements.engine import create_engine_for, reason
+from measurements.installation import Installation, RoundLock, database_key
 from measurements.schema import (
     AnySelect,
     FailingTarget,
@@ -73,24 +69,18 @@ __all__ = [
     "RoundInfo",
     "Store",
     "TargetInfo",
-    "default_path",
     "open_store",
 ]
 
-BUSY_TIMEOUT_MS = 10_000
 _CHUNK = 500  # keys per IN (...) list and rows per prune transaction step: well under SQLite's limits
-
-
-def default_path() -> Path:
-    """``measurements.sqlite3`` in :func:`data_dir`."""
-    return data_dir() / "measurements.sqlite3"
 
 
 def open_store(url: str | None = None, *, installation: Installation | None = None) -> Store:
     """Open (creating and migrating as needed) the store at *url*.
 
     Args:
-        url: a SQLAlchemy database URL; ``None`` for SQLite at :func:`default_path`.
+        url: a SQLAlchemy database URL; ``None`` for SQLite at
+            :func:`~measurements.engine.default_path`.
         installation: the owner of the rounds this store begins; by default
             :meth:`Installation.load`, the first time a round is begun or cleaned up (a
             store that only reads never touches the data directory).
@@ -102,28 +92,7 @@ def open_store(url: str | None = None, *, installation: Installation | None = No
         StorageError: the URL is invalid, its driver is missing, or the database cannot be
             opened, read or migrated (one line naming the database and the problem).
     """
-    if url is None:
-        path = default_path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"{path}: cannot create the data directory: {exc.strerror}") from exc
-        sa_url = URL.create("sqlite", database=str(path))
-    else:
-        try:
-            sa_url = make_url(url)
-        except ArgumentError as exc:
-            raise StorageError(f"{url}: not a database URL (e.g. sqlite:///path or postgresql://…)") from exc
-    if sa_url.drivername == "postgresql":
-        sa_url = sa_url.set(drivername="postgresql+psycopg")
-    name = _display_name(sa_url)
-    try:
-        engine = _engine(sa_url)
-    except NoSuchModuleError as exc:
-        problem = f"unknown database type {sa_url.get_backend_name()!r} (use sqlite or postgresql)"
-        raise StorageError(f"{name}: cannot open: {problem}") from exc
-    except (ArgumentError, ImportError) as exc:
-        raise StorageError(f"{name}: cannot open: {_reason(exc)}") from exc
+    engine, name = create_engine_for(url)
     store = Store(engine, name, installation=installation)
     try:
         with store._guard("open"):
@@ -448,7 +417,7 @@ class Store:
         except StorageError:
             raise
         except (SQLAlchemyError, OSError, migrations.UnknownRevision) as exc:
-            raise StorageError(f"{self.name}: cannot {action}: {_reason(exc)}") from exc
+            raise StorageError(f"{self.name}: cannot {action}: {reason(exc)}") from exc
 
     @contextmanager
     def transaction(self, action: str) -> Iterator[Connection]:
@@ -477,31 +446,6 @@ class Store:
 def _interrupt(which: ColumnElement[bool]) -> Update:
     """``UPDATE rounds SET status = 'interrupted'`` for the rounds *which* selects, if still running."""
     return update(Round).where(Round.status == "running", which).values(status="interrupted")
-
-
-def _engine(url: URL) -> Engine:
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    engine = create_engine(url)
-
-    @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn: Any, _record: Any) -> None:
-        # Transactions are begun by _begin below: pysqlite's own implicit BEGIN is deferred and
-        # would let a read transaction fail to upgrade to a write under contention.
-        dbapi_conn.isolation_level = None
-        for pragma in (
-            f"busy_timeout = {BUSY_TIMEOUT_MS}",
-            "journal_mode = WAL",
-            "synchronous = NORMAL",
-            "foreign_keys = ON",
-        ):
-            dbapi_conn.execute(f"PRAGMA {pragma}").close()
-
-    @event.listens_for(engine, "begin")
-    def _begin(conn: Connection) -> None:
-        conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
-
-    return engine
 
 
 def _target_ids(conn: Connection, meta: dict[str, TargetInfo], now: datetime) -> dict[str, int]:
@@ -551,23 +495,3 @@ def _insert_ignore(conn: Connection, table: Any, keys: list[str]) -> Any:
 
         return sqlite_insert(table).on_conflict_do_nothing(index_elements=keys)
     return insert(table)  # other backends: writers are not expected to race
-
-
-def _display_name(url: URL) -> str:
-    if url.get_backend_name() == "sqlite":
-        return url.database or ":memory:"
-    return url.render_as_string(hide_password=True)
-
-
-def _reason(exc: BaseException) -> str:
-    """The cause of *exc* on one line (the driver's message, not SQLAlchemy's wrapping)."""
-    if isinstance(exc, DBAPIError) and exc.orig is not None:
-        exc = exc.orig
-    if isinstance(exc, ModuleNotFoundError):
-        return f"the database driver {exc.name!r} is not installed"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    reason = " ".join(lines) or type(exc).__name__
-    code = getattr(exc, "sqlite_errorname", "")  # e.g. SQLITE_IOERR_WRITE: which I/O failed
-    return f"{reason} ({code})" if code.startswith("SQLITE_IOERR_") else reason

@@ -23,8 +23,9 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from measurements.engine import default_path
 from measurements.schema import FailingTarget, RoundInfo
-from measurements.store import Store, default_path, open_store
+from measurements.store import Store, open_store
 from probe.cli.options import config_option, db_option
 from probe.daemon import next_run_window
 from probe.errors import StorageError
