@@ -43,7 +43,10 @@ class When(click.ParamType[datetime]):
                 raise ValueError
             when = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            self.fail(f"{value!r} is not an ISO 8601 date or time, nor an age (e.g. 2024-01-20, 14:00Z, 7d)")
+            self.fail(
+                f"{value!r} is not an ISO 8601 date or time, nor an age"
+                " (e.g. 2024-01-20, 2024-01-20T14:00Z or 7d)"
+            )
         return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
