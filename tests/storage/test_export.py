@@ -31,6 +31,7 @@ from measurements.export import (
     export_jsonl,
     safe_cell,
 )
+from measurements.installation import Installation
 from measurements.schema import MeasurementRecord, TargetInfo
 from measurements.store import Store, open_store
 from probe.model import Measurement
@@ -277,7 +278,9 @@ def big_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     else:
         cluster = request.getfixturevalue("pg_cluster")
         url = cluster.url(cluster.database("big"))
-    with open_store(url) as store:
+    # Module-scoped: the per-test private data dir is not set yet, so the installation is explicit.
+    installation = Installation.load(tmp_path_factory.mktemp("big-data"))
+    with open_store(url, installation=installation) as store:
         for ms in stream(2_000, per_round=1_000):
             store.finish_round(store.begin_round(), ms)
         engine = create_engine(url)
