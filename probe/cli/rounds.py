@@ -134,9 +134,9 @@ def _verdict(row: dict[str, Any]) -> str:
     if blocking not in (None, "false"):
         confirmed = f" (confirmed: {escape(row['confirmed'])})" if row["confirmed"] else ""
         return f"[bold red]blocked: {escape(blocking)}[/]{confirmed}"
-    if row["control_failure"] is not None and any(row[name] for name in FAILURE_COLUMNS):
-        # A step failed and there is no control to compare it with. OONI's rules can still say
-        # accessible=true here (a failed DNS lookup, rule 5.1a): data fidelity, not a reading.
+    if row["mechanism"] == "control.unreachable":
+        # Nothing decided for want of a control. OONI's rules can still say accessible=true
+        # here (a failed DNS lookup, rule 5.1a): data fidelity, not a reading.
         return "[dim]no verdict (no control)[/]"
     if accessible is True:
         return "[green]accessible[/]"
