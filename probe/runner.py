@@ -37,8 +37,8 @@ neither uses the link. Giving the slot up too early costs little: the next targe
 little sooner, within ``max_open``."""
 
 
-SOCKETS_PER_MEASUREMENT = 24
-"""Room for one measurement's sockets: a hop's endpoints (at most 16), its lookups, the control."""
+SOCKETS_PER_MEASUREMENT = webconnectivity.MAX_ENDPOINTS_PER_HOP + 8
+"""Room for one measurement's sockets: a hop's endpoints, its lookups, the control."""
 
 
 def raise_file_limit(max_open: int) -> int:
