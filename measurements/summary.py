@@ -12,11 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from probe.model import Measurement
+from probe.model import OONI_TIME_FORMAT, Measurement
 from probe.serialize import to_json
-
-OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-"""df-000-base ``measurement_start_time``: UTC, second precision."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -210,6 +210,10 @@ class WebConnectivityTestKeys:
     confirmed: str | None = None
 
 
+OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+"""df-000-base ``measurement_start_time``: UTC, second precision."""
+
+
 @dataclass(frozen=True, slots=True)
 class Measurement:
     """The envelope of one measurement of one URL (df-000-base).

@@ -41,6 +41,7 @@ from probe.control import CONTROL_NOT_CONFIGURED
 from probe.fingerprints import FingerprintDB, default_fingerprints
 from probe.ipinfo import AsnLookup, no_asn, parse_networks
 from probe.model import (
+    OONI_TIME_FORMAT,
     DNSQuery,
     HTTPTransaction,
     Measurement,
@@ -186,7 +187,7 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
         public_networks=public,
     )
     probe_asn, probe_cc = identity or (config.probe_asn, config.probe_cc)
-    stamp = started.strftime("%Y-%m-%d %H:%M:%S")
+    stamp = started.strftime(OONI_TIME_FORMAT)
     return Measurement(
         input=url,
         measurement_start_time=stamp,

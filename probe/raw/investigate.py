@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from probe import dns, http
 from probe.clock import relative_clock
 from probe.errors import TargetError
+from probe.model import OONI_TIME_FORMAT
 from probe.raw.forensics import ForensicsConfig, check_endpoint, rst_forensics
 from probe.raw.localise import LocaliseConfig, localise
 from probe.raw.model import ForensicsReport
@@ -34,7 +35,7 @@ async def investigate(
     """
     host, port = parse_target(url, address)
     ip = address or await resolve_ipv4(host)
-    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    started_at = datetime.now(UTC).strftime(OONI_TIME_FORMAT)
     started = time.monotonic()
     resets = await rst_forensics(ip, port, host, config=forensics)
     located = None
