@@ -18,7 +18,13 @@ from __future__ import annotations
 
 
 class ProbeError(Exception):
-    """Base class for errors that stop a command (exit status 2 in the CLI)."""
+    """Base class for errors that stop a command.
+
+    ``exit_code`` is the CLI's exit status for it: 2 (bad input) unless a subclass says
+    otherwise.
+    """
+
+    exit_code: int = 2
 
 
 class TargetError(ProbeError):

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         result = cli.main(args=argv, prog_name="probe", standalone_mode=False)
     except ProbeError as exc:
         click.echo(f"probe: error: {exc}", err=True)
-        return EXIT_BAD_INPUT
+        return exc.exit_code
     except click.exceptions.Exit as exc:
         return exc.exit_code
     except click.ClickException as exc:
