@@ -1,17 +1,28 @@
-# The two commands of the README: `make run` (one round on the default SQLite store) and
-# `make test` (the whole suite). Each sets itself up: virtualenv, install, and — when run as
-# root — the system packages the lab tests need.
+# The two commands of the README: `make run` (one round on the default SQLite store; a settings
+# file with `make run CONFIG=FILE`) and `make test` (the whole suite). Each sets itself up:
+# virtualenv, install of the exact versions in requirements.lock, and — when run as root — the
+# system packages the lab tests need.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+LOCK := requirements.lock
+CONFIG ?=
 
-.PHONY: run test lint bench system-deps clean
+.PHONY: run test lint bench lock system-deps clean
 
-$(STAMP): pyproject.toml
+# PIP_CONSTRAINT pins the build backend (setuptools, wheel) in pip's isolated build too.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	PIP_CONSTRAINT=$(abspath $(LOCK)) $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
+
+# Re-resolve every dependency (all extras, the build backend) to the newest versions the ranges
+# in pyproject.toml allow, for every platform, and write them to requirements.lock.
+lock: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
+	printf 'setuptools>=68\nwheel\n' | $(BIN)/uv pip compile pyproject.toml - --all-extras --universal \
+	  --python-version 3.11 --upgrade --quiet -o $(LOCK)
 
 # Root (CI) installs what the tests need from Debian when missing: iproute2 and iptables for the
 # lab, the PostgreSQL server for the storage tests on the second backend, sqlite3 for checks.
@@ -29,7 +40,7 @@ system-deps:
 	fi
 
 run: $(STAMP)
-	$(BIN)/probe run --once
+	$(BIN)/probe run --once$(if $(CONFIG), --config $(CONFIG))
 
 lint: $(STAMP)
 	$(BIN)/ruff check probe measurements tests bench

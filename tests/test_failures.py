@@ -24,6 +24,7 @@ import pkgutil
 import re
 import socket
 import ssl
+import warnings
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 from typing import Any, get_args
@@ -53,6 +54,11 @@ LIBRARIES = ("dns", "httpx", "httpcore", "ssl")
 
 # dnspython modules that need an optional dependency we do not install (DoQ, trio).
 OPTIONAL_DEPENDENCIES = frozenset({"aioquic", "trio"})
+# dnspython's DNSSEC modules (dns.dnssec imports dns.dnssecalgs.dsa) touch cryptography's
+# deprecated DSA on import, a warning since cryptography 51. The probe never imports them;
+# the walk still does, to see every exception class they define, with that one warning
+# silenced for the import alone.
+DEPRECATED_ON_IMPORT = "DSA is deprecated"
 
 
 def _library_modules() -> tuple[list[ModuleType], dict[str, str]]:
@@ -61,7 +67,9 @@ def _library_modules() -> tuple[list[ModuleType], dict[str, str]]:
     skipped: dict[str, str] = {}
     for info in pkgutil.walk_packages(dns.__path__, "dns."):
         try:
-            modules.append(importlib.import_module(info.name))
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", DEPRECATED_ON_IMPORT, category=UserWarning)
+                modules.append(importlib.import_module(info.name))
         except ModuleNotFoundError as exc:
             skipped[info.name] = str(exc.name)
     return modules, skipped
