@@ -18,22 +18,48 @@ from probe.errors import ProbeError
 EXIT_BAD_INPUT = 2
 
 
-COMMANDS = {
-    "measure": "probe.cli.measure:measure",
-    "run": "probe.cli.rounds:run",
-    "daemon": "probe.cli.daemon:daemon",
-    "status": "probe.cli.status:status",
-    "export": "probe.cli.export:export_command",
-    "flags": "probe.cli.flags:flags",
-    "report": "probe.cli.report:report",
-    "helper": "probe.cli.helper:helper",
-    "lab": "probe.cli.lab:lab",
-    "forensics": "probe.cli.forensics:forensics",
+COMMANDS: dict[str, tuple[str, str]] = {
+    "measure": (
+        "probe.cli.measure:measure",
+        "Measure URL: DNS, TCP, TLS and HTTP, step by step, then compare with the control.",
+    ),
+    "run": ("probe.cli.rounds:run", "Measure every configured target once and store the round."),
+    "daemon": (
+        "probe.cli.daemon:daemon",
+        "Measure every configured target on a schedule until stopped (SIGTERM or Ctrl-C: exit 0).",
+    ),
+    "status": (
+        "probe.cli.status:status",
+        "Show the last rounds, the next scheduled run, the database size and the failing targets.",
+    ),
+    "export": (
+        "probe.cli.export:export_command",
+        "Export stored measurements (CSV: summary columns; JSONL: one OONI measurement per line).",
+    ),
+    "flags": (
+        "probe.cli.flags:flags",
+        "List blocking onsets and ends, and the events they form (recomputed from the stored rounds).",
+    ),
+    "report": (
+        "probe.cli.report:report",
+        "Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network).",
+    ),
+    "helper": (
+        "probe.cli.helper:helper",
+        "The control vantage (test helper) that probes compare their view with.",
+    ),
+    "lab": ("probe.cli.lab:lab", "The simulated censored network (network namespaces; needs root)."),
+    "forensics": (
+        "probe.cli.forensics:forensics",
+        "Send a TLS ClientHello for URL's host and capture who resets it, then localise the censor.",
+    ),
 }
-"""Every command, as ``module:attribute``: a command's module (and what it imports: the
-helper's web server, the lab, scapy) is loaded only when that command runs, or when ``--help``
-lists them all. The daemon, a long-lived guest on the volunteer's machine, carries no more
-than it needs."""
+"""Every command: ``(module:attribute, summary)``. A command's module is loaded only when that
+command runs or shows its own help, never to list them all (``probe --help`` prints the
+summaries from here; a test keeps them equal to the commands' docstrings). Command modules
+import the store, the network steps and rich inside their functions, so ``probe CMD --help``
+loads click and little else, and the daemon, a long-lived guest on the volunteer's machine,
+carries no more than it needs."""
 
 
 class _LazyGroup(click.Group):
@@ -43,11 +69,20 @@ class _LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in self.commands or cmd_name not in COMMANDS:
             return self.commands.get(cmd_name)
-        module, _, attribute = COMMANDS[cmd_name].partition(":")
+        module, _, attribute = COMMANDS[cmd_name][0].partition(":")
         command = getattr(importlib.import_module(module), attribute)
         if not isinstance(command, click.Command):
-            raise TypeError(f"{COMMANDS[cmd_name]} is not a click command")
+            raise TypeError(f"{COMMANDS[cmd_name][0]} is not a click command")
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        # A bare Command carrying the summary truncates it exactly as the real one would.
+        summaries = {name: click.Command(name, help=COMMANDS[name][1]) for name in names}
+        rows = [(name, summary.get_short_help_str(limit)) for name, summary in summaries.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

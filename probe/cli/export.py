@@ -21,7 +21,6 @@ from typing import IO, Literal
 
 import click
 
-from measurements.export import export
 from probe.cli.options import config_option, database_url, db_option
 from probe.cli.params import Asn, When
 from probe.cli.status import open_existing_store
@@ -58,6 +57,8 @@ def export_command(
     """Export stored measurements (CSV: summary columns; JSONL: one OONI measurement per line)."""
     if since is not None and until is not None and since >= until:
         raise click.BadParameter("--since must be before --until", param_hint="--since/--until")
+    from measurements.export import export
+
     db_url = database_url(db_url, config_file)
     run = functools.partial(export, format=fmt, since=since, until=until, target=target, asn=asn)
     with open_existing_store(db_url) as store:

@@ -8,8 +8,6 @@ from typing import Any, TypeVar
 
 import click
 
-from probe.settings import load_settings
-
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -36,4 +34,6 @@ def database_url(db_url: str | None, config_file: Path | None) -> str | None:
     """
     if db_url is not None:
         return db_url
+    from probe.settings import load_settings  # loaded on use: not for --help
+
     return load_settings(config_file).storage.database_url

@@ -14,8 +14,6 @@ from datetime import UTC, datetime, timedelta
 
 import click
 
-from measurements.schema import normalize_asn
-
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})?)?")
 _AGE = re.compile(r"(\d{1,6})([hdw])")
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -57,6 +55,8 @@ class Asn(click.ParamType[str]):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
+            from measurements.schema import normalize_asn  # the store's, loaded on use
+
             return normalize_asn(str(value))
         except ValueError as exc:
             self.fail(str(exc))

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from measurements.report import render_html
 from probe.cli.flags import compute, since_option
 from probe.cli.options import config_option, db_option
 from probe.errors import ConfigError
@@ -27,6 +26,8 @@ from probe.errors import ConfigError
 @config_option("for storage.database_url")
 def report(since: datetime | None, output: Path, db_url: str | None, config_file: Path | None) -> None:
     """Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network)."""
+    from measurements.report import render_html
+
     found = compute(db_url, config_file)
     page = render_html(found, generated_at=datetime.now(UTC), since=since)
     if str(output) == "-":

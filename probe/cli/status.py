@@ -14,22 +14,20 @@ import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
-from measurements.engine import default_path
-from measurements.schema import FailingTarget, RoundInfo
-from measurements.store import Store, open_store
 from probe.cli.options import config_option, db_option
-from probe.daemon import next_run_window
 from probe.errors import StorageError
-from probe.settings import Schedule, load_settings
+
+# The store, the settings and rich load when the command runs, not for ``--help``.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from measurements.schema import FailingTarget, RoundInfo
+    from measurements.store import Store
+    from probe.settings import Schedule
 
 ROUNDS_SHOWN = 10
 
@@ -40,6 +38,10 @@ ROUNDS_SHOWN = 10
 @click.option("--json", "as_json", is_flag=True, help="Print the status as one JSON object.")
 def status(db_url: str | None, config_file: Path | None, as_json: bool) -> None:
     """Show the last rounds, the next scheduled run, the database size and the failing targets."""
+    from rich.console import Console
+
+    from probe.settings import load_settings
+
     settings = load_settings(config_file)
     with open_existing_store(db_url or settings.storage.database_url) as store:
         doc = collect(store, settings.schedule, now=datetime.now(UTC))
@@ -60,6 +62,9 @@ def open_existing_store(url: str | None) -> Store:
     Raises:
         StorageError: the SQLite file does not exist, or the store cannot be opened.
     """
+    from measurements.engine import default_path
+    from measurements.store import open_store
+
     path = default_path() if url is None else _sqlite_path(url)
     if path is not None and not path.exists():
         raise StorageError(f"{path}: no database here (`probe run` or `probe daemon` creates it)")
@@ -67,6 +72,9 @@ def open_existing_store(url: str | None) -> Store:
 
 
 def _sqlite_path(url: str) -> Path | None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -83,6 +91,8 @@ def collect(store: Store, schedule: Schedule, *, now: datetime) -> dict[str, Any
     Raises:
         StorageError: the store cannot be read.
     """
+    from probe.daemon import next_run_window
+
     rounds = store.last_rounds(ROUNDS_SHOWN)
     latest_complete = next((r for r in rounds if r.status == "complete"), None)
     # "Currently" failing: as of the newest complete round, so that targets dropped from the
@@ -114,6 +124,9 @@ def collect(store: Store, schedule: Schedule, *, now: datetime) -> dict[str, Any
 
 def render(doc: dict[str, Any], console: Console) -> None:
     """The status for people: a rounds table, the next run, the failing targets."""
+    from rich.markup import escape
+    from rich.table import Table
+
     size = doc["size_bytes"]
     console.print(f"[bold]database[/] {escape(doc['database'])}  ({_size(size)})")
     rounds = Table("round", "status", "started (UTC)", "took", "measured", "failed", "network", box=None)
