@@ -8,11 +8,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     XDG_DATA_HOME=/data
 
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml setup.py README.md requirements.lock ./
 COPY probe ./probe
 COPY measurements ./measurements
 COPY config ./config
-RUN pip install . && rm -rf /src
+# The versions the tests ran with (requirements.lock), build backend included.
+RUN PIP_CONSTRAINT=/src/requirements.lock pip install . && rm -rf /src
 
 RUN useradd --system --create-home --home-dir /home/probe --uid 10001 probe \
     && mkdir -p /data && chown probe:probe /data
