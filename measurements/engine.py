@@ -18,9 +18,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from measurements.installation import data_dir
-from probe.errors import StorageError
+from probe.errors import DatabaseURLError, StorageError
 
-__all__ = ["BUSY_TIMEOUT_MS", "create_engine_for", "default_path", "display_name", "reason"]
+__all__ = ["BUSY_TIMEOUT_MS", "create_engine_for", "default_path", "display_name", "parse_url", "reason"]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -37,8 +37,9 @@ def create_engine_for(url: str | None) -> tuple[Engine, str]:
     without its password.
 
     Raises:
-        StorageError: the URL is invalid, its driver is missing or unknown, or the data
-            directory cannot be created (one line naming the database and the problem).
+        DatabaseURLError: the URL is invalid, or its database type or driver is unknown or
+            not installed (bad input: one line naming the URL and the problem).
+        StorageError: the data directory cannot be created (the environment).
     """
     if url is None:
         path = default_path()
@@ -48,20 +49,30 @@ def create_engine_for(url: str | None) -> tuple[Engine, str]:
             raise StorageError(f"{path}: cannot create the data directory: {exc.strerror}") from exc
         sa_url = URL.create("sqlite", database=str(path))
     else:
-        try:
-            sa_url = make_url(url)
-        except ArgumentError as exc:
-            raise StorageError(f"{url}: not a database URL (e.g. sqlite:///path or postgresql://…)") from exc
-    if sa_url.drivername == "postgresql":
-        sa_url = sa_url.set(drivername="postgresql+psycopg")
+        sa_url = parse_url(url)
     name = display_name(sa_url)
     try:
         return _engine(sa_url), name
     except NoSuchModuleError as exc:
         problem = f"unknown database type {sa_url.get_backend_name()!r} (use sqlite or postgresql)"
-        raise StorageError(f"{name}: cannot open: {problem}") from exc
+        raise DatabaseURLError(f"{name}: cannot open: {problem}") from exc
     except (ArgumentError, ImportError) as exc:
-        raise StorageError(f"{name}: cannot open: {reason(exc)}") from exc
+        raise DatabaseURLError(f"{name}: cannot open: {reason(exc)}") from exc
+
+
+def parse_url(url: str) -> URL:
+    """*url* as a SQLAlchemy URL, ``postgresql://`` meaning psycopg 3.
+
+    Raises:
+        DatabaseURLError: *url* is not a database URL (``URL: not a database URL (e.g. …)``).
+    """
+    try:
+        sa_url = make_url(url)
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        raise DatabaseURLError(f"{url}: not a database URL (e.g. sqlite:///path or postgresql://…)") from exc
+    if sa_url.drivername == "postgresql":
+        sa_url = sa_url.set(drivername="postgresql+psycopg")
+    return sa_url
 
 
 def _engine(url: URL) -> Engine:

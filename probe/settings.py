@@ -1,7 +1,11 @@
 """Settings: a TOML file validated on load, with defaults that work with no file at all.
 
 Every problem is one line naming the file, the key and what is wrong, raised as
-:class:`~probe.errors.ConfigError` before anything is measured or written.
+:class:`~probe.errors.ConfigError` before anything is measured or written. Values are
+checked for what they will be used as (the CA file is read as PEM, networks parsed as CIDR,
+the control and database URLs parsed), and types are strict TOML types: ``"no"`` is not a
+boolean and ``"4"`` not a number (an integer is a number, though: ``tcp_timeout = 10``).
+A UTF-8 byte order mark at the start of the file is ignored.
 
 The file (all sections and keys optional; ``config/settings.toml`` documents each)::
 
@@ -17,19 +21,41 @@ The file (all sections and keys optional; ``config/settings.toml`` documents eac
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
+import ssl
 from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from probe import dns, runner
-from probe.errors import ConfigError
+from probe import dns, http, runner
+from probe.errors import ConfigError, TargetError
 from probe.resources import config_dir
 from probe.tomlfile import read_toml
 
-Seconds = Annotated[float, Field(gt=0, le=300)]
+Seconds = Annotated[StrictFloat, Field(gt=0, le=300)]
+"""A duration in seconds: a TOML integer or float (StrictFloat takes ints, never strings)."""
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)  # host bits may be set, as the round allows
+    except ValueError:
+        raise ValueError(f"{value!r} is not an IP network (CIDR: 10.0.0.0/8, 2001:db8::/32)") from None
+    return value
 
 
 class _Section(BaseModel):
@@ -37,14 +63,14 @@ class _Section(BaseModel):
 
 
 class Schedule(_Section):
-    interval_minutes: float = Field(default=60, gt=0, le=7 * 24 * 60)
-    jitter_minutes: float = Field(default=5, ge=0, le=24 * 60)
+    interval_minutes: StrictFloat = Field(default=60, gt=0, le=7 * 24 * 60)
+    jitter_minutes: StrictFloat = Field(default=5, ge=0, le=24 * 60)
 
 
 class Measure(_Section):
-    concurrency: int = Field(default=runner.DEFAULT_CONCURRENCY, ge=1, le=1024)
+    concurrency: StrictInt = Field(default=runner.DEFAULT_CONCURRENCY, ge=1, le=1024)
     """Measurements active at once (see :mod:`probe.runner`)."""
-    max_open: int | None = Field(default=None, ge=1, le=4096)
+    max_open: StrictInt | None = Field(default=None, ge=1, le=4096)
     """Measurements in progress at once, those waiting on a silent peer included; unset:
     :data:`~probe.runner.DEFAULT_MAX_OPEN`, or ``concurrency`` if that is higher."""
     stall_after: Seconds = runner.DEFAULT_STALL_AFTER
@@ -54,9 +80,10 @@ class Measure(_Section):
     tls_timeout: Seconds = 10.0
     http_timeout: Seconds = 10.0
     resolvers: tuple[str, ...] = ("8.8.8.8:53", "https://dns.google/dns-query")
-    use_system_resolver: bool = True
+    use_system_resolver: StrictBool = True
     ca_file: Path | None = None
-    allow_loopback: bool = False
+    """PEM file of the CAs to trust instead of the system store; read (and checked) on load."""
+    allow_loopback: StrictBool = False
 
     @model_validator(mode="after")
     def _open_covers_active(self) -> Measure:
@@ -76,10 +103,35 @@ class Measure(_Section):
             dns.parse_resolver(text)  # raises ConfigError with the bad value
         return value
 
+    @field_validator("ca_file")
+    @classmethod
+    def _read_ca_file(cls, value: Path | None) -> Path | None:
+        # Checked here, not at the first TLS handshake: a bad CA file would otherwise cost
+        # every measurement of every round (each an error), and look like a working probe.
+        if value is not None:
+            try:
+                value.read_bytes()  # says why it cannot be read; ssl's message does not
+                ssl.create_default_context(cafile=str(value))
+            except ssl.SSLError:  # (an OSError too)
+                raise ValueError(f"{value}: no PEM certificate in it") from None
+            except OSError as exc:
+                raise ValueError(f"cannot read {value}: {exc.strerror or type(exc).__name__}") from None
+        return value
+
 
 class Control(_Section):
     url: str | None = None
     """Test-helper base URL; ``None`` measures without a control (verdicts stay null)."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                http.split_url(value)  # http or https, with a valid host and port
+            except TargetError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
 
 class Targets(_Section):
@@ -91,13 +143,30 @@ class Targets(_Section):
 class Storage(_Section):
     database_url: str | None = None
     """Any SQLAlchemy URL; ``None`` is SQLite in the platform data directory."""
-    retention_days: int = Field(default=365, ge=1)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            # Imported only when a URL is set: settings load without SQLAlchemy otherwise.
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                make_url(value)
+            except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+                raise ValueError(
+                    f"{value!r} is not a database URL (e.g. sqlite:///path or postgresql://…)"
+                ) from None
+        return value
+
+    retention_days: StrictInt = Field(default=365, ge=1)
 
 
 class Network(_Section):
     asn_database: Path | None = None
-    public_networks: tuple[str, ...] = ()
-    """Extra address ranges to treat as public (the lab's 10.x world)."""
+    public_networks: tuple[Annotated[str, AfterValidator(_cidr)], ...] = ()
+    """Extra address ranges to treat as public (the lab's 10.x world), in CIDR notation."""
     fingerprints: tuple[Path, ...] = ()
     """Extra blockpage/DNS fingerprint CSV files (OONI schema), matched after the shipped ones."""
 
@@ -144,6 +213,8 @@ def load_settings(path: Path | None) -> Settings:
     if path is None:
         return Settings()
     data = read_toml(path, what="settings")
+    if "source" in data:  # a field of ours, not a setting: never taken from the file
+        raise ConfigError(f"{path}: source: unknown setting")
     try:
         return Settings.model_validate({**data, "source": path})
     except ValidationError as exc:
@@ -156,6 +227,11 @@ def load_settings(path: Path | None) -> Settings:
 
 def _message(error: object) -> str:
     assert isinstance(error, dict)
-    if error.get("type") == "extra_forbidden":
+    kind = str(error.get("type", ""))
+    if kind == "extra_forbidden":
         return "unknown setting"
-    return str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+    if kind.endswith("_type") and "input" in error:  # a string where a number belongs: show it
+        shown = repr(error["input"])
+        message += f" (got {shown if len(shown) <= 60 else shown[:57] + '...'})"
+    return " ".join(message.split())  # one line, whatever a validator said

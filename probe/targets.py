@@ -1,8 +1,11 @@
 """Target lists in the citizenlab test-lists CSV format.
 
 Columns: ``url,category_code,category_description,date_added,source,notes`` — existing lists
-(e.g. citizenlab's ``lists/pk.csv``) load as they are. A bad row stops the load with a
-one-line :class:`~probe.errors.ConfigError` naming the file and line.
+(e.g. citizenlab's ``lists/pk.csv``) load as they are, with or without a UTF-8 byte order
+mark. A bad file or row stops the load with a one-line :class:`~probe.errors.ConfigError`
+naming the file and line: text that is not UTF-8 or holds a NUL, malformed quoting, a field
+longer than :data:`MAX_FIELD` characters, a row with more fields than the header, a bad URL.
+A row with fewer fields than the header is fine (the missing ones are empty).
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
 from probe import http
 from probe.errors import ConfigError, TargetError
 
 COLUMNS = ("url", "category_code", "category_description", "date_added", "source", "notes")
+MAX_FIELD = csv.field_size_limit()
+"""The longest field accepted: the csv module's limit (131,072 characters unless changed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,27 +42,64 @@ def load_targets(path: Path | Traversable) -> list[Target]:
     """Read one test list.
 
     Raises:
-        ConfigError: the file cannot be read, lacks the ``url`` column, or a row has a bad URL.
+        ConfigError: the file cannot be read or is not a CSV test list, or a row is malformed
+            or has a bad URL (``file:line: problem``).
     """
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read target list: {_reason(exc)}") from None
-    reader = csv.DictReader(io.StringIO(text))
-    if reader.fieldnames is None or "url" not in reader.fieldnames:
-        raise ConfigError(f"{path}:1: not a test list: the header needs a 'url' column (citizenlab format)")
     targets: list[Target] = []
-    for row in reader:
-        line = reader.line_num
-        url = (row.get("url") or "").strip()
-        if not url:
-            raise ConfigError(f"{path}:{line}: empty url")
-        try:
-            http.split_url(url)
-        except TargetError as exc:
-            raise ConfigError(f"{path}:{line}: {exc}") from None
-        targets.append(Target(url=url, **{k: (row.get(k) or "").strip() for k in COLUMNS[1:]}))
+    text = _read(path)
+    reader = csv.DictReader(io.StringIO(text), strict=True)
+    try:
+        if reader.fieldnames is None:
+            raise ConfigError(f"{path}:1: empty file: a test list starts with a header naming a 'url' column")
+        if "url" not in reader.fieldnames:
+            raise ConfigError(
+                f"{path}:1: not a test list: the header needs a 'url' column (citizenlab format)"
+            )
+        for row in reader:
+            targets.append(_target(row, where=f"{path}:{reader.line_num}", n_columns=len(reader.fieldnames)))
+    except csv.Error as exc:
+        # line_num still counts the last good record: the bad one begins on the next line.
+        raise ConfigError(f"{path}:{reader.line_num + 1}: {_csv_problem(exc)}") from None
     return targets
+
+
+def _read(path: Path | Traversable) -> str:
+    """The text of *path*, or a :class:`ConfigError` naming the line of the first bad byte."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read target list: {exc.strerror or type(exc).__name__}") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text") from None
+    nul = text.find("\0")
+    if nul >= 0:  # the csv module would take it, and PostgreSQL refuses it in text
+        line = text.count("\n", 0, nul) + 1
+        raise ConfigError(f"{path}:{line}: a NUL character: not a text file")
+    return text
+
+
+def _target(row: dict[str | Any, str | Any], *, where: str, n_columns: int) -> Target:
+    extra = row.get(None) or []  # DictReader's key for the fields beyond the header's
+    if any(str(value).strip() for value in extra):  # empty ones (a trailing comma) lose nothing
+        raise ConfigError(f"{where}: {n_columns + len(extra)} fields, but the header names {n_columns}")
+    url = (row.get("url") or "").strip()
+    if not url:
+        raise ConfigError(f"{where}: empty url")
+    try:
+        http.split_url(url)
+    except TargetError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return Target(url=url, **{k: (row.get(k) or "").strip() for k in COLUMNS[1:]})
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    message = str(exc)
+    if message.startswith("field larger than field limit"):
+        return f"a field is longer than {MAX_FIELD} characters"
+    return f"malformed CSV: {message}"
 
 
 def load_many(paths: Iterable[Path | Traversable]) -> list[Target]:
@@ -66,9 +109,3 @@ def load_many(paths: Iterable[Path | Traversable]) -> list[Target]:
         for target in load_targets(path):
             seen.setdefault(target.url, target)
     return list(seen.values())
-
-
-def _reason(exc: OSError | UnicodeDecodeError) -> str:
-    if isinstance(exc, UnicodeDecodeError):
-        return "not UTF-8 text"
-    return exc.strerror or type(exc).__name__

@@ -10,14 +10,16 @@ from probe.errors import ConfigError
 
 
 def read_toml(path: Path, *, what: str = "", error: type[ConfigError] = ConfigError) -> dict[str, Any]:
-    """Parse *path*; *what*, if given, names the file's kind in the message ("settings").
+    """Parse *path* (UTF-8, a leading byte order mark ignored); *what*, if given, names the
+    file's kind in the message ("settings").
 
     Raises:
         error: the file cannot be read, is not UTF-8, or is not TOML (``file: problem``).
     """
     cannot = f"cannot read {what}".rstrip()
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
+        # utf-8-sig: a byte order mark (Windows editors write one) is not TOML, but harmless.
+        return tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except OSError as exc:
         raise error(f"{path}: {cannot}: {exc.strerror}") from None
     except UnicodeDecodeError:
