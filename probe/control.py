@@ -5,7 +5,8 @@ OONI-compatible one — and returns its response, or the failure that stands in 
 ``control_failure``: a network failure string from :mod:`probe.failures` (the helper could not
 be reached, e.g. ``generic_timeout_error``), ``http_request_failed`` (it answered with a status
 other than 200), or ``json_parse_error`` (the body is not a valid control response, or is
-larger than :data:`MAX_RESPONSE_BYTES`). A broken or hostile helper never raises here.
+larger than :data:`MAX_RESPONSE_BYTES` once decoded: a compression bomb is inflated only that
+far, by :mod:`probe.bodies`). A broken or hostile helper never raises here.
 
 :func:`whoami` asks our helper which network (ASN, country) it sees the probe in, so that the
 measurement can carry ``probe_asn``/``probe_cc`` without the probe ever handling its own IP.
@@ -22,7 +23,7 @@ from typing import Final
 
 import httpx
 
-from probe import SOFTWARE_NAME, __version__, failures, http
+from probe import SOFTWARE_NAME, __version__, bodies, failures, http
 from probe.helper.wire import MAX_ENDPOINTS, WireError, parse_response, request_json
 from probe.ipinfo import IPNetwork, is_bogon
 from probe.model import ControlRequest, ControlResponse
@@ -158,25 +159,30 @@ async def _exchange(
     method: str, url: str, *, content: bytes | None, timeout: float, ssl_context: ssl.SSLContext
 ) -> tuple[int, bytes, str | None]:
     """One request with an overall deadline and a bounded body: ``(status, body, failure)``."""
-    headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+    headers = {
+        "User-Agent": USER_AGENT,
+        "Accept": "application/json",
+        "Accept-Encoding": bodies.ACCEPT_ENCODING,
+    }
     if content is not None:
         headers["Content-Type"] = "application/json"
     operation: failures.Operation = "http_round_trip"
     try:
+        request = httpx.Request(method, url, content=content, headers=headers)
         async with (
             asyncio.timeout(timeout),
-            httpx.AsyncClient(
-                verify=ssl_context, trust_env=False, timeout=timeout, follow_redirects=False
-            ) as client,
-            client.stream(method, url, content=content, headers=headers) as response,
+            bodies.open_response(request, ssl_context=ssl_context, timeout=timeout) as response,
         ):
+            if response.status_code != 200:  # not an answer: its body is not worth reading
+                return response.status_code, b"", None
             operation = "read"
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > MAX_RESPONSE_BYTES:
-                    return response.status_code, b"", JSON_PARSE_ERROR
-            return response.status_code, bytes(body), None
+            body, truncated = await bodies.read_body(response, MAX_RESPONSE_BYTES)
+            if truncated:
+                # Larger than any control response once decoded: never parsed, it cannot be
+                # one. OONI's string for a body that is not a valid answer fits: the helper
+                # did not answer as a helper, whether it sent garbage or a bomb.
+                return response.status_code, b"", JSON_PARSE_ERROR
+            return response.status_code, body, None
     except failures.NETWORK_EXCEPTIONS as exc:
         return 0, b"", failures.classify(exc, operation)
     except httpx.InvalidURL:

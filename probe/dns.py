@@ -8,7 +8,9 @@ raise for what the network did:
 - :func:`resolve` sends one A or AAAA query to an explicit resolver over UDP, TCP or
   DNS-over-HTTPS and interprets the reply itself (rcode, answers, reply ID), so NXDOMAIN,
   SERVFAIL, REFUSED, an empty answer, a garbage or mismatched reply and silence each get their
-  own failure string. It never reads the system configuration.
+  own failure string. A truncated UDP reply is asked again over TCP, as resolvers do; a DoH
+  reply is read within the size of a DNS message (:mod:`probe.bodies`). It never reads the
+  system configuration.
 
 Resolvers are configured as text (``--resolver``, settings) and parsed by
 :func:`parse_resolver`; host names are IDNA-encoded by :func:`encode_hostname` before anything
@@ -25,13 +27,14 @@ import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
 import dns.asyncbackend
 import dns.asyncquery
 import dns.exception
+import dns.flags
 import dns.inet
 import dns.message
 import dns.rcode
@@ -39,7 +42,7 @@ import dns.rdatatype
 import httpx
 import idna
 
-from probe import failures
+from probe import bodies, failures
 from probe.clock import Clock
 from probe.errors import ConfigError, TargetError
 from probe.model import DNSAnswer, DNSEngine, DNSQuery
@@ -47,6 +50,9 @@ from probe.model import DNSAnswer, DNSEngine, DNSQuery
 EDNS_PAYLOAD = 1232
 """The UDP payload size we advertise (DNS Flag Day 2020): big enough for any A/AAAA answer."""
 DOH_CONTENT_TYPE = "application/dns-message"
+UDP_TRUNCATED_TAG = "udp_truncated"
+"""Tags a query asked over UDP whose reply had the TC bit set, so that it was asked again,
+and answered, over TCP (the record's ``engine``); its time spans both exchanges."""
 _MAX_MESSAGE = 65535
 _ENGINES: dict[str, DNSEngine] = {"udp": "udp", "tcp": "tcp"}
 _QUERY_TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
@@ -254,6 +260,10 @@ async def resolve(
     DoH verifies the server with *ssl_context* (default: the system store). Note that httpx
     sets the context's ALPN list to ``http/1.1``: pass a context nothing else relies on.
 
+    A UDP reply with the TC bit set is not the answer: the query is sent again over TCP to
+    the same address and port, and the record says so (engine ``tcp``, tag
+    :data:`UDP_TRUNCATED_TAG`).
+
     Returns:
         The query with the reply's rcode and its A, AAAA and CNAME answers. ``failure`` is
         set for a non-NOERROR rcode, for NOERROR without a record of the asked type
@@ -271,15 +281,23 @@ async def resolve(
         query.id = 0  # RFC 8484 §4.1: cache friendly, and HTTPS already ties reply to query
     t0 = clock()
 
+    # The exchange the record describes: the last one, which a truncated UDP reply makes TCP.
+    transport, record_tags = resolver, tags
+
     def record(answers: tuple[DNSAnswer, ...], rcode: str | None, failure: str | None) -> DNSQuery:
         return DNSQuery(
-            resolver.engine, resolver.address, name, query_type, answers, rcode, failure,
-            t0, clock(), transaction_id, tags,
+            transport.engine, transport.address, name, query_type, answers, rcode, failure,
+            t0, clock(), transaction_id, record_tags,
         )  # fmt: skip
 
     try:
         async with asyncio.timeout(timeout):
             reply = await _exchange(query, resolver, ssl_context, timeout)
+            if _is_truncated(query, reply) and resolver.engine == "udp":
+                # Too big for a datagram: ask the same server again over TCP, as stub resolvers
+                # do (RFC 7766 §5), within the same deadline.
+                transport, record_tags = replace(resolver, engine="tcp"), (*tags, UDP_TRUNCATED_TAG)
+                reply = await _exchange(query, transport, None, timeout)
     except failures.NETWORK_EXCEPTIONS as exc:
         return record((), None, failures.classify_resolve(exc))
     if reply.id != query.id:
@@ -289,6 +307,11 @@ async def resolve(
     answers = tuple(_answers(reply))
     rcode = dns.rcode.to_text(reply.rcode())
     return record(answers, rcode, _failure(rcode, query_type, answers))
+
+
+def _is_truncated(query: dns.message.Message, reply: dns.message.Message) -> bool:
+    """Whether *reply* answers *query* but with the TC bit set (its answers do not fit)."""
+    return bool(reply.flags & dns.flags.TC) and reply.id == query.id and query.is_response(reply)
 
 
 async def _exchange(
@@ -306,7 +329,13 @@ async def _exchange(
         # and an ICMP port unreachable comes back as connection_refused instead of silence.
         async with await make_socket(family, socket.SOCK_DGRAM, 0, None, destination) as udp:
             await dns.asyncquery.send_udp(udp, query, None)
-            reply: dns.message.Message = (await dns.asyncquery.receive_udp(udp))[0]
+            try:
+                received = await dns.asyncquery.receive_udp(udp, raise_on_truncation=True)
+            except dns.message.Truncated as exc:
+                # TC set: what parsed of it (the header at least), for the caller to judge.
+                truncated: dns.message.Message = exc.message()  # type: ignore[no-untyped-call]  # dnspython leaves it untyped
+                return truncated
+            reply: dns.message.Message = received[0]
             return reply
     if resolver.engine != "tcp":
         raise ValueError(f"resolver engine {resolver.engine!r}: expected udp, tcp or doh")
@@ -319,23 +348,23 @@ async def _doh(
     query: dns.message.Message, url: str, ssl_context: ssl.SSLContext | None, timeout: float
 ) -> dns.message.Message:
     """RFC 8484 POST; anything but ``200`` with a DNS message of sane size is misbehaving."""
-    headers = {"content-type": DOH_CONTENT_TYPE, "accept": DOH_CONTENT_TYPE}
+    headers = {
+        "content-type": DOH_CONTENT_TYPE,
+        "accept": DOH_CONTENT_TYPE,
+        "accept-encoding": bodies.ACCEPT_ENCODING,
+    }
     verify = ssl_context or ssl.create_default_context()
-    # trust_env=False: no proxy variables or .netrc: the probe talks to the resolver it was given.
-    async with (
-        httpx.AsyncClient(verify=verify, trust_env=False, timeout=timeout) as client,
-        client.stream("POST", url, content=query.to_wire(), headers=headers) as response,
-    ):
+    request = httpx.Request("POST", url, content=query.to_wire(), headers=headers)
+    # No proxy variables or .netrc, no redirect followed: the probe talks to the resolver it was given.
+    async with bodies.open_response(request, ssl_context=verify, timeout=timeout) as response:
         if response.status_code != 200:
             raise _BadDoHReply(f"HTTP status {response.status_code}")
         content_type = response.headers.get("content-type", "").partition(";")[0].strip().lower()
         if content_type != DOH_CONTENT_TYPE:
             raise _BadDoHReply(f"content-type {content_type!r}")
-        body = b""
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > _MAX_MESSAGE:
-                raise _BadDoHReply("reply larger than any DNS message")
+        body, truncated = await bodies.read_body(response, _MAX_MESSAGE)
+        if truncated:  # decoded size: a compression bomb is inflated only this far
+            raise _BadDoHReply("reply larger than any DNS message")
     return dns.message.from_wire(body)
 
 

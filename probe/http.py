@@ -7,9 +7,11 @@ measures every hop again (DNS, TCP, TLS) and uses :func:`redirect_location` and
 :func:`validate_redirect` to find the next one.
 
 The body is read as a stream and kept up to ``body_limit`` decoded bytes (OONI's 512 KiB
-snapshot). gzip and deflate are inflated here with an output bound rather than by httpx,
-whose decoders inflate a whole network read at once: a 64 KiB gzip bomb would otherwise
-become 64 MiB in memory. Other codings (``br``, ``zstd``, chains) are kept as received.
+snapshot) by :func:`probe.bodies.read_body`, which inflates gzip and deflate with an output
+bound (a 64 KiB gzip bomb would otherwise become 64 MiB in memory) and keeps other codings
+(``br``, ``zstd``, chains) as received. The response is opened by
+:func:`probe.bodies.open_response`, so no ``Location`` is parsed before
+:func:`redirect_location` and :func:`validate_redirect` judge it.
 """
 
 from __future__ import annotations
@@ -21,14 +23,13 @@ import html
 import ipaddress
 import re
 import ssl
-import zlib
 from typing import Final
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
 import httpx
 import idna
 
-from probe import activity, failures
+from probe import activity, bodies, failures
 from probe.clock import Clock
 from probe.errors import TargetError
 from probe.model import HTTPRequest, HTTPResponse, HTTPTransaction
@@ -45,7 +46,7 @@ DEFAULT_HEADERS: Final[tuple[tuple[str, str], ...]] = (
         "Chrome/116.0.0.0 Safari/537.36",
     ),
     ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"),
-    ("Accept-Encoding", "gzip, deflate"),  # only what this module can inflate
+    ("Accept-Encoding", bodies.ACCEPT_ENCODING),  # only what probe.bodies can inflate
     ("Accept-Language", "en-US,en;q=0.9"),
 )
 UNSUPPORTED_REDIRECT_SCHEME: Final = "unknown_failure: unsupported redirect scheme"
@@ -162,33 +163,29 @@ async def fetch(
     t0 = clock()
     progress = _Progress(clock)
     operation: failures.Operation = "http_round_trip"
-    async with httpx.AsyncClient(
-        verify=ssl_context, follow_redirects=False, trust_env=False, timeout=timeout
-    ) as client:
-        try:
-            async with asyncio.timeout(timeout):
-                response = await client.send(request, stream=True)
-                progress.headers_arrived()
-                try:
-                    operation = "read"
-                    alpn = _alpn(response) if scheme == "https" else ""
-                    body, truncated = await _read_body(response, body_limit, progress)
-                finally:
-                    await response.aclose()
-        except failures.NETWORK_EXCEPTIONS as exc:
-            return HTTPTransaction(
-                address=endpoint,
-                request=record,
-                response=None,
-                failure=failures.classify(exc, operation),
-                t0=t0,
-                t=clock(),
-                transaction_id=transaction_id,
-                tags=tags,
-                x_headers_t=progress.headers_t,
-                x_body_last_byte_t=progress.last_byte_t,
-                x_body_bytes_received=progress.body_bytes,
-            )
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            bodies.open_response(request, ssl_context=ssl_context, timeout=timeout) as response,
+        ):
+            progress.headers_arrived()
+            operation = "read"
+            alpn = _alpn(response) if scheme == "https" else ""
+            body, truncated = await bodies.read_body(response, body_limit, on_read=progress.received)
+    except failures.NETWORK_EXCEPTIONS as exc:
+        return HTTPTransaction(
+            address=endpoint,
+            request=record,
+            response=None,
+            failure=failures.classify(exc, operation),
+            t0=t0,
+            t=clock(),
+            transaction_id=transaction_id,
+            tags=tags,
+            x_headers_t=progress.headers_t,
+            x_body_last_byte_t=progress.last_byte_t,
+            x_body_bytes_received=progress.body_bytes,
+        )
     return HTTPTransaction(
         address=endpoint,
         request=record,
@@ -228,68 +225,10 @@ class _Progress:
         self.body_bytes = 0
 
     def received(self, size: int) -> None:
-        self.body_bytes = (self.body_bytes or 0) + size
-        self.last_byte_t = self._clock()
-
-
-async def _read_body(response: httpx.Response, limit: int, progress: _Progress) -> tuple[bytes, bool]:
-    """Read at most *limit* decoded bytes; return them and whether the body went on.
-
-    Every network read is reported to *progress* as it arrives, so a failure midway keeps
-    how much had come, and when.
-    """
-    inflater = _inflater(response.headers.get_list("content-encoding", split_commas=True))
-    body = bytearray()
-    # Bound the network bytes too: a stream that inflates to nothing must not be read forever.
-    raw_limit = 2 * limit + 65536
-    async for chunk in response.aiter_raw():
-        if chunk:
-            progress.received(len(chunk))
         activity.note()  # a body arriving, however slowly, is a measurement at work
-        # Ask for one byte more than the limit, to tell "exactly the limit" from "longer".
-        body += inflater.inflate(chunk, limit + 1 - len(body)) if inflater else chunk
-        if len(body) > limit or response.num_bytes_downloaded > raw_limit:
-            del body[limit:]
-            return bytes(body), True
-    return bytes(body), False
-
-
-def _inflater(content_encoding: list[str]) -> _Inflater | None:
-    codings = [c.lower() for c in content_encoding if c and c.lower() != "identity"]
-    if codings in (["gzip"], ["x-gzip"]):
-        return _Inflater(zlib.MAX_WBITS | 16)
-    if codings == ["deflate"]:
-        # "deflate" should be zlib-wrapped, but servers send raw deflate too; httpx tries both.
-        return _Inflater(zlib.MAX_WBITS, raw_fallback=True)
-    return None
-
-
-class _Inflater:
-    """Inflates a gzip or deflate body, never producing more bytes than asked for."""
-
-    def __init__(self, wbits: int, *, raw_fallback: bool = False) -> None:
-        self._zlib = zlib.decompressobj(wbits)
-        self._raw_fallback = raw_fallback
-
-    def inflate(self, data: bytes, max_length: int) -> bytes:
-        """Inflate *data* into at most *max_length* (>0) bytes.
-
-        When the output reaches *max_length*, input is left over and the caller must stop.
-
-        Raises:
-            httpx.DecodingError: the data is not valid for the coding.
-        """
-        try:
-            out = self._zlib.decompress(data, max_length)
-        except zlib.error as exc:
-            if not self._raw_fallback:
-                raise httpx.DecodingError(f"invalid compressed body: {exc}") from exc
-            self._raw_fallback = False
-            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
-            return self.inflate(data, max_length)
-        if data:
-            self._raw_fallback = False
-        return out
+        if size:
+            self.body_bytes = (self.body_bytes or 0) + size
+            self.last_byte_t = self._clock()
 
 
 def _alpn(response: httpx.Response) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import dns.exception
+import dns.flags
 import dns.message
 import pytest
 import trustme
@@ -42,6 +43,8 @@ SCRIPT = {
     "garbage.example": Reply(action="garbage"),
     "wrongid.example": Reply(action="wrong_id", a=("192.0.2.66",)),
     "xn--d1acpjx3f.xn--p1ai": Reply(a=("203.0.113.5",)),
+    "big.example": Reply(a=("192.0.2.21", "192.0.2.22"), action="truncated"),
+    "cut.example": Reply(a=("192.0.2.31", "192.0.2.32"), action="truncated_cut"),
 }
 SHORT = 0.5
 """The timeout where silence is expected: every other case answers within milliseconds."""
@@ -174,6 +177,68 @@ def test_nothing_listens(engine: str) -> None:
     resolver = ResolverSpec("udp" if engine == "udp" else "tcp", "127.0.0.1", closed_port())
     query = run_resolve("ok.example", "A", resolver)
     assert (query.failure, query.rcode, query.answers) == ("connection_refused", None, ())
+
+
+@pytest.mark.parametrize(
+    ("name", "answers"),
+    [
+        ("big.example", (a("192.0.2.21"), a("192.0.2.22"))),  # TC set, answer section left out
+        ("cut.example", (a("192.0.2.31"), a("192.0.2.32"))),  # TC set, cut mid-record
+    ],
+)
+def test_truncated_udp_reply_is_retried_over_tcp(
+    server: ScriptedDNSServer, name: str, answers: tuple[DNSAnswer, ...]
+) -> None:
+    """As a stub resolver does (RFC 7766): same server, same port, same query, over TCP.
+
+    The record says what happened: the answer came over TCP (``engine``), after a truncated
+    UDP reply (the ``udp_truncated`` tag), and its time spans both exchanges.
+    """
+    before = len(server.queries)
+    query = run_resolve(name, "A", spec(server, "udp"), transaction_id=3, tags=("depth=0",))
+    sent = server.queries[before:]
+    assert [transport for transport, _ in sent] == ["udp", "tcp"]
+    assert sent[0][1].id == sent[1][1].id
+    assert (query.failure, query.rcode, query.answers) == (None, "NOERROR", answers)
+    assert (query.engine, query.resolver_address) == ("tcp", server.address)
+    assert (query.transaction_id, query.tags) == (3, ("depth=0", "udp_truncated"))
+
+
+@contextlib.contextmanager
+def truncating_udp_only_resolver() -> Iterator[int]:
+    """A resolver that answers every UDP query with TC set and has no TCP listener."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                wire, peer = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            reply = dns.message.make_response(dns.message.from_wire(wire))
+            reply.flags |= dns.flags.TC
+            sock.sendto(reply.to_wire(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield int(sock.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(5)
+        sock.close()
+
+
+def test_truncated_udp_reply_then_no_tcp() -> None:
+    """The retry's failure is the lookup's, recorded on the transport it happened on."""
+    with truncating_udp_only_resolver() as port:
+        query = run_resolve("ok.example", "A", ResolverSpec("udp", "127.0.0.1", port), tags=("depth=0",))
+    assert (query.failure, query.rcode, query.answers) == ("connection_refused", None, ())
+    assert (query.engine, query.resolver_address) == ("tcp", f"127.0.0.1:{port}")
+    assert query.tags == ("depth=0", "udp_truncated")
 
 
 @pytest.mark.parametrize("engine", ["udp", "tcp"])

@@ -8,7 +8,11 @@ answer to AAAA), a CNAME chain (the addresses then belong to its last name), or 
 - ``reply``: a well-formed response (the default);
 - ``silent``: say nothing (UDP), hold the connection open (TCP, DoH);
 - ``garbage``: the query's ID followed by bytes that do not parse as a DNS message;
-- ``wrong_id``: a well-formed response whose ID is not the query's.
+- ``wrong_id``: a well-formed response whose ID is not the query's;
+- ``truncated``: over UDP, the response with the TC bit set and its answer section left out
+  (too big for a datagram, as a resolver says it); over TCP and DoH, the full response;
+- ``truncated_cut``: over UDP, the full response with TC set and cut off in the middle of
+  its answer section (it no longer parses); over TCP and DoH, the full response.
 
 The DoH endpoint (when the server is given a certificate) answers ``POST /dns-query`` from the
 same script; ``/status-500`` answers HTTP 500 and ``/wrong-type`` a 200 ``text/html`` page.
@@ -40,7 +44,7 @@ import dns.rdatatype
 import dns.rrset
 import trustme
 
-Action = Literal["reply", "silent", "garbage", "wrong_id"]
+Action = Literal["reply", "silent", "garbage", "wrong_id", "truncated", "truncated_cut"]
 _POLL = 0.05
 
 
@@ -129,6 +133,12 @@ class ScriptedDNSServer:
             )
         if reply.action == "wrong_id":
             response.id = (query.id + 1) & 0xFFFF
+        if reply.action in ("truncated", "truncated_cut") and transport == "udp":
+            response.flags |= dns.flags.TC
+            if reply.action == "truncated":
+                response.answer.clear()
+            else:
+                return response.to_wire(want_shuffle=False)[:-3]
         return response.to_wire(want_shuffle=False)  # answers in script order, so tests can say it
 
     # --- lifecycle -------------------------------------------------------------------------

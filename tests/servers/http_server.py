@@ -20,6 +20,13 @@ so that it can misbehave in ways a real framework would not let it. Routes:
 - ``/gzip``, ``/deflate``, ``/raw-deflate``: the ``/`` page compressed; ``/gzip-size/N``:
   N bytes gzipped; ``/bomb``: 64 MiB of zeros in a 64 KiB gzip body; ``/bad-gzip``: a
   gzip header over garbage; ``/br``: ``Content-Encoding: br`` over arbitrary bytes;
+- ``/zip-bomb/KIND[/…]`` (any method, any path below): 10 MB of zeros compressed by KIND —
+  ``gzip``, ``deflate`` (zlib), ``raw-deflate``, ``nested`` (gzip of gzip, declared
+  ``gzip, gzip``), ``nested-once`` (gzip of gzip, declared ``gzip``), ``chunked`` (gzip in
+  1 KiB chunks); ``application/dns-message`` when the path ends in ``dns-query``, else JSON,
+  so that it can stand for a control helper, its ``/whoami`` and a DoH server alike;
+- ``/redirect-bytes?to=…``: 302 whose Location is the percent-decoded *bytes* of ``to``,
+  verbatim (non-ASCII, invalid UTF-8, control characters);
 - anything else: 404.
 """
 
@@ -34,7 +41,7 @@ import threading
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote_to_bytes, urlsplit
 
 import trustme
 
@@ -52,6 +59,8 @@ PAGE_HEADERS = (
     ("Set-Cookie", "b=2"),
 )
 BOMB_SIZE = 64 * 1024 * 1024
+ZIP_BOMB_SIZE = 10 * 1000 * 1000
+ZIP_BOMB_KINDS = ("gzip", "deflate", "raw-deflate", "nested", "nested-once", "chunked")
 
 
 @dataclass(frozen=True)
@@ -84,6 +93,21 @@ def bomb() -> bytes:
     compressor = zlib.compressobj(9, zlib.DEFLATED, zlib.MAX_WBITS | 16)
     zeros = bytes(1 << 20)
     return b"".join(compressor.compress(zeros) for _ in range(BOMB_SIZE >> 20)) + compressor.flush()
+
+
+@functools.cache
+def zip_bomb(kind: str) -> tuple[str, bytes]:
+    """``(Content-Encoding, body)`` of the ``/zip-bomb/KIND`` route: 10 MB of zeros, compressed."""
+    zeros = bytes(ZIP_BOMB_SIZE)
+    once = gzip.compress(zeros, 9)
+    return {
+        "gzip": ("gzip", once),
+        "chunked": ("gzip", once),
+        "deflate": ("deflate", _deflate(zeros, zlib.MAX_WBITS)),
+        "raw-deflate": ("deflate", _deflate(zeros, -zlib.MAX_WBITS)),
+        "nested": ("gzip, gzip", gzip.compress(once, 9)),
+        "nested-once": ("gzip", gzip.compress(once, 9)),
+    }[kind]
 
 
 def _response(
@@ -155,6 +179,12 @@ class _Handler:
             self.conn.sendall(_response("200 OK", body, (("Content-Type", content_type),)))
         elif path == "/redirect":
             self.conn.sendall(_redirect("307 Temporary Redirect", query.get("to", [""])[0]))
+        elif path == "/redirect-bytes":
+            location = unquote_to_bytes(url.query.removeprefix("to="))
+            head = b"HTTP/1.1 302 Found\r\nLocation: %b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            self.conn.sendall(head % location)
+        elif len(parts) >= 2 and parts[0] == "zip-bomb" and parts[1] in ZIP_BOMB_KINDS:
+            self.zip_bomb(parts[1], dns=path.endswith("dns-query"))
         elif len(parts) == 2 and parts[0] in ("size", "gzip-size", "r", "loop") and parts[1].isdigit():
             self.numbered(parts[0], int(parts[1]))
         elif path in ("/gzip", "/deflate", "/raw-deflate", "/bomb", "/bad-gzip", "/br"):
@@ -187,6 +217,24 @@ class _Handler:
         }[name]
         headers = (("Content-Type", "text/html; charset=utf-8"), ("Content-Encoding", coding))
         self.conn.sendall(_response("200 OK", body, headers))
+
+    def zip_bomb(self, kind: str, *, dns: bool) -> None:
+        coding, body = zip_bomb(kind)
+        headers = (
+            ("Content-Type", "application/dns-message" if dns else "application/json"),
+            ("Content-Encoding", coding),
+        )
+        if kind != "chunked":
+            self.conn.sendall(_response("200 OK", body, headers))
+            return
+        self.conn.sendall(
+            _response("200 OK", b"", (*headers, ("Transfer-Encoding", "chunked")), length=False)
+        )
+        with contextlib.suppress(OSError):  # the client stops reading once it has enough
+            for i in range(0, len(body), 1024):
+                piece = body[i : i + 1024]
+                self.conn.sendall(b"%x\r\n%b\r\n" % (len(piece), piece))
+            self.conn.sendall(b"0\r\n\r\n")
 
     def stream(self, name: str) -> None:
         if name == "trickle-head":
