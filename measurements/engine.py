@@ -20,7 +20,15 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from measurements.installation import data_dir
 from probe.errors import DatabaseURLError, StorageError
 
-__all__ = ["BUSY_TIMEOUT_MS", "create_engine_for", "default_path", "display_name", "parse_url", "reason"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "create_engine_for",
+    "database_name",
+    "default_path",
+    "display_name",
+    "parse_url",
+    "reason",
+]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -58,6 +66,15 @@ def create_engine_for(url: str | None) -> tuple[Engine, str]:
         raise DatabaseURLError(f"{name}: cannot open: {problem}") from exc
     except (ArgumentError, ImportError) as exc:
         raise DatabaseURLError(f"{name}: cannot open: {reason(exc)}") from exc
+
+
+def database_name(url: str | None) -> str:
+    """The display name of the database at *url* (``None``: :func:`default_path`), opening nothing.
+
+    Raises:
+        DatabaseURLError: *url* is not a database URL.
+    """
+    return str(default_path()) if url is None else display_name(parse_url(url))
 
 
 def parse_url(url: str) -> URL:

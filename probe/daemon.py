@@ -17,10 +17,14 @@ process:
   overlap. ``coalesce=True`` with no misfire grace limit: after the machine slept through
   several runs, exactly one round runs on wake-up — the gap itself is data (no heartbeat).
 - **Failures.** The network being down is not a failure: the round records it. A database
-  that cannot be written (full disk, read-only file) costs that round: one line on stderr,
-  the pool's connections are dropped (a SQLite connection opened on a read-only file stays
-  read-only), and the next round tries again. Nothing half-written is ever stored (the store
-  writes a round in one transaction).
+  that cannot be opened or written (full disk, read-only file or directory, a server that is
+  down: a :class:`~probe.errors.StorageError`, which makes other commands exit 3) costs that
+  round: one line on stderr, the pool's connections are dropped (a SQLite connection opened
+  on a read-only file stays read-only), and the next round tries again — also when the
+  database cannot even be opened at start: the daemon starts all the same and opens it at
+  the first round that can. Nothing half-written is ever stored (the store writes a round in
+  one transaction). Only bad input stops it at start (exit 2): settings, target lists, a
+  database URL that is not one (:class:`~probe.errors.ConfigError`).
 - **Crash clean-up.** At start, and before the round after any failure, the rounds that
   this installation left ``running`` and no process holds in flight any more are marked
   ``interrupted`` (:meth:`~measurements.store.Store.mark_interrupted`): never the rounds of
@@ -39,15 +43,17 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # 3.x: no hints
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]  # 3.x: no hints
 
-from measurements.store import Store
+from measurements.engine import database_name
+from measurements.store import Store, open_store
 from measurements.summary import heartbeat_of, is_failed, summary_columns
 from probe import service
-from probe.errors import StorageError
+from probe.errors import ConfigError, StorageError
 from probe.settings import Schedule
 
 log = logging.getLogger("probe.daemon")
@@ -73,11 +79,18 @@ def next_run_window(last_start: datetime, schedule: Schedule) -> tuple[datetime,
 
 
 class Daemon:
-    """Scheduled rounds of *plan* into *store* until :meth:`stop` is called."""
+    """Scheduled rounds of *plan* into the store *connect* opens, until :meth:`stop` is called.
 
-    def __init__(self, plan: service.RoundPlan, store: Store) -> None:
+    *connect* is called at start and, until it succeeds, again before each round; *name* is
+    the database as log lines show it.
+    """
+
+    def __init__(self, plan: service.RoundPlan, connect: Callable[[], Store], *, name: str) -> None:
         self.plan = plan
-        self.store = store
+        self.store: Store | None = None
+        """The open store; ``None`` until *connect* has succeeded."""
+        self.name = name
+        self._connect = connect
         self.rounds_stored = 0
         self._cleanup_pending = True
         """Rounds a crash (or a failed write) left ``running`` are to be marked ``interrupted``."""
@@ -85,9 +98,14 @@ class Daemon:
         self._stopping: asyncio.Event | None = None
 
     async def run(self) -> None:
-        """Schedule rounds and return once :meth:`stop` was called and the round in flight ended."""
+        """Schedule rounds and return once :meth:`stop` was called and the round in flight ended.
+
+        Raises:
+            ConfigError: the database URL is invalid (before anything is scheduled).
+        """
         self._stopping = asyncio.Event()
-        self._mark_crashed_rounds()
+        if self._open("will retry") is not None:
+            self._mark_crashed_rounds()
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             self._job,
@@ -106,7 +124,7 @@ class Daemon:
             len(self.plan.targets),
             schedule.interval_minutes,
             schedule.jitter_minutes,
-            self.store.name,
+            self.name,
         )
         try:
             await self._stopping.wait()
@@ -141,10 +159,13 @@ class Daemon:
             self._round = None
 
     async def _one_round(self) -> None:
+        store = self._open("round skipped")
+        if store is None:  # measuring what cannot be stored would only load the network
+            return
         self._mark_crashed_rounds()
         t0 = time.monotonic()
         try:
-            report = await service.run_round(self.plan, self.store)
+            report = await service.run_round(self.plan, store)
         except StorageError as exc:
             self._storage_failed(exc, "round not stored")
             return
@@ -168,8 +189,24 @@ class Daemon:
         )
         self._prune()
 
+    def _open(self, consequence: str) -> Store | None:
+        """The store, opened now if it is not yet; ``None`` (and one line logged) if it cannot be.
+
+        Raises:
+            ConfigError: the database URL is invalid: bad input, not worth retrying.
+        """
+        if self.store is None:
+            try:
+                self.store = self._connect()
+            except ConfigError:
+                raise
+            except StorageError as exc:
+                log.error("%s (%s)", exc, consequence)
+                return None
+        return self.store
+
     def _mark_crashed_rounds(self) -> None:
-        if not self._cleanup_pending:
+        if not self._cleanup_pending or self.store is None:
             return
         try:
             # Only ever between rounds: a round the store still holds is one a failure left.
@@ -182,6 +219,8 @@ class Daemon:
             log.info("marked %d unfinished round(s) of this probe as interrupted", n)
 
     def _prune(self) -> None:
+        if self.store is None:
+            return
         days = self.plan.settings.storage.retention_days
         try:
             n = self.store.prune(datetime.now(UTC) - timedelta(days=days))
@@ -196,20 +235,30 @@ class Daemon:
         # A round that failed to store may be left ``running``; and a pooled SQLite connection
         # that met a read-only file stays read-only even once the file is writable again.
         self._cleanup_pending = True
-        self.store.close()  # drops the pool's connections; the next use reconnects
+        if self.store is not None:
+            self.store.close()  # drops the pool's connections; the next use reconnects
 
 
-def run_daemon(plan: service.RoundPlan, store: Store) -> None:
-    """Run a :class:`Daemon` until SIGTERM or SIGINT; return once it has shut down cleanly.
+def run_daemon(plan: service.RoundPlan, database_url: str | None) -> None:
+    """Run a :class:`Daemon` on *database_url* until SIGTERM or SIGINT; return once it has shut
+    down cleanly.
 
-    Storage failures during rounds are logged and retried, never raised.
+    Storage failures, at start as during rounds, are logged and retried, never raised.
+
+    Raises:
+        ConfigError: *database_url* is not a database URL, or names a database type this
+            installation cannot open.
     """
-    daemon = Daemon(plan, store)
+    daemon = Daemon(plan, lambda: open_store(database_url), name=database_name(database_url))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, daemon.stop, signal.Signals(signum).name)
-        await daemon.run()
+        try:
+            await daemon.run()
+        finally:
+            if daemon.store is not None:
+                daemon.store.close()
 
     asyncio.run(main())

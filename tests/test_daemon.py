@@ -279,3 +279,75 @@ def test_a_read_only_database_file_is_reported_and_retried(tmp_path: Path) -> No
     assert _integrity(db) == [("ok",)]
     assert round_violations(url) == []
     assert statuses(url)[crashed] == "interrupted"
+
+
+# --- started where the database cannot be opened ----------------------------------------------
+
+
+def test_started_on_a_full_disk_it_retries_each_round_until_there_is_space(
+    tmp_path: Path, small_tmpfs: Path
+) -> None:
+    db = small_tmpfs / "probe.sqlite3"
+    url = f"sqlite:///{db}"
+    filler = _fill(small_tmpfs)
+    with loopback_targets(answering=2, silent=0, refused=1) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=0.6)
+        with running_daemon(settings) as daemon:
+            errors = daemon.wait_for(r"ERROR probe\.daemon: ", count=3)
+            assert daemon.proc.poll() is None
+            filler.unlink()
+            daemon.wait_for(COMPLETE)
+            assert daemon.stop() == 0
+    assert errors[0].endswith(f"ERROR probe.daemon: {db}: cannot open: database or disk is full (will retry)")
+    assert all(e.endswith(f"{db}: cannot open: database or disk is full (round skipped)") for e in errors[1:])
+    assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
+    assert _integrity(db) == [("ok",)]
+    assert set(statuses(url).values()) == {"complete"}
+
+
+@pytest.fixture
+def read_only_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """An empty tmpfs mounted read-only (root only): nothing can be created in it, not even by root."""
+    where = tmp_path / "ro"
+    where.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=4m,mode=0755", "tmpfs", str(where)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs (needs root): {done.stderr.strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def test_started_where_the_database_cannot_be_created_it_retries_until_it_can(
+    tmp_path: Path, read_only_tmpfs: Path
+) -> None:
+    db = read_only_tmpfs / "probe.sqlite3"
+    url = f"sqlite:///{db}"
+    with loopback_targets(answering=2, silent=0, refused=1) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=0.6)
+        with running_daemon(settings) as daemon:
+            errors = daemon.wait_for(r"ERROR probe\.daemon: ", count=3)
+            assert daemon.proc.poll() is None
+            subprocess.run(["mount", "-o", "remount,rw", str(read_only_tmpfs)], check=True)
+            daemon.wait_for(COMPLETE)
+            assert daemon.stop() == 0
+    cannot = f"ERROR probe.daemon: {db}: cannot open: unable to open database file"
+    assert errors[0].endswith(f"{cannot} (will retry)")
+    assert all(e.endswith(f"{cannot} (round skipped)") for e in errors[1:])
+    assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
+    assert set(statuses(url).values()) == {"complete"}
+
+
+def test_a_bad_database_url_exits_2_at_start(tmp_path: Path) -> None:
+    settings = write_settings(tmp_path, ["http://127.0.0.1:9/"], db_url="nosuchdb://x")
+    daemon = start_daemon(settings)
+    assert daemon.wait() == 2
+    assert daemon.log == [
+        "probe: error: nosuchdb://x: cannot open: unknown database type 'nosuchdb' (use sqlite or postgresql)"
+    ]

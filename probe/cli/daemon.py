@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from measurements.store import open_store
 from probe import service
 from probe.cli.options import config_option, db_option
 from probe.daemon import run_daemon
@@ -25,13 +24,14 @@ def daemon(config_file: Path | None, db_url: str | None) -> None:
     """Measure every configured target on a schedule until stopped (SIGTERM or Ctrl-C: exit 0).
 
     Logs to stderr. A round the stop interrupts is stored as ``interrupted``; a database that
-    cannot be written costs that round only, and the next one tries again.
+    cannot be opened or written (a full disk, a read-only file: what makes `probe run` exit 3)
+    costs that round only, and the next one tries again. Bad settings, target lists or
+    database URL: one line and exit 2 before anything runs.
     """
     settings = load_settings(config_file)
     plan = service.plan_round(settings)  # bad settings or target lists: exit 2 before anything runs
     setup_logging()
-    with open_store(db_url or settings.storage.database_url) as store:
-        run_daemon(plan, store)
+    run_daemon(plan, db_url or settings.storage.database_url)
 
 
 def setup_logging(level: int = logging.INFO) -> None:
