@@ -19,6 +19,7 @@ from probe.cli import main
 from tests.servers.dns_server import ScriptedDNSServer
 from tests.servers.http_server import HTTPServer
 from tests.servers.tcp_server import closed_port
+from tests.test_webconnectivity import HOSTILE_LOCATIONS, redirect_to
 
 LOCAL = ("--no-system-resolver", "--allow-loopback")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -152,3 +153,20 @@ def test_summary_says_how_the_body_came(capsys: pytest.CaptureFixture[str], http
         line
     )
     assert "blocking=null accessible=null" in out.splitlines()[-1]  # no control: nothing to compare
+
+
+@pytest.mark.parametrize(
+    ("location", "failure"), HOSTILE_LOCATIONS, ids=[repr(loc)[2:-1] for loc, _ in HOSTILE_LOCATIONS]
+)
+@pytest.mark.parametrize("output", ["--json", "summary"])
+def test_hostile_redirect_is_a_finding_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], http_site: HTTPServer, location: bytes, failure: str, output: str
+) -> None:
+    url = redirect_to(http_site, location, host="127.0.0.1")
+    status, out, err = run(capsys, url, "--control", "none", *(["--json"] if output == "--json" else []))
+    assert (status, err) == (0, "")
+    if output == "--json":
+        (request,) = json.loads(out)["test_keys"]["requests"]
+        assert (request["failure"], request["response"]["code"]) == (failure, 302)
+    else:
+        assert f"✗ {failure}" in ANSI.sub("", out)

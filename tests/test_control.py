@@ -120,3 +120,21 @@ def test_whoami_rejects_malformed_answers(body: bytes) -> None:
 def test_whoami_keeps_only_the_two_facts() -> None:
     body = b'{"probe_asn": "AS64500", "probe_cc": "PK", "probe_ip": "192.0.2.1"}'
     assert control.parse_whoami(body) == ("AS64500", "PK")
+
+
+@pytest.mark.parametrize(
+    ("location", "failure"),
+    [
+        ("mailto:x", "unknown_failure: unsupported redirect scheme"),
+        ("javascript:alert(1)", "unknown_failure: unsupported redirect scheme"),
+        ("http:foo", "http_invalid_redirect_location_host"),
+        ("http://[::1", "http_invalid_redirect_location_host"),
+    ],
+)
+def test_the_helper_measures_a_hostile_redirect(site: HTTPServer, location: str, failure: str) -> None:
+    """The helper follows redirects with the probe's step code: a bad Location is its finding too."""
+    url = f"http://127.0.0.1:{site.port}/redirect-bytes?to={quote(location, safe='')}"
+    with running_helper(HelperSettings(policy=AddressPolicy.allowing(["127.0.0.0/8"]))) as helper:
+        response, control_failure = call(helper, url, ["127.0.0.1"], site.port)
+    assert control_failure is None and response is not None
+    assert response.http_request.failure == failure

@@ -16,6 +16,7 @@ import socket
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import pytest
 
@@ -187,6 +188,74 @@ def test_broken_location_ends_the_chain(loopback_dns: ScriptedDNSServer, http_si
     assert request.response is not None and request.response.code == 302
     assert depths(m.test_keys.queries) == [0, 0]  # no hop to "http://"
     assert_no_verdict(m)
+
+
+UNSUPPORTED = http.UNSUPPORTED_REDIRECT_SCHEME
+INVALID_HOST = failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
+HOSTILE_LOCATIONS: list[tuple[bytes, str]] = [
+    (b"mailto:x", UNSUPPORTED),
+    (b"javascript:alert(1)", UNSUPPORTED),
+    (b"data:,x", UNSUPPORTED),
+    (b"about:blank", UNSUPPORTED),
+    (b"tel:+1", UNSUPPORTED),
+    (b"http:foo", INVALID_HOST),
+    (b"https:", INVALID_HOST),
+    (b"http://[::1", INVALID_HOST),
+    (b"http://a b/", INVALID_HOST),
+    ("http://☃-⌘.com/".encode(), INVALID_HOST),  # UTF-8, but no valid IDNA name
+    (b"http://ex\x01ample/", INVALID_HOST),  # control characters
+    (b"http://a\x7fb/", INVALID_HOST),
+]
+"""``Location`` bytes as sent (tests/servers/http_server.py ``/redirect-bytes``) → the hop's failure.
+
+httpx's client parsed each of them before the probe could (to offer ``next_request``): the
+first six raised ``InvalidURL`` out of the measurement, the others became
+``http_protocol_error`` with the 302 response lost."""
+
+
+def redirect_to(server: HTTPServer, location: bytes, host: str = "example.com") -> str:
+    return server.url(f"/redirect-bytes?to={quote_from_bytes(location, safe='')}", host=host)
+
+
+@pytest.mark.parametrize(
+    ("location", "failure"), HOSTILE_LOCATIONS, ids=[repr(loc)[2:-1] for loc, _ in HOSTILE_LOCATIONS]
+)
+def test_hostile_location_is_a_failure_on_the_hop(
+    loopback_dns: ScriptedDNSServer, http_site: HTTPServer, location: bytes, failure: str
+) -> None:
+    m = measure(redirect_to(http_site, location), loopback_dns)
+    request = only_request(m)
+    assert request.failure == failure
+    assert request.response is not None and request.response.code == 302  # what arrived is kept
+    assert ("Location", location.decode("utf-8", "replace")) in request.response.headers_list
+    assert depths(m.test_keys.queries) == [0, 0]  # no next hop
+    assert_no_verdict(m)
+
+
+def test_a_location_that_is_not_http_is_a_protocol_error(
+    loopback_dns: ScriptedDNSServer, http_site: HTTPServer
+) -> None:
+    """A NUL in a header value is not HTTP: h11 refuses the whole response (no exception)."""
+    m = measure(redirect_to(http_site, b"http://example.com/\x00"), loopback_dns)
+    request = only_request(m)
+    assert (request.failure, request.response) == ("http_protocol_error", None)
+
+
+@pytest.mark.parametrize(
+    ("location", "hostname"),
+    [
+        ("http://bü.example/".encode(), "xn--b-eha.example"),  # UTF-8
+        (b"http://ex\xe9mple.com/", "xn--exmple-cva.com"),  # not UTF-8: read as Latin-1, as httpx does
+    ],
+)
+def test_non_ascii_location_is_followed(
+    loopback_dns: ScriptedDNSServer, http_site: HTTPServer, location: bytes, hostname: str
+) -> None:
+    m = measure(redirect_to(http_site, location), loopback_dns)
+    request = only_request(m)
+    assert request.failure is None and request.response is not None and request.response.code == 302
+    next_hop = [q for q in m.test_keys.queries if "depth=1" in q.tags]
+    assert [(q.hostname, q.failure) for q in next_hop] == [(hostname, "dns_nxdomain_error")] * 2
 
 
 @pytest.mark.parametrize("scheme", ["http", "https"])
