@@ -14,11 +14,14 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import pytest
 import trustme
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from probe import dns as probe_dns
 from probe import http
 from probe.analysis import mechanism
 from probe.clock import relative_clock
@@ -483,11 +486,54 @@ def test_no_redirect_location_without_response() -> None:
         ("ftp://example.com/", "unknown_failure: unsupported redirect scheme"),
         ("mailto:a@example.com", "unknown_failure: unsupported redirect scheme"),
         ("javascript:alert(1)", "unknown_failure: unsupported redirect scheme"),
+        ("data:,x", "unknown_failure: unsupported redirect scheme"),
+        ("about:blank", "unknown_failure: unsupported redirect scheme"),
+        ("tel:+1", "unknown_failure: unsupported redirect scheme"),
         ("/relative", "unknown_failure: unsupported redirect scheme"),
+        ("http:foo", "http_invalid_redirect_location_host"),
+        ("https:", "http_invalid_redirect_location_host"),
+        ("http://a b/", "http_invalid_redirect_location_host"),
+        ("http://ex\x01ample/", "http_invalid_redirect_location_host"),
+        ("http://example.com/\x7f", "http_invalid_redirect_location_host"),
+        ("http://☃-⌘.com/", "http_invalid_redirect_location_host"),
+        ("http://bü.example/é?q=ü", None),
     ],
 )
 def test_validate_redirect(location: str, failure: str | None) -> None:
     assert http.validate_redirect(location) == failure
+
+
+_LOCATIONS = st.one_of(
+    st.text(max_size=40),
+    st.builds(
+        str.__add__,
+        st.sampled_from(
+            ["http://", "https://", "http:", "https:", "//", "/", "http://[", "http://a.example:"]
+        ),
+        st.text(max_size=30),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(location=_LOCATIONS)
+def test_any_location_is_judged_and_a_valid_one_is_measurable(location: str) -> None:
+    """Whatever a Location says, judging it never raises, and one judged valid is a hop the steps take.
+
+    The next hop's DNS step encodes its host, and its HTTP step builds a request for it (here
+    to a closed port: refused at once). A TargetError there would end the measurement.
+    """
+    found = http.redirect_location(_transaction(302, location))
+    if found is None or http.validate_redirect(found) is not None:
+        return
+    _, host, _ = http.split_url(found)
+    probe_dns.encode_hostname(host)
+    scheme = found.partition(":")[0].lower()
+    port = closed_port()
+    moved = urlunsplit(
+        urlsplit(found)._replace(netloc=f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
+    )
+    assert fetch(moved, timeout=1.0).failure == "connection_refused", (scheme, moved)
 
 
 @pytest.mark.parametrize(
