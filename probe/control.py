@@ -9,16 +9,20 @@ larger than :data:`MAX_RESPONSE_BYTES` once decoded: a compression bomb is infla
 far, by :mod:`probe.bodies`). A broken or hostile helper never raises here.
 
 :func:`whoami` asks our helper which network (ASN, country) it sees the probe in, so that the
-measurement can carry ``probe_asn``/``probe_cc`` without the probe ever handling its own IP.
+measurement can carry ``probe_asn``/``probe_cc``, and the address it sees the probe at
+(``probe_ip``, as OONI's probe services name it). That address is held in memory only, to
+scrub it from the measurement (:mod:`probe.privacy`): never logged, never stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import re
 import ssl
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Final
 
 import httpx
@@ -36,6 +40,17 @@ MAX_RESPONSE_BYTES: Final = 1024 * 1024
 USER_AGENT: Final = f"{SOFTWARE_NAME}/{__version__}"
 _ASN: Final = re.compile(r"AS[0-9]{1,10}")
 _CC: Final = re.compile(r"[A-Z]{2}")
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the helper's ``whoami`` says about the probe."""
+
+    probe_asn: str
+    probe_cc: str
+    probe_ip: str | None = field(default=None, repr=False)
+    """The probe's address as the helper saw it (``None``: not said). Only to scrub it: it is
+    left out of ``repr`` so that no log line or error message carries it."""
 
 
 class Session:
@@ -61,7 +76,7 @@ class Session:
         self._helper, self._url, self._port, self._timeout = helper_url, url, port, timeout
         self._context, self._public = ssl_context, public_networks
         self._call: asyncio.Task[tuple[ControlResponse | None, str | None]] | None = None
-        self._whoami: asyncio.Task[tuple[str, str] | None] | None = None
+        self._whoami: asyncio.Task[Identity | None] | None = None
         if helper_url is not None and ssl_context is not None and ask_whoami:
             self._whoami = asyncio.create_task(whoami(helper_url, timeout=timeout, ssl_context=ssl_context))
 
@@ -80,8 +95,8 @@ class Session:
         """The response, or ``control_failure`` (:data:`CONTROL_NOT_CONFIGURED` without a helper)."""
         return await self._call if self._call is not None else (None, CONTROL_NOT_CONFIGURED)
 
-    async def identity(self) -> tuple[str, str] | None:
-        """``(probe_asn, probe_cc)`` from ``whoami``; ``None`` when not asked or not answered."""
+    async def identity(self) -> Identity | None:
+        """What ``whoami`` answered; ``None`` when not asked or not answered."""
         return await self._whoami if self._whoami is not None else None
 
     def cancel(self) -> None:
@@ -125,8 +140,8 @@ async def call(
         return None, JSON_PARSE_ERROR
 
 
-async def whoami(helper_url: str, *, timeout: float, ssl_context: ssl.SSLContext) -> tuple[str, str] | None:
-    """The ``(probe_asn, probe_cc)`` the helper sees, e.g. ``("AS64500", "PK")``.
+async def whoami(helper_url: str, *, timeout: float, ssl_context: ssl.SSLContext) -> Identity | None:
+    """The network and address the helper sees the probe in, e.g. ``AS64500``, ``PK``.
 
     Returns:
         ``None`` when the helper cannot be reached or gives no valid answer (the measurement
@@ -141,8 +156,12 @@ async def whoami(helper_url: str, *, timeout: float, ssl_context: ssl.SSLContext
     return parse_whoami(body)
 
 
-def parse_whoami(body: bytes) -> tuple[str, str] | None:
-    """``(probe_asn, probe_cc)`` from a whoami answer; ``None`` unless both are well formed."""
+def parse_whoami(body: bytes) -> Identity | None:
+    """The :class:`Identity` in a whoami answer; ``None`` unless ASN and country are well formed.
+
+    ``probe_ip`` is optional (helpers that do not send it still give the network); one that is
+    not an IP address is ignored.
+    """
     try:
         data = json.loads(body)
     except (ValueError, RecursionError):
@@ -152,7 +171,16 @@ def parse_whoami(body: bytes) -> tuple[str, str] | None:
     asn, cc = data.get("probe_asn"), data.get("probe_cc")
     if not (isinstance(asn, str) and _ASN.fullmatch(asn) and isinstance(cc, str) and _CC.fullmatch(cc)):
         return None
-    return asn, cc
+    ip = data.get("probe_ip")
+    return Identity(asn, cc, probe_ip=ip if isinstance(ip, str) and _is_ip(ip) else None)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 async def _exchange(

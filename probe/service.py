@@ -141,14 +141,15 @@ WHOAMI_TIMEOUT = 10.0
 
 
 async def identify(config: webconnectivity.MeasureConfig) -> webconnectivity.MeasureConfig:
-    """*config* with the network the control sees the probe in (once per round).
+    """*config* with what the control's ``whoami`` says about the probe (once per round).
 
-    Asked of the control's ``whoami`` when a control is configured and the network is not
-    set: the round and every measurement then record it, and no measurement asks again.
-    Unanswered, the network stays ``AS0``/``ZZ`` and each measurement asks beside its
-    control call. The probe's own address is never seen, let alone stored.
+    Asked when a control is configured: the network (ASN, country), when not set, which the
+    round and every measurement then record; and the address the control sees the probe at,
+    which every measurement scrubs from itself (``volunteer_addresses``: in memory only,
+    never logged or stored). No measurement then asks again. Unanswered, the network stays
+    ``AS0``/``ZZ`` and each measurement asks beside its control call.
     """
-    if config.control_url is None or (config.probe_asn, config.probe_cc) != ("AS0", "ZZ"):
+    if config.control_url is None:
         return config
     found = await control.whoami(
         config.control_url,
@@ -157,7 +158,11 @@ async def identify(config: webconnectivity.MeasureConfig) -> webconnectivity.Mea
     )
     if found is None:
         return config
-    return replace(config, probe_asn=found[0], probe_cc=found[1])
+    if (config.probe_asn, config.probe_cc) == ("AS0", "ZZ"):
+        config = replace(config, probe_asn=found.probe_asn, probe_cc=found.probe_cc)
+    if found.probe_ip is not None and found.probe_ip not in config.volunteer_addresses:
+        config = replace(config, volunteer_addresses=(*config.volunteer_addresses, found.probe_ip))
+    return config
 
 
 def _target_infos(targets: Sequence[Target]) -> list[TargetInfo]:

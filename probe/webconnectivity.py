@@ -49,6 +49,7 @@ from probe.model import (
     TLSHandshake,
     WebConnectivityTestKeys,
 )
+from probe.privacy import scrub, volunteer_addresses
 
 __all__ = ["CONTROL_NOT_CONFIGURED", "MeasureConfig", "measure"]
 MAX_ENDPOINTS_PER_HOP = 16
@@ -73,6 +74,9 @@ class MeasureConfig:
     probe_asn: str = "AS0"
     """``AS0``/``ZZ`` (unknown): asked of the control's ``whoami`` when a control is set."""
     probe_cc: str = "ZZ"
+    volunteer_addresses: tuple[str, ...] = field(default=(), repr=False)
+    """The volunteer's addresses learned before the measurement (the round's ``whoami``), to
+    scrub from it (:mod:`probe.privacy`); in memory only, and out of ``repr``."""
     query_types: tuple[str, ...] = field(default=("A", "AAAA"))
     control_url: str | None = None
     """The test helper (OONI-compatible); ``None``: no control (``control_not_configured``)."""
@@ -186,9 +190,11 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
         fingerprints=config.fingerprints if config.fingerprints is not None else _shipped_fingerprints(),
         public_networks=public,
     )
-    probe_asn, probe_cc = identity or (config.probe_asn, config.probe_cc)
+    probe_asn, probe_cc = (
+        (identity.probe_asn, identity.probe_cc) if identity else (config.probe_asn, config.probe_cc)
+    )
     stamp = started.strftime(OONI_TIME_FORMAT)
-    return Measurement(
+    measurement = Measurement(
         input=url,
         measurement_start_time=stamp,
         test_start_time=stamp,
@@ -206,6 +212,14 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
             "architecture": platform.machine(),
         },
     )
+    # The one place the volunteer's addresses are removed: nothing returned from here (printed,
+    # stored, exported, uploaded) carries them, whatever the pages echoed.
+    whoami_ip = identity.probe_ip if identity is not None and identity.probe_ip else None
+    ours = volunteer_addresses(
+        known=(*config.volunteer_addresses, *([whoami_ip] if whoami_ip else [])),
+        toward=(*(resolver.host or resolver.url for resolver in config.resolvers), config.control_url or ""),
+    )
+    return scrub(measurement, ours)
 
 
 @cache

@@ -4,8 +4,8 @@ Routes:
 
 - ``POST /`` — the control request (OONI's ``oohelperd`` serves it on ``/``), answered with
   the control response;
-- ``GET /whoami`` — ``{"probe_asn": "AS…", "probe_cc": "…"}`` for the address the request
-  came from, and nothing else;
+- ``GET /whoami`` — ``{"probe_asn": "AS…", "probe_cc": "…", "probe_ip": "…"}``: the network
+  of the address the request came from, and that address, and nothing else;
 - ``GET /`` — a one-line description of the service.
 
 Every error is JSON ``{"error": "…"}`` with a status that says whose fault it is: 400 for a
@@ -84,7 +84,12 @@ def create_app(settings: HelperSettings) -> Starlette:
 
     async def whoami(request: Request) -> Response:
         client = request.client.host if request.client is not None else None
-        return JSONResponse(settings.geo.whoami(client))
+        answer = settings.geo.whoami(client)
+        if client is not None:
+            # Told back to the caller alone (as OONI's probe services do), so that the probe can
+            # scrub the address the world sees from what it records; still never logged here.
+            answer["probe_ip"] = client
+        return JSONResponse(answer)
 
     async def index(request: Request) -> Response:
         return JSONResponse(

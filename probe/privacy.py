@@ -1,0 +1,291 @@
+"""The volunteer's own addresses: which they are, and their removal from a measurement.
+
+A page may echo the address it sees (in its body, ``<title>``, a header, a cookie, a redirect
+URL), and an error may name the local end of a connection. None of that may reach the store,
+an export or ``probe measure --json``. :func:`scrub` is the one place that removes them, as
+OONI's ``ScrubMeasurement`` does: every occurrence of each of the volunteer's addresses, in
+every string and byte field of the measurement, becomes ``[scrubbed]``. Unlike a plain string
+replacement it finds each address in any textual form — IPv4 dotted (leading zeros too) or
+dashed (``10-250-0-2``, as reverse-DNS names spell it), IPv6 compressed, expanded, upper case
+or with ``%3A`` for ``:``, and IPv6 forms that carry the IPv4 address (``::ffff:a.b.c.d``,
+NAT64 ``64:ff9b::/96``, 6to4, Teredo) — and only whole addresses: scrubbing ``10.0.0.1``
+leaves ``10.0.0.12`` alone. Every other address, the site's included, is evidence and stays.
+
+:func:`volunteer_addresses` gathers what to scrub: the address the control saw (``whoami``,
+for a volunteer behind NAT the only one the world sees), every address of this machine's
+interfaces, and the source address the kernel picks toward the resolvers, the control and
+the default routes (a UDP ``connect`` sends nothing). Loopback is never among them: it is
+everyone's, ``probe_ip`` is OONI's 127.0.0.1 marker, and a censor's 127.0.0.1 answer is data.
+These addresses live in memory only: never logged, never stored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from functools import partial
+from pathlib import Path
+from typing import Any, Final, TypeVar
+from urllib.parse import urlsplit
+
+from probe.model import Measurement
+
+SCRUBBED: Final = "[scrubbed]"
+"""OONI's marker for a removed address."""
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_DEFAULT_ROUTES: Final = ("192.0.2.1", "2001:db8::1")
+"""Documentation addresses: a UDP ``connect`` to them tells the default routes' source addresses."""
+_NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
+_COMPAT: Final = ipaddress.IPv6Network("::/96")
+
+# Candidate tokens; each is parsed and compared, so only a whole, equal address is replaced.
+_IPV6: Final = (
+    r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}(?::|%3[Aa])){2,7}"
+    r"(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9]|\.[0-9])|[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f]))?"
+)
+_IPV4_DOTTED: Final = r"(?<![0-9])(?<![0-9]\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])"
+_IPV4_DASHED: Final = r"(?<![0-9])(?<![0-9]-)(?:[0-9]{1,3}-){3}[0-9]{1,3}(?![0-9]|-[0-9])"
+_PATTERNS: Final = ((_IPV6, "ipv6"), (_IPV4_DOTTED, "."), (_IPV4_DASHED, "-"))
+_STR_PATTERNS: Final = tuple((re.compile(p), kind) for p, kind in _PATTERNS)
+_BYTES_PATTERNS: Final = tuple((re.compile(p.encode("ascii")), kind) for p, kind in _PATTERNS)
+
+T = TypeVar("T")
+
+
+def scrub(measurement: Measurement, addresses: Iterable[str | Address]) -> Measurement:
+    """*measurement* with every occurrence of *addresses* replaced by ``[scrubbed]``.
+
+    Every ``str`` and ``bytes`` in the tree is scrubbed: bodies, titles, header names and
+    values, the URLs of every hop, DNS answers, TLS fields, certificates, failure strings and
+    mapping keys. Numbers are left as they are: ``body_length`` still says how many bytes were
+    read, which is what the verdict (already computed) compared. Loopback and unspecified
+    addresses in *addresses* are ignored (see the module's docstring). Pure: the measurement
+    is returned unchanged (the same object) when nothing matched.
+    """
+    matcher = _Matcher(addresses)
+    if not matcher:
+        return measurement
+    return _walk(measurement, matcher)
+
+
+def scrub_text(text: str, addresses: Iterable[str | Address]) -> str:
+    """*text* with every occurrence of *addresses*, in any textual form, made ``[scrubbed]``."""
+    matcher = _Matcher(addresses)
+    return matcher.in_text(text) if matcher else text
+
+
+def scrub_bytes(data: bytes, addresses: Iterable[str | Address]) -> bytes:
+    """The bytes version of :func:`scrub_text` (ASCII forms of the addresses)."""
+    matcher = _Matcher(addresses)
+    return matcher.in_bytes(data) if matcher else data
+
+
+def volunteer_addresses(*, known: Iterable[str] = (), toward: Iterable[str] = ()) -> frozenset[Address]:
+    """The addresses that identify this volunteer, for :func:`scrub`.
+
+    Args:
+        known: addresses learned elsewhere, e.g. the one the control's ``whoami`` saw.
+        toward: where the measurement sends traffic (IP addresses, ``ip:port``, URLs): the
+            source address the kernel picks toward each IP literal is added. Host names are
+            skipped: resolving them would be traffic of its own.
+
+    Returns:
+        The non-loopback addresses among *known*, this machine's interface addresses and the
+        source addresses toward *toward* and the default routes.
+    """
+    found: set[Address] = set(local_addresses())
+    found.update(a for a in map(_parse_ip, known) if a is not None)
+    destinations = [a for a in map(_literal_host, toward) if a is not None]
+    for destination in dict.fromkeys([*destinations, *map(ipaddress.ip_address, _DEFAULT_ROUTES)]):
+        source = source_address(destination)
+        if source is not None:
+            found.add(source)
+    return frozenset(a for a in found if _identifying(a))
+
+
+def local_addresses() -> frozenset[Address]:
+    """Every address of this machine's interfaces, loopback excepted (Linux ``/proc``).
+
+    IPv6 link-local addresses are kept: they often carry the interface's MAC address
+    (EUI-64), which identifies the machine for longer than any IP address. Elsewhere than
+    Linux this is empty, and :func:`source_address` finds the addresses in use.
+    """
+    found: set[Address] = set()
+    with contextlib.suppress(OSError, ValueError):
+        found.update(_fib_trie_locals(Path("/proc/net/fib_trie").read_text(encoding="ascii")))
+    with contextlib.suppress(OSError, ValueError):
+        found.update(_if_inet6(Path("/proc/net/if_inet6").read_text(encoding="ascii")))
+    return frozenset(a for a in found if _identifying(a))
+
+
+def source_address(destination: Address) -> Address | None:
+    """The local address the kernel would send from to *destination*; ``None`` without a route.
+
+    A UDP ``connect`` only picks the route and the source address: no packet is sent.
+    """
+    family = socket.AF_INET6 if destination.version == 6 else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect((str(destination), 53))
+            return _parse_ip(sock.getsockname()[0])
+    except OSError:  # no route, no such family on this machine
+        return None
+
+
+def _fib_trie_locals(text: str) -> Iterable[Address]:
+    """The local IPv4 addresses in ``/proc/net/fib_trie``: leaves followed by ``/32 host LOCAL``."""
+    leaf = ""
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("|-- "):
+            leaf = stripped[4:]
+        elif stripped.startswith("/32 host LOCAL") and leaf:
+            yield ipaddress.IPv4Address(leaf)
+
+
+def _if_inet6(text: str) -> Iterable[Address]:
+    """The IPv6 addresses in ``/proc/net/if_inet6`` (32 hex digits first on each line)."""
+    for line in text.splitlines():
+        if line.strip():
+            yield ipaddress.IPv6Address(int(line.split()[0], 16))
+
+
+def _identifying(address: Address) -> bool:
+    return not (address.is_loopback or address.is_unspecified or address.is_multicast)
+
+
+def _parse_ip(text: str) -> Address | None:
+    try:
+        return ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+
+
+def _literal_host(text: str) -> Address | None:
+    """The IP address in an IP literal, ``ip:port``, ``[v6]:port`` or URL; else ``None``."""
+    text = text.strip()
+    if not text:
+        return None
+    if (direct := _parse_ip(text.strip("[]"))) is not None:
+        return direct
+    try:
+        host = urlsplit(text if "://" in text else f"//{text}").hostname
+    except ValueError:
+        return None
+    return _parse_ip(host) if host else None
+
+
+class _Matcher:
+    """Finds the textual forms of a set of addresses and replaces them."""
+
+    def __init__(self, addresses: Iterable[str | Address]) -> None:
+        parsed = [a if not isinstance(a, str) else _parse_ip(a) for a in addresses]
+        # A dual-stack server sees an IPv4 client as ::ffff:a.b.c.d: scrub a.b.c.d as well.
+        mapped = [a.ipv4_mapped for a in parsed if isinstance(a, ipaddress.IPv6Address)]
+        self._addresses = frozenset(a for a in [*parsed, *mapped] if a is not None and _identifying(a))
+        self._v4 = frozenset(a for a in self._addresses if a.version == 4)
+        self._cache: dict[str, bool] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self._addresses)
+
+    def in_text(self, text: str) -> str:
+        new = text
+        for pattern, kind in _STR_PATTERNS:
+            if (":" in new or "%3" in new) if kind == "ipv6" else kind in new:
+                new = pattern.sub(partial(self._replace_match, kind=kind), new)
+        return text if new == text else new
+
+    def in_bytes(self, data: bytes) -> bytes:
+        new = data
+        for pattern, kind in _BYTES_PATTERNS:
+            if (b":" in new or b"%3" in new) if kind == "ipv6" else kind.encode("ascii") in new:
+                new = pattern.sub(partial(self._replace_bytes_match, kind=kind), new)
+        return data if new == data else new
+
+    def _replace_match(self, match: re.Match[str], *, kind: str) -> str:
+        return self._replace(match.group(0), kind)
+
+    def _replace_bytes_match(self, match: re.Match[bytes], *, kind: str) -> bytes:
+        return self._replace(match.group(0).decode("ascii"), kind).encode("ascii")
+
+    def _replace(self, token: str, kind: str) -> str:
+        """``[scrubbed]`` for a token that is one of the addresses, plus what the pattern over-took."""
+        if kind == "ipv6":
+            # The pattern also takes a trailing ':' ("…::1: refused"), or a leading one when a
+            # label precedes the address ("ip:2001:db8::1"): shed them until an address is left.
+            for start in (0, 1) if token.startswith(":") and not token.startswith("::") else (0,):
+                core = token[start:]
+                end = len(core)
+                while end > 0:
+                    if self._is_ours(core[:end], kind):
+                        return token[:start] + SCRUBBED + core[end:]
+                    if core[end - 1] != ":":
+                        break
+                    end -= 1
+            return token
+        return SCRUBBED if self._is_ours(token, kind) else token
+
+    def _is_ours(self, token: str, kind: str) -> bool:
+        key = kind + token
+        if key not in self._cache:
+            self._cache[key] = self._lookup(token, kind)
+        return self._cache[key]
+
+    def _lookup(self, token: str, kind: str) -> bool:
+        if kind != "ipv6":
+            octets = token.split(kind)
+            if any(int(o) > 255 for o in octets):
+                return False
+            return ipaddress.IPv4Address(".".join(str(int(o)) for o in octets)) in self._v4
+        try:
+            address = ipaddress.IPv6Address(re.sub("%3[Aa]", ":", token))
+        except ValueError:
+            return False
+        if address in self._addresses:
+            return True
+        return bool(self._v4) and any(v4 in self._v4 for v4 in _embedded_ipv4(address))
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> Iterable[ipaddress.IPv4Address]:
+    """The IPv4 addresses an IPv6 address carries: mapped, compatible, NAT64, 6to4, Teredo."""
+    if address.ipv4_mapped is not None:
+        yield address.ipv4_mapped
+    if address in _COMPAT or address in _NAT64:
+        yield ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address.sixtofour is not None:
+        yield address.sixtofour
+    if address.teredo is not None:
+        yield address.teredo[1]
+
+
+def _walk(value: T, matcher: _Matcher) -> T:
+    """*value* with its strings and bytes scrubbed; the same object when nothing changed."""
+    new: Any = value
+    if isinstance(value, str):
+        new = matcher.in_text(value)
+    elif isinstance(value, bytes):
+        new = matcher.in_bytes(value)
+    elif isinstance(value, tuple):
+        items = tuple(_walk(item, matcher) for item in value)
+        new = value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    elif isinstance(value, dict):
+        pairs = [(_walk(k, matcher), _walk(v, matcher)) for k, v in value.items()]
+        changed = any(
+            k is not k0 or v is not v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)
+        )
+        new = dict(pairs) if changed else value
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            old = getattr(value, f.name)
+            if (scrubbed := _walk(old, matcher)) is not old:
+                changes[f.name] = scrubbed
+        new = dataclasses.replace(value, **changes) if changes else value
+    return new  # type: ignore[no-any-return]
