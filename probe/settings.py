@@ -109,8 +109,13 @@ class Measure(_Section):
         # Checked here, not at the first TLS handshake: a bad CA file would otherwise cost
         # every measurement of every round (each an error), and look like a working probe.
         if value is not None:
+            if "\0" in str(value):
+                raise ValueError(f"{str(value)!r} is not a file name (it holds a NUL character)")
             try:
-                value.read_bytes()  # says why it cannot be read; ssl's message does not
+                if not value.is_file():  # never opened then: a FIFO or /dev/zero would not end
+                    value.stat()  # says why: no such file, no permission
+                    problem = "Is a directory" if value.is_dir() else "not a regular file"
+                    raise ValueError(f"cannot read {value}: {problem}")
                 ssl.create_default_context(cafile=str(value))
             except ssl.SSLError:  # (an OSError too)
                 raise ValueError(f"{value}: no PEM certificate in it") from None
