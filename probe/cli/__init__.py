@@ -92,7 +92,15 @@ def cli() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``probe`` console script; returns the exit status."""
+    """Entry point of the ``probe`` console script; returns the exit status.
+
+    0: the command did its work (a measurement ran, whatever it found). 2: bad input — a
+    flag, a URL, a settings file or target list, a database URL — with one line on stderr
+    naming the file, line or field; nothing is stored. 3: the environment — the database or
+    the data directory cannot be opened or written (a full disk, a read-only file, a server
+    down): :class:`~probe.errors.StorageError`; the same command works once that is fixed
+    (``probe daemon`` does not exit for it: it retries every round). 130: interrupted.
+    """
     try:
         result = cli.main(args=argv, prog_name="probe", standalone_mode=False)
     except ProbeError as exc:

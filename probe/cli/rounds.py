@@ -38,7 +38,11 @@ FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
     "--json", "as_json", is_flag=True, help="Print the round as one JSON object instead of a table."
 )
 def run(once: bool, config_file: Path | None, db_url: str | None, as_json: bool) -> None:
-    """Measure every configured target once and store the round."""
+    """Measure every configured target once and store the round.
+
+    Exit status 2 for bad settings or target lists (nothing is stored), 3 when the database
+    cannot be opened or written (a full disk, a read-only file).
+    """
     settings = load_settings(config_file)
     plan = service.plan_round(settings)
     with open_store(db_url or settings.storage.database_url) as store:
