@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import signal
+import socket
 from pathlib import Path
 
 import click
@@ -15,7 +17,7 @@ from probe.helper.app import HelperSettings, Limits
 from probe.helper.geo import Geo, load_country_database
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
-from probe.helper.server import bind, make_server
+from probe.helper.server import HelperServer, bind, make_server
 from probe.ipinfo import load_asn_database
 
 
@@ -104,14 +106,25 @@ def serve(
     )
     logging.basicConfig(level=logging.WARNING, format="probe helper: %(message)s")
     try:
+        server = make_server(settings, tls_cert=tls_cert, tls_key=tls_key)
+    except OSError as exc:  # ssl.SSLError included
+        raise ConfigError(f"--tls-cert {tls_cert}: {exc.strerror or exc}") from None
+    try:
         sock = bind(host, port)
     except OSError as exc:
         raise ConfigError(f"--listen {listen}: {exc.strerror or exc}") from None
-    server = make_server(settings, tls_cert=tls_cert, tls_key=tls_key)
     scheme = "https" if tls_cert else "http"
     shown = f"[{host}]" if ":" in host else host
     click.echo(f"probe helper: serving on {scheme}://{shown}:{sock.getsockname()[1]}/", err=True)
-    asyncio.run(server.serve(sockets=[sock]))
+    asyncio.run(_serve_until_signalled(server, sock))
+
+
+async def _serve_until_signalled(server: HelperServer, sock: socket.socket) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, setattr, server, "should_exit", True)
+    await server.serve(sockets=[sock])
 
 
 def parse_listen(text: str) -> tuple[str, int]:

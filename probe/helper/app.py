@@ -9,25 +9,32 @@ Routes:
 - ``GET /`` — a one-line description of the service.
 
 Every error is JSON ``{"error": "…"}`` with a status that says whose fault it is: 400 for a
-malformed request or a forbidden target, 413 for a body over the limit, 503 when the helper
-is already measuring as many requests as it allows (the caller may retry), 504 when a
-measurement overran its deadline. The client's address is read only by ``whoami``, to look it
-up, and is never logged or stored.
+malformed request or a forbidden target, 408 for a body that did not arrive in time, 413 for
+a body over the limit, 503 when the helper is already measuring as many requests as it allows
+(the caller may retry), 504 when a measurement overran its deadline, and 500 ``internal
+error`` for an exception the helper did not expect — its bug, logged as one line (exception,
+message with IP addresses scrubbed, where it was raised; no traceback, no query string). The
+client's address is read only by ``whoami``, and is never logged or stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import traceback
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from typing import Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from probe import http
+from probe import failures, http
 from probe.errors import ProbeError
 from probe.helper.geo import Geo
 from probe.helper.measure import HelperConfig, measure_control
@@ -36,6 +43,8 @@ from probe.helper.wire import WireError, parse_endpoint, parse_request, response
 
 MAX_REQUEST_BYTES: Final = 64 * 1024
 """A control request is a URL, a few headers and at most 64 endpoints: far below this."""
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +56,11 @@ class Limits:
     """Control requests measured at once; more get 503 at once instead of queueing."""
     deadline_s: float = 25.0
     """Overall time for one control request (OONI's probe gives up after 30 s)."""
+    body_timeout_s: float = 10.0
+    """Time for a request's whole body to arrive once its headers have (408 beyond it)."""
+    idle_timeout_s: float = 10.0
+    """Time a connection may hold no request in progress: from accept (and TLS handshake) until
+    its request's headers are complete, and between requests on a kept-alive connection."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +78,7 @@ def create_app(settings: HelperSettings) -> Starlette:
     gate = asyncio.Semaphore(settings.limits.max_concurrency)
 
     async def control(request: Request) -> Response:
-        body = await _read_body(request, settings.limits.max_request_bytes)
+        body = await _read_body(request, settings.limits.max_request_bytes, settings.limits.body_timeout_s)
         try:
             parsed = parse_request(body)
         except WireError as exc:
@@ -107,19 +121,68 @@ def create_app(settings: HelperSettings) -> Starlette:
             Route("/whoami", whoami, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(_InternalErrors)],
     )
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 beyond *limit* bytes (declared or actual)."""
+class _InternalErrors:
+    """ASGI middleware: an exception escaping a route becomes a JSON 500 and one log line.
+
+    It sits inside starlette's ``ServerErrorMiddleware``, which would answer in plain text and
+    re-raise for the server to log with a traceback.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            # scope["path"] only: the query string may carry what the caller keeps private.
+            method, path = scope["method"], _oneline(scope["path"])
+            logger.error("internal error on %s %s: %s", method, path, _describe(exc))
+            if not started:  # otherwise the server closes the half-answered connection
+                await _error(500, "internal error")(scope, receive, send)
+
+
+def _describe(exc: Exception) -> str:
+    """``Type: message (file.py:line)``, the message scrubbed of IP addresses, on one line."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({PurePath(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    return f"{type(exc).__name__}: {_oneline(failures.scrub(str(exc)))}{where}"
+
+
+def _oneline(text: str, limit: int = 300) -> str:
+    escaped = text.encode("unicode_escape").decode("ascii")
+    return escaped if len(escaped) <= limit else escaped[:limit] + "…"
+
+
+async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+    """The request body, refused with 413 beyond *limit* bytes (declared or actual), 408 when
+    it has not all arrived within *timeout_s*."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"request body larger than {limit} bytes")
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"request body larger than {limit} bytes")
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise HTTPException(413, f"request body larger than {limit} bytes")
+    except TimeoutError:
+        raise HTTPException(408, f"the request body did not arrive within {timeout_s:g} s") from None
     return bytes(body)
 
 

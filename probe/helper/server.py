@@ -1,47 +1,164 @@
-"""Running the helper with uvicorn: the one place that knows about the HTTP server.
+"""Running the helper with hypercorn: the one place that knows about the HTTP server.
 
-The access log is off and uvicorn trusts no ``X-Forwarded-*`` header: no client address is
-written anywhere. uvicorn's own ``limit_concurrency`` bounds open connections (503 beyond it)
-on top of the application's bound on measurements in flight.
+The helper serves strangers on the open Internet, so the server must not be the weak point:
+
+- **Every connection has a deadline for its request head.** hypercorn's ``keep_alive_timeout``
+  is an idle timer that starts when a connection is accepted (after its TLS handshake, itself
+  bounded by ``ssl_handshake_timeout``), stops only when a request's headers are complete, and
+  starts again once the response is sent (``hypercorn/asyncio/tcp_server.py``: the timer is
+  started before the first read; ``protocol/h11.py`` stops it on ``h11.Request`` and restarts
+  it after the response). A connection that says nothing, half a header, or a header a byte at
+  a time (slowloris) is closed after :attr:`~.app.Limits.idle_timeout_s`; so is an idle
+  kept-alive one.
+- **No limit counts sockets.** uvicorn, which served the helper before, has neither deadline
+  (its keep-alive timer starts only after a first response) and its ``limit_concurrency``
+  counts connections, so 128 silent sockets made it answer 503 to everyone. Here the one bound
+  on concurrency is the application's: measurements in flight (:attr:`~.app.Limits.max_concurrency`,
+  503 beyond). The body's deadline, its size and the measurement's deadline are the
+  application's too (:mod:`.app`); the head is capped at :data:`MAX_HEAD_BYTES` (431).
+- ``read_timeout`` stays off: a probe sends nothing while its measurement runs (up to
+  :attr:`~.app.Limits.deadline_s`), and every phase in which a client could stall already has
+  its own deadline.
+- Nothing logs a client address: no access log, the error log goes to this module's logger
+  (exceptions are caught in the application before hypercorn would log them), and no
+  ``X-Forwarded-*`` header is trusted (hypercorn only does so behind its ProxyFix middleware,
+  which we do not use). TLS offers HTTP/1.1 only: one protocol to bound.
+
+The server is handed sockets the caller bound (:func:`bind`): the lab and the tests rely on it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import socket
+import ssl
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Final, cast
 
-import uvicorn
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config, Sockets
+from hypercorn.typing import ASGIFramework
+from hypercorn.utils import wrap_app
 
 from probe.helper.app import HelperSettings, create_app
 
-CONNECTION_FACTOR = 4
-"""Open connections allowed per measurement slot (keep-alive, whoami, refused requests)."""
-MIN_CONNECTIONS = 64
-"""uvicorn answers 503 to every request while more connections than this are open, so a
-small burst must stay under it: the application's own bound then answers the excess."""
+MAX_HEAD_BYTES: Final = 16 * 1024
+"""A request head (request line and headers) still incomplete past this is refused (431)."""
+LISTEN_BACKLOG: Final = 1024
+GRACEFUL_SHUTDOWN_S: Final = 5.0
+"""Time given to requests in flight on shutdown; idle connections are closed at once."""
+H2_MAX_STREAMS: Final = 16
+"""Streams per connection for a client that upgrades to cleartext HTTP/2 (h2c)."""
+logger = logging.getLogger(__name__)
+
+
+class _Config(Config):
+    """hypercorn's configuration, with a TLS context built (and checked) up front."""
+
+    def __init__(self, tls: ssl.SSLContext | None) -> None:
+        self._tls = tls
+
+    @property
+    def ssl_enabled(self) -> bool:
+        return self._tls is not None
+
+    def create_ssl_context(self) -> ssl.SSLContext | None:
+        return self._tls
+
+
+class HelperServer:
+    """The helper's HTTP(S) server: ``await serve(sockets=[…])`` until :attr:`should_exit`.
+
+    :attr:`started` turns true once the sockets accept connections; setting
+    :attr:`should_exit` (from any thread) starts a graceful shutdown: no new connections, idle
+    ones closed, requests in flight given :data:`GRACEFUL_SHUTDOWN_S` to finish.
+    """
+
+    def __init__(self, settings: HelperSettings, tls: ssl.SSLContext | None) -> None:
+        limits = settings.limits
+        config = _Config(tls)
+        config.accesslog = None
+        config.errorlog = logger
+        config.include_server_header = False
+        config.include_date_header = False
+        config.keep_alive_timeout = limits.idle_timeout_s
+        config.ssl_handshake_timeout = limits.idle_timeout_s
+        config.read_timeout = None
+        config.h11_max_incomplete_size = MAX_HEAD_BYTES
+        config.h2_max_concurrent_streams = H2_MAX_STREAMS
+        config.h2_max_header_list_size = MAX_HEAD_BYTES
+        config.backlog = LISTEN_BACKLOG
+        config.graceful_timeout = GRACEFUL_SHUTDOWN_S
+        self._config = config
+        # starlette types its ASGI scope loosely, hypercorn with TypedDicts: the same protocol.
+        self._app = wrap_app(cast(ASGIFramework, create_app(settings)), config.wsgi_max_body_size, "asgi")
+        self.started = False
+        self._should_exit = False
+        self._exit: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def should_exit(self) -> bool:
+        """Whether a shutdown was asked for; set it true to ask (from any thread)."""
+        return self._should_exit
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self._should_exit = value
+        loop, event = self._loop, self._exit
+        if value and loop is not None and event is not None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the server is already gone
+                loop.call_soon_threadsafe(event.set)
+
+    async def serve(self, sockets: Sequence[socket.socket]) -> None:
+        """Serve on the listening *sockets* until :attr:`should_exit`; closes them on return."""
+        listening = list(sockets)
+        tls = self._config.ssl_enabled
+        self._exit = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        if self._should_exit:  # asked before the loop was known
+            self._exit.set()
+        try:
+            await worker_serve(
+                self._app,
+                self._config,
+                sockets=Sockets(
+                    secure_sockets=listening if tls else [],
+                    insecure_sockets=[] if tls else listening,
+                    quic_sockets=[],
+                ),
+                shutdown_trigger=self._until_told_to_exit,
+            )
+        finally:
+            self._loop = None
+
+    async def _until_told_to_exit(self) -> None:
+        # hypercorn awaits its shutdown trigger once every socket is being served.
+        self.started = True
+        assert self._exit is not None
+        await self._exit.wait()
 
 
 def make_server(
     settings: HelperSettings, *, tls_cert: Path | None = None, tls_key: Path | None = None
-) -> uvicorn.Server:
-    """A uvicorn server for the helper; run it with ``await server.serve(sockets=[…])``."""
-    config = uvicorn.Config(
-        create_app(settings),
-        access_log=False,
-        proxy_headers=False,
-        server_header=False,
-        date_header=False,
-        log_config=None,
-        log_level="warning",
-        lifespan="off",
-        limit_concurrency=max(MIN_CONNECTIONS, settings.limits.max_concurrency * CONNECTION_FACTOR),
-        timeout_keep_alive=5,
-        timeout_graceful_shutdown=5,
-        h11_max_incomplete_event_size=16 * 1024,
-        ssl_certfile=str(tls_cert) if tls_cert else None,
-        ssl_keyfile=str(tls_key) if tls_key else None,
-    )
-    return uvicorn.Server(config)
+) -> HelperServer:
+    """The helper's server for *settings*; TLS with *tls_cert* (key in it unless *tls_key*).
+
+    Raises:
+        OSError: the certificate or key cannot be read or used (``ssl.SSLError`` included).
+    """
+    return HelperServer(settings, _tls_context(tls_cert, tls_key) if tls_cert is not None else None)
+
+
+def _tls_context(cert: Path, key: Path | None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(certfile=cert, keyfile=key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -55,7 +172,7 @@ def bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(1024)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except OSError:
         sock.close()

@@ -23,13 +23,13 @@ from probe.helper.app import HelperSettings, Limits
 from probe.helper.geo import Geo, load_country_database
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
-from probe.helper.server import bind, make_server
+from probe.helper.server import HelperServer, bind, make_server
 from probe.ipinfo import load_asn_database
 from probe.lab.serving import Closable, main
 
 
 class _Stopper:
-    def __init__(self, server: Any) -> None:
+    def __init__(self, server: HelperServer) -> None:
         self._server = server
 
     def close(self) -> None:

@@ -278,14 +278,15 @@ def test_whoami_answers_only_asn_and_country(tmp_path: Path, caplog: pytest.LogC
         reply = client.get(helper + "whoami")
         client_port = reply.extensions["network_stream"].get_extra_info("client_addr")[1]
         unknown = httpx.get(helper + "whoami", timeout=10).json()
-    assert reply.json() == {"probe_asn": "AS64500", "probe_cc": "PK"}
-    assert unknown == {"probe_asn": "AS64500", "probe_cc": "PK"}
+    assert reply.json() == {"probe_asn": "AS64500", "probe_cc": "PK", "probe_ip": "127.0.0.1"}
+    assert unknown == {"probe_asn": "AS64500", "probe_cc": "PK", "probe_ip": "127.0.0.1"}
     assert str(client_port) not in caplog.text  # nothing logged the client's address
 
 
 def test_whoami_unknown_network() -> None:
     with running_helper(HelperSettings()) as helper:
-        assert httpx.get(helper + "whoami", timeout=10).json() == {"probe_asn": "AS0", "probe_cc": "ZZ"}
+        reply = httpx.get(helper + "whoami", timeout=10).json()
+    assert reply == {"probe_asn": "AS0", "probe_cc": "ZZ", "probe_ip": "127.0.0.1"}
 
 
 def test_other_routes_and_methods_answer_json() -> None:
