@@ -99,13 +99,20 @@ def parse_resolver(text: str) -> ResolverSpec:
     scheme, sep, rest = value.partition("://")
     scheme, rest = (scheme.lower(), rest) if sep else ("udp", value)
     if scheme == "https":
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError as exc:  # e.g. an unclosed "[" in the authority
+            raise _bad(text, str(exc)) from None
         try:
             parts.port  # noqa: B018 -- the property validates the port
         except ValueError:
             raise _bad(text, "port must be 1-65535") from None
         if not parts.hostname:
             raise _bad(text, "a DoH URL needs a host")
+        try:
+            httpx.URL(value)  # refuse now what httpx would refuse in the middle of a measurement
+        except httpx.InvalidURL as exc:
+            raise _bad(text, str(exc)) from None
         return ResolverSpec("doh", "", 0, url=value)
     engine = _ENGINES.get(scheme)
     if engine is None:

@@ -426,6 +426,8 @@ PORT = "port must be 1-65535"
         ("https://", "a DoH URL needs a host"),
         ("https:///dns-query", "a DoH URL needs a host"),
         ("https://dns.example:99999/dns-query", PORT),
+        ("https://[::1/dns-query", "Invalid IPv6 URL"),
+        ("https://dns.example/\x01", "Invalid non-printable ASCII character in URL, '\\x01' at position 20."),
     ],
 )
 def test_parse_resolver_rejects(text: str, reason: str) -> None:
