@@ -98,7 +98,8 @@ def test_whoami(tmp_path: Path) -> None:
     geo = Geo(asn_of=lambda ip: 64500, cc_of=lambda ip: "PK")
     context = tls.make_ssl_context(alpn=())
     with running_helper(HelperSettings(geo=geo)) as helper:
-        assert asyncio.run(control.whoami(helper, timeout=5, ssl_context=context)) == ("AS64500", "PK")
+        identity = asyncio.run(control.whoami(helper, timeout=5, ssl_context=context))
+    assert identity is not None and (identity.probe_asn, identity.probe_cc) == ("AS64500", "PK")
     unreachable = f"http://127.0.0.1:{closed_port()}/"
     assert asyncio.run(control.whoami(unreachable, timeout=5, ssl_context=context)) is None
 
@@ -117,9 +118,9 @@ def test_whoami_rejects_malformed_answers(body: bytes) -> None:
     assert control.parse_whoami(body) is None
 
 
-def test_whoami_keeps_only_the_two_facts() -> None:
-    body = b'{"probe_asn": "AS64500", "probe_cc": "PK", "probe_ip": "192.0.2.1"}'
-    assert control.parse_whoami(body) == ("AS64500", "PK")
+def test_whoami_keeps_the_network_and_the_address_to_scrub() -> None:
+    body = b'{"probe_asn": "AS64500", "probe_cc": "PK", "probe_ip": "192.0.2.1", "other": 1}'
+    assert control.parse_whoami(body) == control.Identity("AS64500", "PK", probe_ip="192.0.2.1")
 
 
 @pytest.mark.parametrize(
