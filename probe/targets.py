@@ -47,7 +47,9 @@ def load_targets(path: Path | Traversable) -> list[Target]:
     """
     targets: list[Target] = []
     text = _read(path)
-    reader = csv.DictReader(io.StringIO(text), strict=True)
+    # Universal newlines: \r\n, and the \r of old Mac files, end a line as \n does (strict
+    # mode would call a lone \r malformed); strict: a stray quote is an error, not a guess.
+    reader = csv.DictReader(io.StringIO(text, newline=None), strict=True)
     try:
         if reader.fieldnames is None:
             raise ConfigError(f"{path}:1: empty file: a test list starts with a header naming a 'url' column")
@@ -72,13 +74,18 @@ def _read(path: Path | Traversable) -> str:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
+        line = _line_of(data[: exc.start].decode("utf-8", "replace"))
         raise ConfigError(f"{path}:{line}: not UTF-8 text") from None
     nul = text.find("\0")
     if nul >= 0:  # the csv module would take it, and PostgreSQL refuses it in text
-        line = text.count("\n", 0, nul) + 1
+        line = _line_of(text[:nul])
         raise ConfigError(f"{path}:{line}: a NUL character: not a text file")
     return text
+
+
+def _line_of(before: str) -> int:
+    """The line number of the character after *before*, counting lines as the reader does."""
+    return before.replace("\r\n", "\n").replace("\r", "\n").count("\n") + 1
 
 
 def _target(row: dict[str | Any, str | Any], *, where: str, n_columns: int) -> Target:

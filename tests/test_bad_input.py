@@ -206,6 +206,17 @@ def test_a_target_list_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
     assert [t.url for t in load_targets(path)] == ["http://127.0.0.1:9/"]
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"], ids=["unix", "windows", "old-mac"])
+def test_every_line_ending_loads_and_counts_lines(tmp_path: Path, newline: str) -> None:
+    path = tmp_path / "list.csv"
+    rows = [HEADER.rstrip("\n"), ROW.rstrip("\n"), 'http://127.0.0.1:9/?2,NEWS,"two\nlines"', "ftp://x/"]
+    path.write_bytes(newline.join(rows).encode())
+    with pytest.raises(ConfigError, match=r"list\.csv:5: unsupported URL scheme 'ftp'"):
+        load_targets(path)
+    path.write_bytes(newline.join(rows[:3]).encode())
+    assert [t.category_description for t in load_targets(path)] == ["News Media", "two\nlines"]
+
+
 def test_short_rows_and_many_rows_load(tmp_path: Path) -> None:
     path = tmp_path / "list.csv"
     rows = "".join(f"http://127.0.0.1:9/?n={i},NEWS\n" for i in range(50_000))
