@@ -25,6 +25,9 @@ The helper serves strangers on the open Internet, so the server must not be the 
   which we do not use). TLS offers HTTP/1.1 only: one protocol to bound.
 
 The server is handed sockets the caller bound (:func:`bind`): the lab and the tests rely on it.
+For that (and to know when it accepts) we call ``hypercorn.asyncio.run.worker_serve``, which
+``hypercorn.asyncio.serve`` wraps without its ``sockets`` argument; pyproject pins hypercorn's
+minor version for it.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from probe import dns
 from probe.helper.app import HelperSettings, Limits
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
-from probe.helper.server import bind, make_server
+from probe.helper.server import HelperServer, bind, make_server
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.http_server import http_server
 
@@ -40,7 +40,7 @@ CLOSE_MARGIN_S = 6.0
 @contextlib.contextmanager
 def serving(
     settings: HelperSettings, *, host: str = "127.0.0.1", cert: Path | None = None
-) -> Iterator[tuple[str, int, object, threading.Thread]]:
+) -> Iterator[tuple[str, int, HelperServer, threading.Thread]]:
     """Serve the helper on *host*, port 0 (TLS with *cert*); yield (host, port, server, thread)."""
     sock = bind(host, 0)
     port = sock.getsockname()[1]
@@ -253,7 +253,7 @@ def test_shutdown_finishes_the_request_in_flight(resolver: ScriptedDNSServer) ->
             async with httpx.AsyncClient(timeout=20) as client:
                 pending = asyncio.create_task(client.post(url_of(host, port), json=request))
                 await asyncio.sleep(0.5)
-                server.should_exit = True  # type: ignore[attr-defined]
+                server.should_exit = True
                 return await pending
 
         reply = asyncio.run(post_then_stop())
