@@ -7,14 +7,26 @@ planned fix: each scored measurement adds its log-likelihood ratio "blocked" (bl
 from the two states: while reachable only an onset is looked for, while blocked only an end,
 each from zero, and each crossing the threshold ``h`` (log-odds) once.
 
+Where the change was: Page's statistic is the largest log-LR of a step over the window since
+the state last changed (``S_n = max_k`` of the sum from ``k`` to ``n``), so the run behind a
+flag, from where the statistic last left zero, starts at the maximum-likelihood change point
+of a Bernoulli step between ``p0`` and ``p1`` (exactly so without gaps; after one, decayed
+evidence weighs less). With ``p1 = 1 - p0`` (the defaults) a blocked and a clean measurement
+cancel and the maximum is often shared: after a block, ``.B.B...`` is as likely to have ended
+at the first clean measurement as at the third. Ties go to the shorter block (the later
+onset, the earlier end): a flag claims no blocked time the evidence does not need. (Before
+issue 10 rounding broke ties the other way: two random failures after an end put it four
+rounds late.)
+
 Gaps: only observed measurements update the statistic (a round without a measurement for
 the series is a gap, not a zero); after a gap longer than ``gap_grace_h`` the statistic
 decays with half-life ``gap_halflife_h``, so old evidence does not combine with new.
 
 With the defaults (``p0`` 2 %, ``p1`` 98 %, ``h`` 14; each measurement then weighs ±3.9) a
 fully blocked series is flagged at its 4th blocked measurement and a recovery (``h`` 10) at
-its 3rd clean one (5th, when a random failure falls in between); 2 % random failures need four in a
-row (≈ 1.6·10⁻⁷ per round) to raise a flag. A series blocked in more than about 60 % of its
+its 3rd clean one (5th, when a random failure falls in between; 7th when two do, the price of
+not ending a block on a two-measurement leak); 2 % random failures need four in a row
+(≈ 1.6·10⁻⁷ per round) to raise a flag. A series blocked in more than about 60 % of its
 measurements is flagged (75 %: after ~7 rounds); one blocked half the time is not.
 """
 
@@ -22,6 +34,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+_TIE = 1e-9
+"""Log-LRs closer than this are equal: ``ln(p1/p0)`` and ``ln((1-p1)/(1-p0))`` cancel only up to rounding."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,13 +153,13 @@ class Detector:
             s *= 0.5 ** (gap / self._halflife)
         if not self.blocked:
             if blocked:
-                if s == 0.0 or self._run is None:
+                if self._run is None:
                     self._run = Run(t)
                 s += self._wb
                 self._run.add(t, self._wb, mechanism, confirmed)
             elif s > 0.0:
                 s += self._wc
-                if s <= 0.0:
+                if s <= _TIE:  # the start ties or loses: a later one is as likely (shorter block)
                     s, self._run = 0.0, None
                 elif self._run is not None:
                     self._run.llr += self._wc
@@ -156,12 +171,14 @@ class Detector:
             onset = self.episodes[-1][0]
             if blocked:
                 onset.add(t, self._wb, mechanism, confirmed)
-                if s > 0.0:
+                if self._run is not None:
                     s -= self._wb
-                    if s <= 0.0:
+                    if s < -_TIE:  # a new low: the block is on, an end starts after it
                         s, self._run = 0.0, None
+                    elif s <= _TIE:  # a tie: keep the earlier end (shorter block)
+                        s = 0.0
             else:
-                if s == 0.0 or self._run is None:
+                if self._run is None:
                     self._run = Run(t)
                 s -= self._wc
                 self._run.add(t, -self._wc)

@@ -28,7 +28,8 @@ class Flag:
     For ``blocking_onset`` the evidence runs from the first blocked measurement of the run
     that crossed the threshold to the last blocked measurement of the episode (the block may
     still be on); for ``blocking_end``, from the first unblocked measurement to the round
-    that confirmed the end.
+    that confirmed the end. The first measurement is the maximum-likelihood change point
+    (:mod:`measurements.cusum`), so ``first_evidence_at`` is when the block began or ended.
     """
 
     kind: str

@@ -2,42 +2,15 @@
 
 from __future__ import annotations
 
-import bisect
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from measurements.findings import Detection, Flag
-from measurements.outages import RoundBeat
 from measurements.patterns import detect
-from measurements.synthetic import NETWORKS, SOCIAL, SyntheticConfig, Truth, X, materialize, truth
+from measurements.synthetic import NETWORKS, SOCIAL, SyntheticConfig, X, materialize
+from tests.patterns.backtest import Backtest
 
 MAX_DELAY_ROUNDS = 6
-
-
-class Backtest:
-    def __init__(self, config: SyntheticConfig) -> None:
-        beats, rows, targets = materialize(config)
-        self.found: Detection = detect(beats, rows, targets)
-        self.truth: Truth = truth(config)
-        self.times: dict[str, list[datetime]] = {}
-        for b in sorted(beats, key=lambda b: b.started_at):
-            self.times.setdefault(b.probe_asn, []).append(b.started_at)
-        self.beats: list[RoundBeat] = beats
-
-    def rounds_between(self, asn: str, start: datetime, end: datetime) -> int:
-        """Rounds of *asn* that started in [start, end]."""
-        times = self.times[asn]
-        return bisect.bisect_right(times, end) - bisect.bisect_left(times, start)
-
-    def flags(self, kind: str, target: str, asn: str, near: datetime) -> list[Flag]:
-        """The *kind* flags of (target, asn) whose evidence starts within three hours of *near*."""
-        return [
-            f
-            for f in self.found.flags
-            if (f.kind, f.target, f.probe_asn) == (kind, target, asn)
-            and abs(f.first_evidence_at - near) <= timedelta(hours=3)
-        ]
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from measurements.cusum import CusumParams, Detector
@@ -57,6 +59,67 @@ def test_blocked_series_does_not_end_on_a_leak() -> None:
     d = run("B" * 10 + "." + "B" * 10 + ".." + "B" * 10)
     assert d.blocked
     assert len(d.episodes) == 1
+
+
+@pytest.mark.parametrize(
+    ("sequence", "onset_t", "end_t"),
+    [
+        # Random failures after the end: the end is the first clean measurement, not the
+        # last return of Page's statistic to zero (19 and 17 before issue 10).
+        ("....." + "B" * 10 + "..BB......", 5, 15),
+        ("....." + "B" * 10 + ".B.B......", 5, 15),
+        # A random failure two rounds before the onset is not its start (1 before issue 10).
+        (".B." + "B" * 10 + "......", 3, 13),
+        # Adjacent to the change, a random failure cannot be told from the block.
+        ("....B" + "B" * 10 + "B.....", 4, 16),
+    ],
+)
+def test_change_is_placed_at_the_most_likely_point(sequence: str, onset_t: int, end_t: int) -> None:
+    ((onset, end),) = run(sequence).episodes
+    assert end is not None
+    assert (onset.first_t, end.first_t) == (onset_t, end_t)
+
+
+def _ml_start(llrs: list[float], *, latest: bool) -> int:
+    """The k maximising ``sum(llrs[k:])``; among ties the latest (or the earliest)."""
+    best, best_k, total = -float("inf"), len(llrs), 0.0
+    for k in range(len(llrs) - 1, -1, -1):
+        total += llrs[k]
+        if total > best + 1e-9 or (not latest and total >= best - 1e-9):
+            best, best_k = max(best, total), k
+    return best_k
+
+
+@pytest.mark.parametrize(
+    "params", [CusumParams(), CusumParams(p0=0.05, p1=0.9)], ids=["default", "asymmetric"]
+)
+@pytest.mark.parametrize("seed", range(10))
+def test_estimates_are_the_maximum_likelihood_change_points(seed: int, params: CusumParams) -> None:
+    """Brute force over noisy, leaky blocks: onset and end at the argmax of the step's log-LR.
+
+    The window is everything since the detector last changed state; ties go to the shorter
+    block (the later onset, the earlier end).
+    """
+    rng = random.Random(seed)
+    blocked: list[bool] = []
+    while len(blocked) < 400:
+        rate = rng.choice((0.1, 0.9))  # 10 % noise or 10 % leaks: many ties
+        blocked += [rng.random() < rate for _ in range(rng.randint(5, 40))]
+    d = Detector(params)
+    for t, b in enumerate(blocked):
+        d.observe(t, b)
+    assert len(d.episodes) >= 3
+    wb, wc = params.w_blocked, params.w_clear
+    since = 0
+    for onset, end in d.episodes:
+        window = blocked[since : int(onset.detected_t) + 1]
+        assert onset.first_t == since + _ml_start([wb if b else wc for b in window], latest=True)
+        since = int(onset.detected_t) + 1
+        if end is None:
+            break
+        window = blocked[since : int(end.detected_t) + 1]
+        assert end.first_t == since + _ml_start([-wb if b else -wc for b in window], latest=False)
+        since = int(end.detected_t) + 1
 
 
 @pytest.mark.parametrize(
