@@ -7,7 +7,7 @@ The tree, with the exit status the ``probe`` command ends with for each::
     ├── ConfigError            a setting, resolver address, CA file or config file        2
     │   │                      that is invalid
     │   └── DatabaseURLError   a database URL that is not one, or names a database type   2
-    │                          this installation cannot open (also a StorageError)
+    │                          this installation cannot open
     ├── StorageError           the database or the data directory cannot be opened,       3
     │                          read or written: a full disk, a read-only or unwritable
     │                          file, a file that is not (or no longer) a database, a
@@ -64,14 +64,12 @@ class StorageError(ProbeError):
     exit_code = EXIT_ENVIRONMENT
 
 
-class DatabaseURLError(ConfigError, StorageError):
+class DatabaseURLError(ConfigError):
     """The database URL is not one, or names a database type or driver this installation lacks.
 
-    Bad input (exit status 2): nothing was opened, and retrying cannot help. It is a
-    :class:`StorageError` too, so that code handling "the store cannot be opened" sees it.
+    Bad input (exit status 2): nothing was opened, and retrying cannot help, so code that
+    retries a store that cannot be opened (the daemon) lets it through.
     """
-
-    exit_code = EXIT_BAD_INPUT
 
 
 class PrivilegeError(ProbeError):

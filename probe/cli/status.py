@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from probe.cli.options import config_option, db_option
-from probe.errors import StorageError
+from probe.errors import ConfigError
 
 # The store, the settings and rich load when the command runs, not for ``--help``.
 if TYPE_CHECKING:
@@ -60,14 +60,15 @@ def open_existing_store(url: str | None) -> Store:
     because of a typo in ``--db``.
 
     Raises:
-        StorageError: the SQLite file does not exist, or the store cannot be opened.
+        ConfigError: the SQLite file does not exist (a typo in --db is bad input).
+        StorageError: the store cannot be opened.
     """
     from measurements.engine import default_path
     from measurements.store import open_store
 
     path = default_path() if url is None else _sqlite_path(url)
     if path is not None and not path.exists():
-        raise StorageError(f"{path}: no database here (`probe run` or `probe daemon` creates it)")
+        raise ConfigError(f"{path}: no database here (`probe run` or `probe daemon` creates it)")
     return open_store(url)
 
 

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from measurements.store import open_store
-from probe.errors import StorageError
+from probe.errors import DatabaseURLError, StorageError
 from tests.storage.factories import make_round
 from tests.storage.workers import FORK, round_violations
 
@@ -57,23 +57,32 @@ def test_a_corrupted_schema_page(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "expected"),
+    ("url", "error", "expected"),
     [
-        ("not a url", "not a url: not a database URL (e.g. sqlite:///path or postgresql://…)"),
+        ("not a url", DatabaseURLError, "not a url: not a database URL (e.g. sqlite:///path or postgresql://…)"),
         (
             "nosuchdb://h/db",
+            DatabaseURLError,
             "nosuchdb://h/db: cannot open: unknown database type 'nosuchdb' (use sqlite or postgresql)",
         ),
-        ("sqlite:////nonexistent/m.db", "/nonexistent/m.db: cannot open: unable to open database file"),
         (
             "mysql://probe@h/m",
+            DatabaseURLError,
             "mysql://probe@h/m: cannot open: the database driver 'MySQLdb' is not installed",
+        ),
+        # SQLite says the same for a missing directory and a forbidden one: the environment.
+        (
+            "sqlite:////nonexistent/m.db",
+            StorageError,
+            "/nonexistent/m.db: cannot open: unable to open database file",
         ),
     ],
 )
-def test_bad_urls(url: str, expected: str) -> None:
-    with pytest.raises(StorageError) as err:
+def test_bad_urls(url: str, error: type[Exception], expected: str) -> None:
+    """A URL that is not one is bad input (exit 2); one that cannot be opened, the environment (3)."""
+    with pytest.raises(error) as err:
         open_store(url)
+    assert type(err.value) is error
     assert one_line(err) == expected
 
 
