@@ -23,6 +23,7 @@ def test_the_daemon_loads_neither_the_helper_server_nor_the_lab_nor_scapy() -> N
     heavy = (
         "starlette",
         "uvicorn",
+        "hypercorn",
         "scapy",
         "probe.lab",
         "probe.raw",

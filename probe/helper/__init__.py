@@ -12,5 +12,5 @@ private networks. The modules, one job each:
 - :mod:`.measure`: the measurement of one control request;
 - :mod:`.geo`: the probe's network (ASN, country) as the helper sees it, for ``whoami``;
 - :mod:`.app`: the ASGI application (starlette): routes, limits, errors;
-- :mod:`.server`: running it with uvicorn (access log off: client addresses are never logged).
+- :mod:`.server`: running it with hypercorn (access log off: client addresses are never logged).
 """

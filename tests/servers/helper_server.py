@@ -1,4 +1,4 @@
-"""Our test helper (uvicorn + the starlette app) on 127.0.0.1, port 0, in a thread of its own."""
+"""Our test helper (hypercorn + the starlette app) on 127.0.0.1, port 0, in a thread of its own."""
 
 from __future__ import annotations
 
