@@ -9,10 +9,7 @@ from pathlib import Path
 
 import click
 
-from probe import service
 from probe.cli.options import config_option, db_option
-from probe.daemon import run_daemon
-from probe.settings import load_settings
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -28,6 +25,11 @@ def daemon(config_file: Path | None, db_url: str | None) -> None:
     costs that round only, and the next one tries again. Bad settings, target lists or
     database URL: one line and exit 2 before anything runs.
     """
+    # Loaded here, not for ``--help``.
+    from probe import service
+    from probe.daemon import run_daemon
+    from probe.settings import load_settings
+
     settings = load_settings(config_file)
     plan = service.plan_round(settings)  # bad settings or target lists: exit 2 before anything runs
     setup_logging()

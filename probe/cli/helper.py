@@ -8,17 +8,14 @@ import logging
 import signal
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from probe import dns
 from probe.errors import ConfigError
-from probe.helper.app import HelperSettings, Limits
-from probe.helper.geo import Geo, load_country_database
-from probe.helper.measure import HelperConfig
-from probe.helper.policy import AddressPolicy
-from probe.helper.server import HelperServer, bind, make_server
-from probe.ipinfo import load_asn_database
+
+if TYPE_CHECKING:  # the server and the measuring code load when it serves, not for --help
+    from probe.helper.server import HelperServer
 
 
 @click.group()
@@ -79,6 +76,14 @@ def serve(
     timeout: float | None,
 ) -> None:
     """Serve control requests (POST /) and whoami (GET /whoami) until interrupted."""
+    from probe import dns
+    from probe.helper.app import HelperSettings, Limits
+    from probe.helper.geo import Geo, load_country_database
+    from probe.helper.measure import HelperConfig
+    from probe.helper.policy import AddressPolicy
+    from probe.helper.server import bind, make_server
+    from probe.ipinfo import load_asn_database
+
     host, port = parse_listen(listen)
     if tls_key is not None and tls_cert is None:
         raise ConfigError("--tls-key needs --tls-cert")

@@ -8,19 +8,15 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from measurements.store import open_store
-from measurements.summary import summary_columns
-from probe import runner, service
 from probe.cli.options import config_option, db_option
-from probe.settings import load_settings
+
+# The round's machinery, the store and rich load when the command runs, not for ``--help``.
+if TYPE_CHECKING:
+    from probe import runner, service
 
 FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
 
@@ -43,6 +39,10 @@ def run(once: bool, config_file: Path | None, db_url: str | None, as_json: bool)
     Exit status 2 for bad settings or target lists (nothing is stored), 3 when the database
     cannot be opened or written (a full disk, a read-only file).
     """
+    from measurements.store import open_store
+    from probe import service
+    from probe.settings import load_settings
+
     settings = load_settings(config_file)
     plan = service.plan_round(settings)
     with open_store(db_url or settings.storage.database_url) as store:
@@ -65,6 +65,12 @@ def run(once: bool, config_file: Path | None, db_url: str | None, as_json: bool)
 
 
 def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> service.RoundReport:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from probe import service
+
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]measuring"),
@@ -86,6 +92,8 @@ def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> se
 
 def _row(result: runner.Result) -> dict[str, Any]:
     """The summary of one target: the verdict keys and the first failure of each step."""
+    from measurements.summary import summary_columns
+
     m = result.measurement
     if m is None:
         return {"url": result.target.url, "error": result.error}
@@ -104,6 +112,10 @@ def _row(result: runner.Result) -> dict[str, Any]:
 
 
 def _print_table(rows: list[dict[str, Any]], report: service.RoundReport, database: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
     table = Table(title=f"round {report.round_id}", title_justify="left")
     for header in ("target", "verdict", "mechanism", "failure", "time"):
         table.add_column(header, overflow="fold")
@@ -120,6 +132,8 @@ def _print_table(rows: list[dict[str, Any]], report: service.RoundReport, databa
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
+    from rich.markup import escape
+
     url = escape(row["url"])
     if "error" in row:
         return url, "[red]error[/]", "", escape(str(row["error"])), ""
@@ -134,6 +148,8 @@ def _cells(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
 
 
 def _verdict(row: dict[str, Any]) -> str:
+    from rich.markup import escape
+
     blocking, accessible = row["blocking"], row["accessible"]
     if blocking not in (None, "false"):
         confirmed = f" (confirmed: {escape(row['confirmed'])})" if row["confirmed"] else ""
