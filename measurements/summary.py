@@ -98,7 +98,8 @@ def stored_row(m: Measurement) -> dict[str, Any]:
     """The ``measurements`` row of *m* (ids aside): summary columns and the OONI JSON body.
 
     The body never carries the volunteer's address: ``probe_ip`` is forced to OONI's
-    ``127.0.0.1`` marker whatever the measurement held.
+    ``127.0.0.1`` marker whatever the measurement held (every other field was scrubbed of the
+    volunteer's addresses where the measurement was made, by :mod:`probe.privacy`).
 
     Raises:
         ValueError: ``measurement_start_time`` is not in OONI's format.

@@ -45,15 +45,20 @@ _NAT64: Final = ipaddress.IPv6Network("64:ff9b::/96")
 _COMPAT: Final = ipaddress.IPv6Network("::/96")
 
 # Candidate tokens; each is parsed and compared, so only a whole, equal address is replaced.
-_IPV6: Final = (
-    r"(?<![0-9A-Fa-f:])(?:[0-9A-Fa-f]{0,4}(?::|%3[Aa])){2,7}"
-    r"(?:[0-9]{1,3}(?:\.[0-9]{1,3}){3}(?![0-9]|\.[0-9])|[0-9A-Fa-f]{1,4}(?![0-9A-Fa-f]))?"
-)
-_IPV4_DOTTED: Final = r"(?<![0-9])(?<![0-9]\.)(?:[0-9]{1,3}\.){3}[0-9]{1,3}(?![0-9]|\.[0-9])"
-_IPV4_DASHED: Final = r"(?<![0-9])(?<![0-9]-)(?:[0-9]{1,3}-){3}[0-9]{1,3}(?![0-9]|-[0-9])"
-_PATTERNS: Final = ((_IPV6, "ipv6"), (_IPV4_DOTTED, "."), (_IPV4_DASHED, "-"))
+# Bodies are large (512 KiB) and hostile: every pattern runs in linear time, and IPv6 runs are
+# only those with a colon (or a ``%``: ``%3A``), so that English words made of a-f (``face``)
+# cost no Python call. Dotted and dashed IPv4 start without a look-behind, which lets the
+# regex engine skip to digits quickly: their boundaries are checked after.
+_IPV6_RUN: Final = r"(?<![0-9A-Fa-f%.])[0-9A-Fa-f.]*+[:%][0-9A-Fa-f:%.]*"
+"""A run of the characters of IPv6 text (``%3A`` for ``:``; ``%`` before a zone), with a colon."""
+_IPV4_DOTTED: Final = r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}"
+_IPV4_DASHED: Final = r"[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}-[0-9]{1,3}"
+_PATTERNS: Final = ((_IPV6_RUN, "ipv6"), (_IPV4_DOTTED, "."), (_IPV4_DASHED, "-"))
 _STR_PATTERNS: Final = tuple((re.compile(p), kind) for p, kind in _PATTERNS)
 _BYTES_PATTERNS: Final = tuple((re.compile(p.encode("ascii")), kind) for p, kind in _PATTERNS)
+_PERCENT_COLON: Final = re.compile("%3[Aa]")
+_LONGEST_IPV6_TEXT: Final = 8 * 4 + 7 * 3 + 12
+"""Eight groups with ``%3A`` between them, or an IPv4 tail: no IPv6 text is longer."""
 
 T = TypeVar("T")
 
@@ -190,7 +195,15 @@ class _Matcher:
         mapped = [a.ipv4_mapped for a in parsed if isinstance(a, ipaddress.IPv6Address)]
         self._addresses = frozenset(a for a in [*parsed, *mapped] if a is not None and _identifying(a))
         self._v4 = frozenset(a for a in self._addresses if a.version == 4)
+        self._v4_ints = frozenset(int(a) for a in self._v4)
         self._cache: dict[str, bool] = {}
+        self._runs: dict[str, str] = {}
+        # What the text of one of ours (or of an IPv6 form of our IPv4) can end with: its low
+        # 16 bits as the last hex group, its low 32 bits as a dotted tail. A hostile page full
+        # of colon runs is then answered mostly without parsing (see _could_be_ours).
+        low32 = {int(a) & 0xFFFFFFFF for a in self._addresses}
+        self._low16 = frozenset(value & 0xFFFF for value in low32)
+        self._low32 = frozenset(low32)
 
     def __bool__(self) -> bool:
         return bool(self._addresses)
@@ -210,27 +223,63 @@ class _Matcher:
         return data if new == data else new
 
     def _replace_match(self, match: re.Match[str], *, kind: str) -> str:
-        return self._replace(match.group(0), kind)
+        if kind == "ipv6":
+            return self._replace_ipv6(match.group(0))
+        text, start, end = match.string, match.start(), match.end()
+        return self._replace(match.group(0), kind, text[max(0, start - 2) : start], text[end : end + 2])
 
     def _replace_bytes_match(self, match: re.Match[bytes], *, kind: str) -> bytes:
-        return self._replace(match.group(0).decode("ascii"), kind).encode("ascii")
-
-    def _replace(self, token: str, kind: str) -> str:
-        """``[scrubbed]`` for a token that is one of the addresses, plus what the pattern over-took."""
         if kind == "ipv6":
-            # The pattern also takes a trailing ':' ("…::1: refused"), or a leading one when a
-            # label precedes the address ("ip:2001:db8::1"): shed them until an address is left.
-            for start in (0, 1) if token.startswith(":") and not token.startswith("::") else (0,):
-                core = token[start:]
-                end = len(core)
-                while end > 0:
-                    if self._is_ours(core[:end], kind):
-                        return token[:start] + SCRUBBED + core[end:]
-                    if core[end - 1] != ":":
-                        break
-                    end -= 1
+            run = match.group(0)
+            if run.count(b":") < 2 and b"%3" not in run:  # the common case, answered without decoding
+                return run
+            return self._replace_ipv6(run.decode()).encode()
+        data, start, end = match.string, match.start(), match.end()
+        before = data[max(0, start - 2) : start].decode("latin-1")
+        after = data[end : end + 2].decode("latin-1")
+        return self._replace(match.group(0).decode("ascii"), kind, before, after).encode("ascii")
+
+    def _replace(self, token: str, kind: str, before: str, after: str) -> str:
+        """*token* with the address in it that is ours made ``[scrubbed]``; else *token*.
+
+        *before* and *after* are the (up to) two characters around the token.
+        """
+
+        # A dotted (dashed) address is whole only without a digit, or a separator and a digit,
+        # on either side: 10.0.0.1 is not in 10.0.0.12, 110.0.0.1 or 1.10.0.0.1.
+        def touches(side: str) -> bool:
+            return side[-1:].isdigit() or (side[-1:] == kind and side[:1].isdigit())
+
+        if touches(before) or after[:1].isdigit() or (after[:1] == kind and after[1:2].isdigit()):
             return token
         return SCRUBBED if self._is_ours(token, kind) else token
+
+    def _replace_ipv6(self, run: str) -> str:
+        """The run of IPv6 characters with our address, if it ends the run, scrubbed.
+
+        The run may carry more than the address: a label glued before it (``ip:2001:db8::1``,
+        ``de:`` from ``code:``), punctuation after it (``…::1: refused``, ``…::1.``), a zone
+        (``fe80::1%eth0``, ``%25eth0`` in a URL). The address is what is left, so it ends
+        where the run does, or before the zone: ``2001:db8::1`` is not in ``2001:db8::1:5``.
+        """
+        if run.count(":") < 2 and "%3" not in run:  # IPv6 text has two colons at least
+            return run
+        if run not in self._runs:
+            self._runs[run] = self._scrub_run(run)
+        return self._runs[run]
+
+    def _scrub_run(self, run: str) -> str:
+        ends = [len(run)]
+        while ends[-1] > 0 and run[ends[-1] - 1] in ".:":
+            ends.append(ends[-1] - 1)
+        ends += [m.start() for m in re.finditer("%(?!3[Aa])", run)]
+        for end in ends:
+            core = run[:end]
+            starts = [0, *(i + 1 for i, char in enumerate(core) if char == ":")]
+            for start in starts:
+                if end - start <= _LONGEST_IPV6_TEXT and self._is_ours(core[start:], "ipv6"):
+                    return run[:start] + SCRUBBED + run[end:]
+        return run
 
     def _is_ours(self, token: str, kind: str) -> bool:
         key = kind + token
@@ -240,17 +289,34 @@ class _Matcher:
 
     def _lookup(self, token: str, kind: str) -> bool:
         if kind != "ipv6":
-            octets = token.split(kind)
-            if any(int(o) > 255 for o in octets):
-                return False
-            return ipaddress.IPv4Address(".".join(str(int(o)) for o in octets)) in self._v4
+            a, b, c, d = (int(octet) for octet in token.split(kind))  # decimal, leading zeros too
+            return max(a, b, c, d) <= 255 and (a << 24 | b << 16 | c << 8 | d) in self._v4_ints
+        token = _PERCENT_COLON.sub(":", token)
+        if not self._could_be_ours(token):
+            return False
         try:
-            address = ipaddress.IPv6Address(re.sub("%3[Aa]", ":", token))
+            address = ipaddress.IPv6Address(token)
         except ValueError:
             return False
         if address in self._addresses:
             return True
         return bool(self._v4) and any(v4 in self._v4 for v4 in _embedded_ipv4(address))
+
+    def _could_be_ours(self, token: str) -> bool:
+        """A quick necessary test: the last group (or dotted tail) of *token* matches ours."""
+        if self._v4 and token[:5].lower() in ("2002:", "2001:"):
+            return True  # 6to4 and Teredo carry the IPv4 address in the middle
+        tail = token.rpartition(":")[2]
+        try:
+            if "." in tail:
+                octets = [int(o) for o in tail.split(".")]
+                return (
+                    len(octets) == 4
+                    and sum(o << s for o, s in zip(octets, (24, 16, 8, 0), strict=True)) in self._low32
+                )
+            return int(tail or "0", 16) in self._low16
+        except ValueError:
+            return False
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> Iterable[ipaddress.IPv4Address]:

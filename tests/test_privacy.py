@@ -60,6 +60,8 @@ BOTH = (OURS, OURS_V6)
         ("ip=2001%3Adb8%3A1%3A%3A5&x=1", "ip=[scrubbed]&x=1"),
         ("ip:2001:db8:1::5 x", "ip:[scrubbed] x"),
         ("dial 2001:db8:1::5: refused", "dial [scrubbed]: refused"),
+        ("Source:2001:db8:1::5 code:2001:db8:1::5", "Source:[scrubbed] code:[scrubbed]"),
+        ("2001:db8:1::5%eth0 http://[2001:db8:1::5%25eth0]/", "[scrubbed]%eth0 http://[[scrubbed]%25eth0]/"),
         ("2001:db8:1::50 2001:db8:1::5:1 2001:db8:11::5", "2001:db8:1::50 2001:db8:1::5:1 2001:db8:11::5"),
         # IPv6 forms that carry our IPv4 address.
         (
