@@ -93,6 +93,10 @@ def test_summary_lines_do_not_wrap(
         (["http://127.0.0.1:9/", "--timeout", "soon"], "'--timeout'"),
         (["http://127.0.0.1:9/", "--timeout", "0"], "'--timeout'"),
         (["http://127.0.0.1:9/", "--timeout", "-1"], "'--timeout'"),
+        (["http://127.0.0.1:9/", "--control", "http://[::1/"], "--control: expected an http(s):// URL"),
+        (["http://127.0.0.1:9/", "--control", "ftp://127.0.0.1/"], "unsupported URL scheme 'ftp'"),
+        (["http://127.0.0.1:9/", "--control", "notaurl"], "unsupported URL scheme ''"),
+        (["http://127.0.0.1:9/", "--control", "http://a\x01b/"], "with control characters"),
     ],
     ids=[
         "malformed-url",
@@ -106,6 +110,10 @@ def test_summary_lines_do_not_wrap(
         "timeout-text",
         "timeout-zero",
         "timeout-negative",
+        "control-unclosed-bracket",
+        "control-ftp",
+        "control-not-a-url",
+        "control-control-character",
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
-from rich.markup import escape
 
-from probe import dns, webconnectivity
-from probe.model import HTTPTransaction, Measurement
-from probe.serialize import to_json
+# The steps and rich load when a measurement runs, not for ``--help``.
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from probe import webconnectivity
+    from probe.model import HTTPTransaction, Measurement
 
 NO_CONTROL = "none"
 
@@ -62,6 +64,11 @@ def measure(
 
     Exits 0 whatever it finds.
     """
+    from rich.console import Console
+
+    from probe import dns, webconnectivity
+    from probe.serialize import to_json
+
     config = _base_config(config_file)
     changes: dict[str, object] = {}
     if resolvers:
@@ -86,6 +93,8 @@ def measure(
 
 def _base_config(path: Path | None) -> webconnectivity.MeasureConfig:
     """The settings file's configuration, or the defaults (no extra resolver, no control)."""
+    from probe import webconnectivity
+
     if path is None:
         return webconnectivity.MeasureConfig()
     from probe.service import measure_config  # imports storage: only when a file is given
@@ -95,13 +104,22 @@ def _base_config(path: Path | None) -> webconnectivity.MeasureConfig:
 
 
 def _control_url(text: str) -> str:
-    if not text.startswith(("http://", "https://")):
-        raise click.BadParameter(f"{text!r}: expected an http(s):// URL or 'none'", param_hint="--control")
+    """*text* if it is an http(s) URL with a valid host (as ``control.url`` in settings)."""
+    from probe.errors import TargetError
+    from probe.http import split_url
+
+    try:
+        split_url(text)
+    except TargetError as exc:
+        message = f"expected an http(s):// URL or 'none': {exc}"
+        raise click.BadParameter(message, param_hint="--control") from None
     return text
 
 
 def render_summary(m: Measurement, console: Console) -> None:
     """One line per step; failures in red."""
+    from rich.markup import escape
+
     keys = m.test_keys
     console.print(f"[bold]{escape(m.input)}[/]  ({m.test_runtime:.2f} s, {m.probe_asn} {m.probe_cc})")
     for q in keys.queries:
@@ -133,6 +151,8 @@ def render_summary(m: Measurement, console: Console) -> None:
 def _line(
     console: Console, step: str, what: str, failure: str | None, ok: str, elapsed: float, note: str = ""
 ) -> None:
+    from rich.markup import escape
+
     outcome = f"[bold red]✗ {escape(failure)}[/]" if failure else f"[green]{escape(ok)}[/]"
     note = f"  [dim]{escape(note)}[/]" if note else ""
     console.print(f"  {step:<4} {escape(what)}  → {outcome}  [dim]{elapsed * 1000:.0f} ms[/]{note}")
