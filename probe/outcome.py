@@ -1,0 +1,133 @@
+"""The outcome for people: one answer per measurement, derived here and nowhere else.
+
+OONI's keys (``blocking``, ``accessible``, …) stay exactly OONI's for analysts, and
+``mechanism`` says how; but a person reading a table, a status line or a report needs one
+answer, and it must never contradict the evidence (a confirmed blockpage is not "reachable",
+an NXDOMAIN the control did not get is not "reachable", a network shut down is not
+"reachable"). :func:`outcome_of` maps the stored keys to that answer, first rule first:
+
+=====  ============================================  ==========================  =============================
+ rule  when                                          outcome                     people read
+=====  ============================================  ==========================  =============================
+ 1     nothing was measured (no mechanism)           ``no_verdict.not_measured`` no verdict (not measured)
+ 2     a censorship fingerprint matched              ``blocked.confirmed``       blocked (confirmed: NAME)
+       (``x_confirmed`` names it)
+ 3     mechanism ``server.block`` (a CDN challenge,  ``server.refusal``          refused by the site (not
+       a geo-block page served by the site)                                      censorship)
+ 4     the round's heartbeat says the network was    ``shutdown``                network shut down
+       down (no TCP connect succeeded anywhere)
+ 5     ``blocking`` is ``dns``, ``tcp_ip``,          ``blocked.anomaly``         blocked (anomaly)
+       ``http-failure`` or ``http-diff``, or the
+       mechanism is a blocking artefact
+       (``dns.blockpage``, ``http.blockpage``,
+       ``http.redirect``) without a censorship
+       fingerprint
+ 6     no control was configured                     ``no_verdict.no_control``   no verdict (no control)
+ 7     the control failed (unreachable, an error,    ``no_verdict.control``      no verdict (control failed)
+       an invalid answer)
+ 8     ``blocking`` false, ``accessible`` true       ``reachable``               reachable
+ 9     ``blocking`` false, ``accessible`` false      ``down``                    site down
+       (the control failed the same way)
+ 10    anything else (``blocking`` null with a       ``no_verdict.undecided``    no verdict (undecided)
+       control that answered)
+=====  ============================================  ==========================  =============================
+
+Rule 2 before rule 4: a blockpage is proof the network carried it. Rule 5 before rules 6-7:
+OONI decides DNS anomalies without a complete control (and a blockpage is proof on its own).
+Pure: no I/O, no network imports, so the data side (``measurements``) uses it too.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Final
+
+
+class Outcome(enum.StrEnum):
+    """The closed vocabulary of outcomes; the value is what CSV and ``--json`` carry."""
+
+    BLOCKED_CONFIRMED = "blocked.confirmed"
+    BLOCKED_ANOMALY = "blocked.anomaly"
+    REACHABLE = "reachable"
+    DOWN = "down"
+    SERVER_REFUSAL = "server.refusal"
+    SHUTDOWN = "shutdown"
+    NO_VERDICT_NO_CONTROL = "no_verdict.no_control"
+    NO_VERDICT_CONTROL = "no_verdict.control"
+    NO_VERDICT_NOT_MEASURED = "no_verdict.not_measured"
+    NO_VERDICT_UNDECIDED = "no_verdict.undecided"
+
+    @property
+    def is_blocked(self) -> bool:
+        """Blocked, confirmed or as an anomaly (what "failing targets" lists first)."""
+        return self in (Outcome.BLOCKED_CONFIRMED, Outcome.BLOCKED_ANOMALY)
+
+
+LABELS: Final[dict[Outcome, str]] = {
+    Outcome.BLOCKED_CONFIRMED: "blocked (confirmed)",
+    Outcome.BLOCKED_ANOMALY: "blocked (anomaly)",
+    Outcome.REACHABLE: "reachable",
+    Outcome.DOWN: "site down",
+    Outcome.SERVER_REFUSAL: "refused by the site (not censorship)",
+    Outcome.SHUTDOWN: "network shut down",
+    Outcome.NO_VERDICT_NO_CONTROL: "no verdict (no control)",
+    Outcome.NO_VERDICT_CONTROL: "no verdict (control failed)",
+    Outcome.NO_VERDICT_NOT_MEASURED: "no verdict (not measured)",
+    Outcome.NO_VERDICT_UNDECIDED: "no verdict (undecided)",
+}
+"""What a person reads for each outcome."""
+
+ANOMALY_BLOCKING: Final = frozenset({"dns", "tcp_ip", "http-failure", "http-diff"})
+"""OONI ``blocking`` values that say the probe saw what the control did not."""
+ARTEFACT_MECHANISMS: Final = frozenset({"dns.blockpage", "http.blockpage", "http.redirect"})
+"""Mechanisms that name something the censor served: blocking even without a diff."""
+SERVER_BLOCK: Final = "server.block"
+CONTROL_NOT_CONFIGURED: Final = "control_not_configured"
+"""``control_failure`` when no control was configured (the probe's, not OONI's)."""
+
+
+def outcome_of(
+    *,
+    blocking: str | bool | None,
+    accessible: bool | None,
+    mechanism: str | None,
+    confirmed: str | None,
+    control_failure: str | None,
+    network_up: bool | None = None,
+) -> Outcome:
+    """The outcome of one measurement (see the module's table).
+
+    Args:
+        blocking: OONI's ``blocking`` (``False`` or ``"false"``, a string, or ``None``).
+        accessible: OONI's ``accessible``.
+        mechanism: reachprobe's mechanism label (``None``: nothing was measured).
+        confirmed: the censorship fingerprint's name, when one matched.
+        control_failure: the measurement's ``control_failure``.
+        network_up: the round's heartbeat: ``False`` when no TCP connect succeeded in the
+            whole round; ``None`` when unknown.
+    """
+    if mechanism is None:
+        return Outcome.NO_VERDICT_NOT_MEASURED
+    if confirmed:
+        return Outcome.BLOCKED_CONFIRMED
+    if mechanism == SERVER_BLOCK:
+        return Outcome.SERVER_REFUSAL
+    if network_up is False:
+        return Outcome.SHUTDOWN
+    verdict = "false" if blocking is False else blocking
+    if verdict in ANOMALY_BLOCKING or mechanism in ARTEFACT_MECHANISMS:
+        return Outcome.BLOCKED_ANOMALY
+    if control_failure == CONTROL_NOT_CONFIGURED:
+        return Outcome.NO_VERDICT_NO_CONTROL
+    if control_failure is not None:
+        return Outcome.NO_VERDICT_CONTROL
+    if verdict == "false":
+        return Outcome.REACHABLE if accessible else Outcome.DOWN
+    return Outcome.NO_VERDICT_UNDECIDED
+
+
+def describe(outcome: Outcome, *, confirmed: str | None = None) -> str:
+    """What a person reads: the label, with the fingerprint's name for a confirmed block."""
+    if outcome is Outcome.BLOCKED_CONFIRMED and confirmed:
+        return f"blocked (confirmed: {confirmed})"
+    return LABELS[outcome]
