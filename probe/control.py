@@ -8,6 +8,24 @@ other than 200), or ``json_parse_error`` (the body is not a valid control respon
 larger than :data:`MAX_RESPONSE_BYTES` once decoded: a compression bomb is inflated only that
 far, by :mod:`probe.bodies`). A broken or hostile helper never raises here.
 
+How long the probe waits, and how many requests it sends at once, so that no verdict is lost
+to the wait (issue 10):
+
+- the helper's budget for one request is :func:`probe.helper.measure.control_budget` of the
+  step timeouts, the one definition both sides use. The probe sends it in
+  :data:`~probe.helper.measure.BUDGET_HEADER` (our helper then measures within it and answers,
+  whatever its own step timeouts) and waits :func:`answer_wait` for the answer: the budget
+  plus :data:`~probe.helper.measure.ANSWER_MARGIN_S`;
+- at most *max_in_flight* control requests to one helper are in flight at once from this
+  process (per event loop: a round), the others wait their turn in order (FIFO), at most one
+  wait long: our helper answers 503 beyond its ``max_concurrency`` (32, the default here too),
+  and a 503 is a lost verdict. A queued request gets its turn within one budget when at most
+  twice *max_in_flight* measurements are in progress (the round's ``max_open``, 64 by
+  default). Bounding beats retrying: no request is wasted, turns are fair, and a helper that
+  cannot be reached costs a round no more than before;
+- a 503 that comes anyway (other probes share the helper) is retried after a short pause while
+  the wait lasts, with what is left of it as the budget.
+
 :func:`whoami` asks our helper which network (ASN, country) it sees the probe in, so that the
 measurement can carry ``probe_asn``/``probe_cc``, and the address it sees the probe at
 (``probe_ip``, as OONI's probe services name it). That address is held in memory only, to
@@ -19,8 +37,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import random
 import re
 import ssl
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
@@ -28,6 +48,7 @@ from typing import Final
 import httpx
 
 from probe import SOFTWARE_NAME, __version__, bodies, failures, http
+from probe.helper.measure import ANSWER_MARGIN_S, BUDGET_HEADER, control_budget
 from probe.helper.wire import MAX_ENDPOINTS, WireError, parse_response, request_json
 from probe.ipinfo import IPNetwork, is_bogon
 from probe.model import ControlRequest, ControlResponse
@@ -38,7 +59,26 @@ CONTROL_NOT_CONFIGURED: Final = "control_not_configured"
 JSON_PARSE_ERROR: Final = "json_parse_error"
 MAX_RESPONSE_BYTES: Final = 1024 * 1024
 USER_AGENT: Final = f"{SOFTWARE_NAME}/{__version__}"
+MAX_IN_FLIGHT: Final = 32
+"""Control requests to one helper in flight at once: our helper's default ``max_concurrency``."""
+RETRY_PAUSE_S: Final = (0.2, 0.6)
+"""The pause before a 503 is retried: random in this range, so that waiting probes spread out."""
 _ASN: Final = re.compile(r"AS[0-9]{1,10}")
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], asyncio.Semaphore]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def answer_wait(*, dns_timeout: float, tcp_timeout: float, tls_timeout: float, http_timeout: float) -> float:
+    """How long the probe waits for the control's answer when it measures with these step
+    timeouts: the helper's budget for them (:func:`probe.helper.measure.control_budget`) plus
+    :data:`~probe.helper.measure.ANSWER_MARGIN_S`. 27 s with the defaults (4, 10, 10, 10)."""
+    budget = control_budget(
+        dns_timeout=dns_timeout, tcp_timeout=tcp_timeout, tls_timeout=tls_timeout, http_timeout=http_timeout
+    )
+    return budget + ANSWER_MARGIN_S
+
+
 _CC: Final = re.compile(r"[A-Z]{2}")
 
 
@@ -72,8 +112,10 @@ class Session:
         ssl_context: ssl.SSLContext | None,
         public_networks: tuple[IPNetwork, ...] = (),
         ask_whoami: bool = True,
+        max_in_flight: int | None = MAX_IN_FLIGHT,
     ) -> None:
         self._helper, self._url, self._port, self._timeout = helper_url, url, port, timeout
+        self._max_in_flight = max_in_flight
         self._context, self._public = ssl_context, public_networks
         self._call: asyncio.Task[tuple[ControlResponse | None, str | None]] | None = None
         self._whoami: asyncio.Task[Identity | None] | None = None
@@ -88,7 +130,13 @@ class Session:
         endpoints = [ip for ip in addresses if not is_bogon(ip, public=self._public)]
         request = build_request(self._url, endpoints, port=self._port)
         self._call = asyncio.create_task(
-            call(self._helper, request, timeout=self._timeout, ssl_context=self._context)
+            call(
+                self._helper,
+                request,
+                timeout=self._timeout,
+                ssl_context=self._context,
+                max_in_flight=self._max_in_flight,
+            )
         )
 
     async def result(self) -> tuple[ControlResponse | None, str | None]:
@@ -117,19 +165,64 @@ def build_request(url: str, addresses: Iterable[str], *, port: int) -> ControlRe
 
 
 async def call(
-    helper_url: str, request: ControlRequest, *, timeout: float, ssl_context: ssl.SSLContext
+    helper_url: str,
+    request: ControlRequest,
+    *,
+    timeout: float,
+    ssl_context: ssl.SSLContext,
+    max_in_flight: int | None = None,
 ) -> tuple[ControlResponse | None, str | None]:
     """Send *request* to the helper at *helper_url*; give up after *timeout* seconds.
+
+    *timeout* is the wait (:func:`answer_wait`); the helper is asked to answer within it less
+    :data:`~probe.helper.measure.ANSWER_MARGIN_S`. With *max_in_flight*, the request first
+    waits its turn among this event loop's requests to the same helper (at most *timeout*);
+    a 503 is retried while the wait lasts (see the module docstring).
 
     *ssl_context* is given to httpx, which sets its ALPN list to ``http/1.1``: share it only
     with other httpx users (:attr:`probe.tls.ClientContexts.httpx`).
 
     Returns:
-        ``(response, None)``, or ``(None, control_failure)``.
+        ``(response, None)``, or ``(None, control_failure)``: ``generic_timeout_error`` when
+        no turn came within *timeout*.
     """
-    status, body, failure = await _exchange(
-        "POST", helper_url, content=request_json(request), timeout=timeout, ssl_context=ssl_context
-    )
+    if max_in_flight is None:
+        return await _call(helper_url, request, timeout=timeout, ssl_context=ssl_context)
+    gate = _gate(helper_url, max_in_flight)
+    try:
+        async with asyncio.timeout(timeout):
+            await gate.acquire()
+    except TimeoutError:
+        return None, failures.GENERIC_TIMEOUT
+    try:
+        return await _call(helper_url, request, timeout=timeout, ssl_context=ssl_context)
+    finally:
+        gate.release()
+
+
+def _gate(helper_url: str, max_in_flight: int) -> asyncio.Semaphore:
+    """The turns to *helper_url* in this event loop (a round runs in one), shared by its calls."""
+    gates = _GATES.setdefault(asyncio.get_running_loop(), {})
+    return gates.setdefault((helper_url, max_in_flight), asyncio.Semaphore(max_in_flight))
+
+
+async def _call(
+    helper_url: str, request: ControlRequest, *, timeout: float, ssl_context: ssl.SSLContext
+) -> tuple[ControlResponse | None, str | None]:
+    """One control request, 503 retried, all within *timeout*."""
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + timeout
+    content = request_json(request)
+    while True:
+        left = ends - loop.time()
+        budget = {BUDGET_HEADER: f"{max(0.0, left - ANSWER_MARGIN_S):.3f}"}
+        status, body, failure = await _exchange(
+            "POST", helper_url, content=content, timeout=left, ssl_context=ssl_context, extra=budget
+        )
+        pause = random.uniform(*RETRY_PAUSE_S)
+        if status != 503 or ends - loop.time() - pause <= ANSWER_MARGIN_S:
+            break
+        await asyncio.sleep(pause)
     if failure is not None:
         return None, failure
     if status != 200:
@@ -184,13 +277,20 @@ def _is_ip(text: str) -> bool:
 
 
 async def _exchange(
-    method: str, url: str, *, content: bytes | None, timeout: float, ssl_context: ssl.SSLContext
+    method: str,
+    url: str,
+    *,
+    content: bytes | None,
+    timeout: float,
+    ssl_context: ssl.SSLContext,
+    extra: dict[str, str] | None = None,
 ) -> tuple[int, bytes, str | None]:
     """One request with an overall deadline and a bounded body: ``(status, body, failure)``."""
     headers = {
         "User-Agent": USER_AGENT,
         "Accept": "application/json",
         "Accept-Encoding": bodies.ACCEPT_ENCODING,
+        **(extra or {}),
     }
     if content is not None:
         headers["Content-Type"] = "application/json"

@@ -45,6 +45,7 @@ def measure_config(settings: Settings) -> webconnectivity.MeasureConfig:
         http_timeout=m.http_timeout,
         allow_loopback=m.allow_loopback,
         control_url=settings.control.url,
+        control_max_in_flight=settings.control.max_in_flight,
         public_networks=settings.network.public_networks,
         asn_of=load_asn_database(settings.network.asn_database),
         fingerprints=load_fingerprints(settings.network.fingerprints)
@@ -153,7 +154,7 @@ async def identify(config: webconnectivity.MeasureConfig) -> webconnectivity.Mea
         return config
     found = await control.whoami(
         config.control_url,
-        timeout=min(config.control_timeout, WHOAMI_TIMEOUT),
+        timeout=min(webconnectivity.control_wait(config), WHOAMI_TIMEOUT),
         ssl_context=tls.client_contexts(config.ca_file).httpx,
     )
     if found is None:

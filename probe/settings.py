@@ -12,7 +12,7 @@ The file (all sections and keys optional; ``config/settings.toml`` documents eac
     [schedule]  interval_minutes, jitter_minutes
     [measure]   concurrency, max_open, stall_after, dns_timeout, tcp_timeout, tls_timeout,
                 http_timeout, resolvers, use_system_resolver, ca_file, allow_loopback
-    [control]   url
+    [control]   url, max_in_flight
     [targets]   lists
     [storage]   database_url, retention_days
     [network]   asn_database, public_networks, fingerprints
@@ -127,6 +127,11 @@ class Measure(_Section):
 class Control(_Section):
     url: str | None = None
     """Test-helper base URL; ``None`` measures without a control (verdicts stay null)."""
+    max_in_flight: StrictInt = Field(default=32, ge=1, le=1024)
+    """Control requests in flight at once per round (:data:`probe.control.MAX_IN_FLIGHT`): at
+    most the helper's ``max_concurrency`` (32 for ours by default), which answers 503 beyond
+    it. Every request gets its turn within its wait while ``measure.max_open`` is at most
+    twice this."""
 
     @field_validator("url")
     @classmethod

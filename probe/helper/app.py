@@ -11,7 +11,8 @@ Routes:
 Every error is JSON ``{"error": "…"}`` with a status that says whose fault it is: 400 for a
 malformed request or a forbidden target, 408 for a body that did not arrive in time, 413 for
 a body over the limit, 503 when the helper is already measuring as many requests as it allows
-(the caller may retry), 504 when a measurement overran its deadline, and 500 ``internal
+(the caller may retry), 504 when a measurement overran its deadline (a backstop: the
+measurement itself ends within its budget and is answered, see :func:`budget_of`), and 500 ``internal
 error`` for an exception the helper did not expect — its bug, logged as one line (exception,
 message with IP addresses scrubbed, where it was raised; no traceback, no query string). The
 client's address is read only by ``whoami``, and is never logged or stored.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import traceback
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -37,12 +39,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from probe import failures, http
 from probe.errors import ProbeError
 from probe.helper.geo import Geo
-from probe.helper.measure import HelperConfig, measure_control
+from probe.helper.measure import BUDGET_HEADER, HelperConfig, measure_control
 from probe.helper.policy import AddressPolicy
 from probe.helper.wire import WireError, parse_endpoint, parse_request, response_json
 
 MAX_REQUEST_BYTES: Final = 64 * 1024
 """A control request is a URL, a few headers and at most 64 endpoints: far below this."""
+DEADLINE_GRACE_S: Final = 1.0
+"""How long past its budget a measurement may run (closing sockets) before the answer is 504."""
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +59,8 @@ class Limits:
     max_concurrency: int = 32
     """Control requests measured at once; more get 503 at once instead of queueing."""
     deadline_s: float = 25.0
-    """Overall time for one control request (OONI's probe gives up after 30 s)."""
+    """The most time one control request may take (OONI's probe gives up after 30 s): the cap
+    on its budget (:func:`budget_of`), whatever the caller asks for."""
     body_timeout_s: float = 10.0
     """Time for a request's whole body to arrive once its headers have (408 beyond it)."""
     idle_timeout_s: float = 10.0
@@ -88,12 +93,15 @@ def create_app(settings: HelperSettings) -> Starlette:
             return _error(400, refusal)
         if gate.locked():
             return _error(503, "busy: too many control requests in flight", {"Retry-After": "1"})
+        budget = budget_of(request.headers.get(BUDGET_HEADER), settings)
         async with gate:
             try:
-                async with asyncio.timeout(settings.limits.deadline_s):
-                    result = await measure_control(parsed, config=settings.config, policy=settings.policy)
+                async with asyncio.timeout(budget + DEADLINE_GRACE_S):
+                    result = await measure_control(
+                        parsed, config=settings.config, policy=settings.policy, budget_s=budget
+                    )
             except TimeoutError:
-                return _error(504, f"the measurement took longer than {settings.limits.deadline_s:g} s")
+                return _error(504, f"the measurement took longer than {budget:g} s")
         return Response(response_json(result), media_type="application/json")
 
     async def whoami(request: Request) -> Response:
@@ -154,6 +162,24 @@ class _InternalErrors:
             logger.error("internal error on %s %s: %s", method, path, _describe(exc))
             if not started:  # otherwise the server closes the half-answered connection
                 await _error(500, "internal error")(scope, receive, send)
+
+
+def budget_of(asked: str | None, settings: HelperSettings) -> float:
+    """The seconds one control request may take: what the probe asked for in its
+    :data:`~probe.helper.measure.BUDGET_HEADER` (*asked*), else the budget of the configured
+    step timeouts, never more than :attr:`Limits.deadline_s`.
+
+    A value that is not a finite, non-negative number is ignored (a stranger's header).
+    """
+    wanted = settings.config.budget_s
+    if asked is not None:
+        try:
+            value = float(asked)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value) and value >= 0:
+            wanted = value
+    return min(wanted, settings.limits.deadline_s)
 
 
 def _describe(exc: Exception) -> str:

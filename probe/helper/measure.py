@@ -10,6 +10,13 @@ DNS failures use the legacy helper's names (``oohelperd/dns.go`` ``dnsMapFailure
 NXDOMAIN is ``dns_name_error``; NOERROR without addresses is no failure and ``addrs: []``;
 refused, misbehaving, temporary and non-recoverable failures (and SERVFAIL) are
 ``dns_server_failure``; anything else ``unknown_error``.
+
+The time a request may take is one number both sides know, :func:`control_budget`: the
+helper measures within it (every step's timeout is clipped to what is left of it, so a step
+still running when it ends is recorded as ``generic_timeout_error``, like any timeout, and the
+answer is still given), and the probe waits that long plus :data:`ANSWER_MARGIN_S` for the
+answer. The probe tells our helper its budget in :data:`BUDGET_HEADER` (a helper that does not
+know the header, such as OONI's, ignores it; the wire format itself is OONI's, unchanged).
 """
 
 from __future__ import annotations
@@ -47,6 +54,11 @@ DNS_BOGON_ERROR: Final = "dns_bogon_error"
 FORWARDED_HEADERS: Final = frozenset({"user-agent", "accept", "accept-language"})
 """The probe's request headers the helper repeats (as oohelperd); nothing else is forwarded."""
 MAX_FETCH_ATTEMPTS: Final = 3
+BUDGET_HEADER: Final = "X-Reachprobe-Budget"
+"""Request header: the seconds within which the probe wants its answer (a decimal number)."""
+ANSWER_MARGIN_S: Final = 3.0
+"""What the probe adds to the budget for the exchange with the helper itself (connect, TLS,
+upload, queueing in the server, the answer's download): generous on any working path."""
 FLAG_PROBE, FLAG_HELPER, FLAG_BOGON, FLAG_VALID = 1, 2, 4, 8
 
 _SERVER_FAILURES: Final = frozenset(
@@ -76,6 +88,45 @@ class HelperConfig:
     max_endpoints: int = 16
     asn_of: AsnLookup = no_asn
 
+    @property
+    def budget_s(self) -> float:
+        """The time one request takes at most with these step timeouts (:func:`control_budget`)."""
+        return control_budget(
+            dns_timeout=self.dns_timeout,
+            tcp_timeout=self.tcp_timeout,
+            tls_timeout=self.tls_timeout,
+            http_timeout=self.http_timeout,
+        )
+
+
+def control_budget(
+    *, dns_timeout: float, tcp_timeout: float, tls_timeout: float, http_timeout: float
+) -> float:
+    """The seconds a helper needs for one control request measured with these step timeouts.
+
+    One hop with every step at its limit: DNS, then the connects (TCP, then TLS) beside the
+    fetch (whose own connect, handshake and response share ``http_timeout``). A site that
+    accepts and never answers costs the helper ``http_timeout`` (after DNS); one that drops
+    the connect ``tcp_timeout``. What goes beyond one hop (redirects, a second address to
+    fetch from) is cut there and recorded as ``generic_timeout_error``. 24 s with the default
+    timeouts (4, 10, 10, 10), within OONI's probe's 30 s wait.
+
+    This is the one place the budget is defined: the helper measures within it, the probe
+    waits for it (plus :data:`ANSWER_MARGIN_S`, :func:`probe.control.answer_wait`).
+    """
+    return dns_timeout + max(tcp_timeout + tls_timeout, http_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class _Deadline:
+    """When the helper's budget for one request ends (event-loop time)."""
+
+    at: float
+
+    def clip(self, timeout: float) -> float:
+        """*timeout*, or what is left of the budget if that is less (0 once it has ended)."""
+        return max(0.0, min(timeout, self.at - asyncio.get_running_loop().time()))
+
 
 @dataclass(frozen=True, slots=True)
 class _Lookup:
@@ -85,27 +136,34 @@ class _Lookup:
 
 
 async def measure_control(
-    request: ControlRequest, *, config: HelperConfig, policy: AddressPolicy
+    request: ControlRequest, *, config: HelperConfig, policy: AddressPolicy, budget_s: float | None = None
 ) -> ControlResponse:
-    """Measure *request* (already validated, its endpoints allowed by *policy*).
+    """Measure *request* (already validated, its endpoints allowed by *policy*) within *budget_s*.
+
+    Every step's timeout is clipped to what is left of *budget_s* (default: the configured
+    steps' own budget, :attr:`HelperConfig.budget_s`), so the answer comes within it.
 
     Returns:
-        The control response; what the network did is in its failure fields.
+        The control response; what the network did is in its failure fields (a step the
+        budget cut short: ``generic_timeout_error``).
 
     Raises:
         ConfigError: the configured CA file cannot be read.
     """
     clock = relative_clock()
+    deadline = _Deadline(
+        asyncio.get_running_loop().time() + (config.budget_s if budget_s is None else budget_s)
+    )
     scheme, host, port = http.split_url(request.http_request)
-    lookup = await _resolve(host, config, clock)
+    lookup = await _resolve(host, config, clock, deadline)
     own = [ip for ip in lookup.addresses if policy.is_allowed(ip)]
     endpoints = list(dict.fromkeys([*request.tcp_connect, *(tcp.endpoint(ip, port) for ip in own)]))
     endpoints = endpoints[: config.max_endpoints]
     context = tls.client_contexts(config.ca_file).handshake
     headers = _forwarded(request.http_request_headers)
     connects, fetched = await asyncio.gather(
-        asyncio.gather(*(_connect(ep, scheme, host, config, context, clock) for ep in endpoints)),
-        _fetch(request.http_request, lookup, config, policy, headers, clock),
+        asyncio.gather(*(_connect(ep, scheme, host, config, context, clock, deadline) for ep in endpoints)),
+        _fetch(request.http_request, lookup, config, policy, headers, clock, deadline),
     )
     tcp_results = {ep: result[0] for ep, result in zip(endpoints, connects, strict=True)}
     tls_results = {ep: result[1] for ep, result in zip(endpoints, connects, strict=True) if result[1]}
@@ -131,7 +189,7 @@ def legacy_dns_failure(lookup: _Lookup) -> str | None:
     return UNKNOWN_ERROR
 
 
-async def _resolve(host: str, config: HelperConfig, clock: Clock) -> _Lookup:
+async def _resolve(host: str, config: HelperConfig, clock: Clock, deadline: _Deadline) -> _Lookup:
     """All addresses of *host*; a failure only when none came back (A's failure first)."""
     try:
         ipaddress.ip_address(host)
@@ -144,14 +202,20 @@ async def _resolve(host: str, config: HelperConfig, clock: Clock) -> _Lookup:
         queries = list(
             await asyncio.gather(
                 *(
-                    dns.resolve(host, query_type, resolver=resolver, timeout=config.dns_timeout, clock=clock)
+                    dns.resolve(
+                        host,
+                        query_type,
+                        resolver=resolver,
+                        timeout=deadline.clip(config.dns_timeout),
+                        clock=clock,
+                    )
                     for resolver in config.resolvers
                     for query_type in ("A", "AAAA")
                 )
             )
         )
     else:
-        queries = [await dns.resolve_system(host, timeout=config.dns_timeout, clock=clock)]
+        queries = [await dns.resolve_system(host, timeout=deadline.clip(config.dns_timeout), clock=clock)]
     addresses = tuple(dict.fromkeys(a for query in queries for a in query.addresses))
     if addresses:
         return _Lookup(addresses, None)
@@ -161,11 +225,19 @@ async def _resolve(host: str, config: HelperConfig, clock: Clock) -> _Lookup:
 
 
 async def _connect(
-    ep: str, scheme: str, host: str, config: HelperConfig, context: ssl.SSLContext, clock: Clock
+    ep: str,
+    scheme: str,
+    host: str,
+    config: HelperConfig,
+    context: ssl.SSLContext,
+    clock: Clock,
+    deadline: _Deadline,
 ) -> tuple[ControlTCPConnect, ControlTLSHandshake | None]:
     ip, _, port = ep.rpartition(":")
     ip = ip.strip("[]")
-    connect, connection = await tcp.connect(ip, int(port), timeout=config.tcp_timeout, clock=clock)
+    connect, connection = await tcp.connect(
+        ip, int(port), timeout=deadline.clip(config.tcp_timeout), clock=clock
+    )
     result = ControlTCPConnect(status=connect.status.success, failure=connect.status.failure)
     if connection is None or scheme != "https":
         if connection is not None:
@@ -177,7 +249,7 @@ async def _connect(
             address=ep,
             server_name=host,
             ssl_context=context,
-            timeout=config.tls_timeout,
+            timeout=deadline.clip(config.tls_timeout),
             clock=clock,
         )
     finally:
@@ -194,30 +266,42 @@ async def _fetch(
     policy: AddressPolicy,
     headers: tuple[tuple[str, str], ...],
     clock: Clock,
+    deadline: _Deadline,
 ) -> ControlHTTPRequest:
-    """Fetch *url*, following redirects hop by hop (each hop resolved and checked again)."""
+    """Fetch *url*, following redirects hop by hop (each hop resolved and checked again).
+
+    A hop or an attempt that would start with nothing left of the budget is not started: the
+    fetch ends with the failure of the attempt before it, or ``generic_timeout_error``.
+    """
     current, lookup = url, first
     context = tls.client_contexts(config.ca_file).httpx  # shared, built once per trust store
     for hop in range(config.max_redirects + 1):
         if hop > 0:
-            lookup = await _resolve(http.split_url(current)[1], config, clock)
+            if deadline.clip(config.dns_timeout) <= 0:
+                return _http_failure(failures.GENERIC_TIMEOUT)
+            lookup = await _resolve(http.split_url(current)[1], config, clock, deadline)
         if not lookup.addresses:
             return _http_failure(lookup.failure or failures.DNS_NO_ANSWER)
         allowed = [ip for ip in lookup.addresses if policy.is_allowed(ip)]
         if not allowed:
             return _http_failure(DNS_BOGON_ERROR)
+        transaction = None
         for ip in allowed[:MAX_FETCH_ATTEMPTS]:
+            if (timeout := deadline.clip(config.http_timeout)) <= 0:
+                break
             transaction = await http.fetch(
                 current,
                 address=ip,
                 ssl_context=context,
-                timeout=config.http_timeout,
+                timeout=timeout,
                 clock=clock,
                 body_limit=config.body_limit,
                 headers=headers,
             )
             if transaction.failure is None:
                 break
+        if transaction is None:  # the budget ended before the first attempt
+            return _http_failure(failures.GENERIC_TIMEOUT)
         if transaction.failure is not None or transaction.response is None:
             return _http_failure(transaction.failure or failures.HTTP_REQUEST_FAILED)
         location = http.redirect_location(transaction)

@@ -205,14 +205,19 @@ def test_an_oversized_request_head_is_refused() -> None:
         assert closed_by_server(sock, CLOSE_MARGIN_S) is not None
 
 
-def test_a_measurement_past_its_deadline_gets_504(resolver: ScriptedDNSServer) -> None:
+def test_a_measurement_past_its_deadline_is_cut_there_and_answered(resolver: ScriptedDNSServer) -> None:
+    # Issue 10: a 504 is a lost verdict. The steps are clipped to the deadline instead, and the
+    # one still running when it passes is a timeout, like any other (504 is only a backstop).
     settings = control_settings(resolver, Limits(deadline_s=1.0))
     with http_server() as site, serving(settings) as (host, port, _server, _thread):
         # /trickle never ends: the measurement would take the whole 5 s HTTP budget.
         request = {"http_request": site.url("/trickle", host="site.test"), "tcp_connect": []}
+        started = time.monotonic()
         reply = httpx.post(url_of(host, port), json=request, timeout=20)
-    assert reply.status_code == 504
-    assert reply.json() == {"error": "the measurement took longer than 1 s"}
+        elapsed = time.monotonic() - started
+    assert reply.status_code == 200
+    assert reply.json()["http_request"]["failure"] == "generic_timeout_error"
+    assert elapsed < 3.0  # 1 s and the exchange (5 s unclipped), with room for a busy machine
 
 
 def test_tls_with_the_key_in_the_certificate_file(ca: trustme.CA, tmp_path: Path) -> None:
