@@ -58,7 +58,7 @@ def summary_columns(m: Measurement) -> dict[str, Any]:
     """
     tk = m.test_keys
     return {
-        "uuid": m.id,
+        "uuid": m.measurement_uid,
         "input": m.input,
         "measured_at": parse_ooni_time(m.measurement_start_time),
         "runtime_s": float(m.test_runtime),

@@ -185,7 +185,7 @@ async def resolve_system(
     """Look *hostname* up with ``getaddrinfo``, within *timeout* seconds.
 
     Returns:
-        The query (engine ``system``): A and AAAA answers without TTLs, or the failure with
+        The query (engine ``getaddrinfo``): A and AAAA answers without TTLs, or the failure with
         the raw ``EAI_*`` code in ``getaddrinfo_error``.
 
     Raises:
@@ -199,7 +199,9 @@ async def resolve_system(
     except failures.NETWORK_EXCEPTIONS as exc:
         code = (exc.errno or 0) if isinstance(exc, socket.gaierror) else 0
         failure = failures.classify_resolve(exc)
-        return DNSQuery("system", "", name, "ANY", (), None, failure, t0, clock(), transaction_id, tags, code)
+        return DNSQuery(
+            "getaddrinfo", "", name, "ANY", (), None, failure, t0, clock(), transaction_id, tags, code
+        )
     answers: dict[str, DNSAnswer] = {}
     for family, ip in infos:
         if family == socket.AF_INET:
@@ -208,7 +210,17 @@ async def resolve_system(
             answers.setdefault(ip, DNSAnswer("AAAA", ipv6=ip))
     no_answer = None if answers else failures.DNS_NO_ANSWER
     return DNSQuery(
-        "system", "", name, "ANY", tuple(answers.values()), None, no_answer, t0, clock(), transaction_id, tags
+        "getaddrinfo",
+        "",
+        name,
+        "ANY",
+        tuple(answers.values()),
+        None,
+        no_answer,
+        t0,
+        clock(),
+        transaction_id,
+        tags,
     )
 
 

@@ -7,7 +7,10 @@ start of the measurement (OONI's convention). Every step carries ``failure`` (``
 success, otherwise a string from :mod:`probe.failures`) and the ``transaction_id`` that ties
 together the steps of one DNS lookup or one endpoint (TCP + TLS + HTTP).
 
-Serialisation to JSON lives in one place: :func:`probe.serialize.as_dict`.
+Serialisation to JSON lives in one place: :func:`probe.serialize.as_dict`. The model keeps
+typed values (an rcode's name, certificates as DER bytes with a summary, ``None`` for a
+response that never came); OONI's encodings of them (the rcode number, BinaryData, the empty
+response object, the ``x_`` names of our own keys) are produced only there.
 """
 
 from __future__ import annotations
@@ -15,7 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-DNSEngine = Literal["system", "udp", "tcp", "doh"]
+DNSEngine = Literal["getaddrinfo", "udp", "tcp", "doh"]
+"""``getaddrinfo`` is the system resolver (df-002-dnst: ``system`` is its legacy name)."""
 Blocking = bool | str | None
 
 
@@ -41,14 +45,15 @@ class DNSQuery:
 
     engine: DNSEngine
     resolver_address: str
-    """``host:port`` for udp/tcp, the URL for doh, ``""`` for the system resolver."""
+    """``host:port`` for udp/tcp, the URL for doh, ``""`` for getaddrinfo."""
     hostname: str
     """The name as sent on the wire (IDNA-encoded, lower case)."""
     query_type: str
     """``A``, ``AAAA``, or ``ANY`` for the system resolver (getaddrinfo asks for both)."""
     answers: tuple[DNSAnswer, ...]
     rcode: str | None
-    """``NOERROR``, ``NXDOMAIN``, … from the reply; ``None`` when no reply was parsed."""
+    """``NOERROR``, ``NXDOMAIN``, … from the reply; ``None`` when no reply was parsed (and
+    for getaddrinfo). Serialised as OONI's number (NOERROR 0, NXDOMAIN 3)."""
     failure: str | None
     t0: float
     t: float
@@ -86,10 +91,14 @@ class TCPConnect:
 
 @dataclass(frozen=True, slots=True)
 class PeerCertificate:
-    """A certificate presented by the server: DER bytes plus a readable summary."""
+    """A certificate presented by the server: DER bytes plus a readable summary.
+
+    Serialised as OONI's BinaryData ``{"format": "base64", "data": …}`` in the handshake's
+    ``peer_certificates``; the summary goes beside it, in ``x_peer_certificates_info``.
+    """
 
     data: bytes
-    """The DER encoding (serialised as ``{"format": "base64", "data": …}``)."""
+    """The DER encoding."""
     subject: str
     issuer: str
     not_before: str
@@ -127,11 +136,19 @@ class HTTPRequest:
     url: str
     method: str
     headers_list: tuple[tuple[str, str], ...]
+    body: bytes = b""
+    body_is_truncated: bool = False
+    x_transport: str = "tcp"
+    """OONI's name for the transport under HTTP: ``tcp`` (``udp`` would be HTTP/3)."""
 
 
 @dataclass(frozen=True, slots=True)
 class HTTPResponse:
-    """The response as received, body capped (df-001-httpt ``response``)."""
+    """The response as received, body capped (df-001-httpt ``response``).
+
+    ``body_length`` and ``title`` are ours, not df-001-httpt's: serialised as
+    ``x_body_length`` and ``x_title``.
+    """
 
     code: int
     headers_list: tuple[tuple[str, str], ...]
@@ -159,6 +176,7 @@ class HTTPTransaction:
     """``ip:port`` the request was pinned to."""
     request: HTTPRequest
     response: HTTPResponse | None
+    """``None`` when no response arrived; serialised as OONI's empty response (code 0)."""
     failure: str | None
     t0: float
     t: float
@@ -186,7 +204,10 @@ class WebConnectivityTestKeys:
 
     The verdict keys mean exactly what OONI's mean (reference §1.3 to 1.5); ``None`` is
     JSON ``null``: undecided. ``mechanism`` and ``confirmed`` are reachprobe's own finer
-    labels on top.
+    labels on top, serialised with OONI's extension prefix as ``x_mechanism`` and
+    ``x_confirmed`` (``confirmed`` is the name of the censorship fingerprint that matched, not
+    OONI's API boolean of that name). The ``x_*_flags`` are Web Connectivity 0.5.28's bit
+    sets (reference §1.6, :mod:`probe.analysis.flags`); ``None`` (omitted) when not computed.
     """
 
     queries: tuple[DNSQuery, ...] = ()
@@ -208,6 +229,9 @@ class WebConnectivityTestKeys:
     accessible: bool | None = None
     mechanism: str | None = None
     confirmed: str | None = None
+    x_blocking_flags: int | None = None
+    x_dns_flags: int | None = None
+    x_null_null_flags: int | None = None
 
 
 OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -219,6 +243,9 @@ class Measurement:
     """The envelope of one measurement of one URL (df-000-base).
 
     The volunteer's IP address is never recorded: ``probe_ip`` is OONI's redaction marker.
+    ``measurement_uid`` is reachprobe's one id of a measurement (JSONL, CSV, the database,
+    ``--json``), in the form OONI's collector gives it; ``report_id`` is shared by the
+    measurements of one round (one ``probe measure`` invocation), in OONI's form too.
     """
 
     input: str
@@ -229,13 +256,21 @@ class Measurement:
     software_name: str
     software_version: str
     test_keys: WebConnectivityTestKeys
-    id: str
-    """A random UUID4, unique per measurement."""
+    measurement_uid: str
+    """``YYYYMMDDhhmmss.ffffff_CC_webconnectivity_<16 hex>``, unique per measurement."""
+    report_id: str = ""
+    """``YYYYMMDDThhmmssZ_webconnectivity_CC_ASN_n1_<16 chars>``, one per round."""
+    test_helper: str | None = None
+    """The control (test helper) URL this measurement used; ``None``: no control configured.
+    Serialised as OONI's ``test_helpers`` (``{"backend": {"address", "type"}}`` or null)."""
     probe_asn: str = "AS0"
     probe_cc: str = "ZZ"
     probe_network_name: str = ""
     probe_ip: str = "127.0.0.1"
     resolver_asn: str = "AS0"
+    resolver_ip: str = ""
+    """The system resolver's address as the Internet sees it; ``""``: not known."""
+    resolver_network_name: str = ""
     test_name: str = "web_connectivity"
     test_version: str = "0.5.28"
     """The OONI Web Connectivity version whose verdict rules ours reproduce."""

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import resource
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
-from probe import activity, webconnectivity
+from probe import activity, serialize, webconnectivity
 from probe.model import Measurement
 from probe.targets import Target
 
@@ -89,6 +90,9 @@ async def measure_round(
 ) -> list[Result]:
     """Measure *targets*, at most *concurrency* active and *max_open* in progress at once.
 
+    The round is one OONI report: unless *config* names one, every measurement of the round
+    gets the same new ``report_id`` (with the round's network, ``config.probe_cc``/``asn``).
+
     Returns:
         One result per target, in the order of *targets*.
     """
@@ -98,6 +102,14 @@ async def measure_round(
         raise ValueError("max_open must be at least concurrency")
     if stall_after <= 0:
         raise ValueError("stall_after must be positive")
+    if config.report_id is None:
+        report_id = serialize.new_report_id(
+            datetime.now(UTC),
+            test_name="web_connectivity",
+            probe_cc=config.probe_cc,
+            probe_asn=config.probe_asn,
+        )
+        config = replace(config, report_id=report_id)
     active = asyncio.Semaphore(concurrency)
     in_progress = asyncio.Semaphore(max_open)
 

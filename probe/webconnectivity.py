@@ -28,14 +28,26 @@ import itertools
 import platform
 import ssl
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 
-from probe import SOFTWARE_NAME, __version__, activity, analysis, control, dns, failures, http, tcp, tls
+from probe import (
+    SOFTWARE_NAME,
+    __version__,
+    activity,
+    analysis,
+    control,
+    dns,
+    failures,
+    http,
+    serialize,
+    tcp,
+    tls,
+)
+from probe.analysis import flags
 from probe.clock import Clock, relative_clock
 from probe.control import CONTROL_NOT_CONFIGURED
 from probe.fingerprints import FingerprintDB, default_fingerprints
@@ -92,6 +104,9 @@ class MeasureConfig:
     """IP → ASN (:func:`probe.ipinfo.load_asn_database`); 0 for unknown."""
     fingerprints: FingerprintDB | None = None
     """Blockpage and DNS fingerprints; ``None``: the shipped ones."""
+    report_id: str | None = None
+    """The round's OONI ``report_id`` (:func:`probe.runner.measure_round` sets one per round);
+    ``None``: this measurement makes its own (one ``probe measure`` is one report)."""
 
     def with_timeout(self, seconds: float) -> MeasureConfig:
         """The same configuration with one budget for every step; the control's wait follows."""
@@ -195,10 +210,18 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
         fingerprints=config.fingerprints if config.fingerprints is not None else _shipped_fingerprints(),
         public_networks=public,
     )
+    keys = flags.with_flags(
+        keys,
+        response if control_failure is None else None,
+        url=url,
+        asn_of=config.asn_of,
+        public_networks=public,
+    )
     probe_asn, probe_cc = (
         (identity.probe_asn, identity.probe_cc) if identity else (config.probe_asn, config.probe_cc)
     )
     stamp = started.strftime(OONI_TIME_FORMAT)
+    test_name = "web_connectivity"
     measurement = Measurement(
         input=url,
         measurement_start_time=stamp,
@@ -207,14 +230,17 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
         software_name=SOFTWARE_NAME,
         software_version=__version__,
         test_keys=keys,
-        id=str(uuid.uuid4()),
+        measurement_uid=serialize.new_measurement_uid(started, test_name=test_name, probe_cc=probe_cc),
+        report_id=config.report_id
+        or serialize.new_report_id(started, test_name=test_name, probe_cc=probe_cc, probe_asn=probe_asn),
+        test_helper=config.control_url,
         probe_asn=probe_asn,
         probe_cc=probe_cc,
         annotations={
             "engine_name": SOFTWARE_NAME,
             "engine_version": __version__,
             "platform": platform.system().lower(),
-            "architecture": platform.machine(),
+            "architecture": platform.machine(),  # as Python names it; serialised as Go does
         },
     )
     # The one place the volunteer's addresses are removed: nothing returned from here (printed,
@@ -335,8 +361,8 @@ async def _resolve(
             )
     queries = await asyncio.gather(*lookups)
     rec.add_queries(queries)
-    classic = _unique(a for q in queries if q.engine == "system" for a in q.addresses)
-    other = _unique(a for q in queries if q.engine != "system" for a in q.addresses)
+    classic = _unique(a for q in queries if q.engine == "getaddrinfo" for a in q.addresses)
+    other = _unique(a for q in queries if q.engine != "getaddrinfo" for a in q.addresses)
     return classic, [a for a in other if a not in classic]
 
 

@@ -270,7 +270,7 @@ def run_system(name: str, timeout: float = 5.0) -> DNSQuery:
 def test_system_localhost() -> None:
     query = run_system("LocalHost")
     assert (query.engine, query.resolver_address, query.hostname, query.query_type) == (
-        "system",
+        "getaddrinfo",
         "",
         "localhost",
         "ANY",

@@ -180,7 +180,7 @@ def _echoing_measurement() -> Measurement:
         software_name="reachprobe",
         software_version="0.1.0",
         test_keys=keys,
-        id="00000000-0000-4000-8000-000000000001",
+        measurement_uid="20240120100000.000000_ZZ_webconnectivity_0000000000000001",
         annotations={"note": OURS},
     )
 

@@ -69,7 +69,7 @@ def _scripted(busy: float = 0.0, silent: float = 0.0) -> Callable[..., Awaitable
             software_name="test",
             software_version="0",
             test_keys=WebConnectivityTestKeys(),
-            id=url,
+            measurement_uid=url,
         )
 
     return measure

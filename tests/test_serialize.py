@@ -33,7 +33,15 @@ from probe.model import (
     TLSHandshake,
     WebConnectivityTestKeys,
 )
-from probe.serialize import as_dict, headers_map, maybe_binary, to_json
+from probe.serialize import (
+    as_dict,
+    headers_map,
+    maybe_binary,
+    network_events,
+    new_measurement_uid,
+    new_report_id,
+    to_json,
+)
 
 V4 = "93.184.215.14"
 V6 = "2606:2800:21f:cb07:6820:80da:af6b:8b2c"
@@ -62,7 +70,7 @@ UDP_QUERY = DNSQuery(
     tags=("depth=0",),
 )
 SYSTEM_QUERY = DNSQuery(
-    engine="system",
+    engine="getaddrinfo",
     resolver_address="",
     hostname="example.com",
     query_type="ANY",
@@ -199,8 +207,10 @@ MEASUREMENT = Measurement(
         blocking=False,
         accessible=True,
     ),
-    id="0b5c1d4e-7f58-4c1e-9a5b-2f4c9d6e8a10",
-    annotations={"platform": "linux"},
+    measurement_uid="20240501120000.123456_ZZ_webconnectivity_0123456789abcdef",
+    report_id="20240501T115958Z_webconnectivity_ZZ_0_n1_AbCdEfGhIjKlMnOp",
+    test_helper="https://th.example.org/",
+    annotations={"platform": "linux", "architecture": "x86_64", "engine_version": "0.1.0"},
 )
 
 
@@ -214,7 +224,7 @@ def test_dns_queries() -> None:
             {"answer_type": "CNAME", "hostname": "www.example.com", "ttl": 300, "asn": 0, "as_org_name": ""},
             {"answer_type": "A", "ipv4": V4, "ttl": 300, "asn": 15133, "as_org_name": "Edgecast"},
         ],
-        "rcode": "NOERROR",
+        "rcode": 0,  # OONI's number, not dnspython's name
         "failure": None,
         "t0": 0.001,
         "t": 0.021,
@@ -233,7 +243,7 @@ def test_dns_failure_keeps_null_and_empty_fields() -> None:
     query = as_dict(NXDOMAIN_QUERY)
     assert query["answers"] == []
     assert query["failure"] == "dns_nxdomain_error"
-    assert query["rcode"] == "NXDOMAIN"
+    assert query["rcode"] == 3
 
 
 def test_tcp_connect() -> None:
@@ -267,25 +277,9 @@ def test_tls_handshake_with_certificates_always_base64() -> None:
         "cipher_suite": "TLS_AES_128_GCM_SHA256",
         "negotiated_protocol": "h2",
         "tls_version": "TLSv1.3",
-        "peer_certificates": [
-            {
-                "data": {"format": "base64", "data": "MIIBCgKCAQEAw/8="},
-                "subject": "CN=example.com",
-                "issuer": "CN=Test CA",
-                "not_before": "2024-01-01T00:00:00Z",
-                "not_after": "2025-01-01T00:00:00Z",
-                "subject_alt_names": ["DNS:example.com", "DNS:www.example.com"],
-                "sha256": "ab" * 32,
-            },
-            {
-                "data": {"format": "base64", "data": "MAtoZWxsbyB3b3JsZA=="},
-                "subject": "CN=Test CA",
-                "issuer": "CN=Test CA",
-                "not_before": "2020-01-01T00:00:00Z",
-                "not_after": "2030-01-01T00:00:00Z",
-                "subject_alt_names": [],
-                "sha256": "cd" * 32,
-            },
+        "peer_certificates": [  # OONI's BinaryData, leaf first
+            {"data": "MIIBCgKCAQEAw/8=", "format": "base64"},
+            {"data": "MAtoZWxsbyB3b3JsZA==", "format": "base64"},
         ],
         "failure": None,
         "t0": 0.052,
@@ -294,6 +288,24 @@ def test_tls_handshake_with_certificates_always_base64() -> None:
         "network": "tcp",
         "transaction_id": 4,
         "tags": ["depth=0"],
+        "x_peer_certificates_info": [  # our summary, beside them
+            {
+                "subject": "CN=example.com",
+                "issuer": "CN=Test CA",
+                "not_before": "2024-01-01T00:00:00Z",
+                "not_after": "2025-01-01T00:00:00Z",
+                "subject_alt_names": ["DNS:example.com", "DNS:www.example.com"],
+                "sha256": "ab" * 32,
+            },
+            {
+                "subject": "CN=Test CA",
+                "issuer": "CN=Test CA",
+                "not_before": "2020-01-01T00:00:00Z",
+                "not_after": "2030-01-01T00:00:00Z",
+                "subject_alt_names": [],
+                "sha256": "cd" * 32,
+            },
+        ],
     }
     assert base64.b64decode("MIIBCgKCAQEAw/8=") == LEAF_DER
 
@@ -306,6 +318,10 @@ def test_http_transaction_text_body_and_headers_map() -> None:
             "method": "GET",
             "headers_list": [["Accept", "text/html"], ["User-Agent", "Mozilla/5.0"], ["Accept", "*/*"]],
             "headers": {"Accept": "text/html", "User-Agent": "Mozilla/5.0"},
+            "body": "",
+            "body_is_truncated": False,
+            "x_transport": "tcp",
+            "tor": {"exit_ip": None, "exit_name": None, "is_tor": False},
         },
         "response": {
             "code": 200,
@@ -317,8 +333,8 @@ def test_http_transaction_text_body_and_headers_map() -> None:
             "headers": {"Set-Cookie": "a=1", "Content-Type": "text/html; charset=utf-8"},
             "body": "<html><title>Café</title></html>",
             "body_is_truncated": False,
-            "body_length": 33,
-            "title": "Café",
+            "x_body_length": 33,
+            "x_title": "Café",
         },
         "failure": None,
         "t0": 0.09,
@@ -338,9 +354,15 @@ def test_http_binary_body_is_base64() -> None:
     assert response["headers"] == {"Content-Type": "image/jpeg"}
 
 
-def test_http_failure_has_null_response() -> None:
+def test_http_failure_has_oonis_empty_response() -> None:
     transaction = as_dict(HTTP_RESET)
-    assert transaction["response"] is None
+    assert transaction["response"] == {
+        "body": "",
+        "body_is_truncated": False,
+        "code": 0,
+        "headers_list": [],
+        "headers": {},
+    }
     assert transaction["failure"] == "connection_reset"
     assert transaction["request"]["headers"] == {"Accept": "text/html", "User-Agent": "Mozilla/5.0"}
 
@@ -418,26 +440,51 @@ def test_measurement_envelope() -> None:
         "test_runtime": 1.25,
         "software_name": "reachprobe",
         "software_version": "0.1.0",
-        "id": "0b5c1d4e-7f58-4c1e-9a5b-2f4c9d6e8a10",
+        "measurement_uid": "20240501120000.123456_ZZ_webconnectivity_0123456789abcdef",
+        "report_id": "20240501T115958Z_webconnectivity_ZZ_0_n1_AbCdEfGhIjKlMnOp",
         "probe_asn": "AS0",
         "probe_cc": "ZZ",
         "probe_network_name": "",
         "probe_ip": "127.0.0.1",
         "resolver_asn": "AS0",
+        "resolver_ip": "",
+        "resolver_network_name": "",
         "test_name": "web_connectivity",
         "test_version": "0.5.28",
         "data_format_version": "0.2.0",
-        "annotations": {"platform": "linux"},
+        # Go's architecture name, as df-000-base lists them
+        "annotations": {
+            "platform": "linux",
+            "architecture": "amd64",
+            "engine_version": "0.1.0",
+            "engine_version_full": "0.1.0",
+        },
         "options": [],
+        "test_helpers": {"backend": {"address": "https://th.example.org/", "type": "https"}},
+        "extensions": {
+            "dnst": 0,
+            "httpt": 0,
+            "netevents": 0,
+            "tcpconnect": 0,
+            "tlshandshake": 0,
+            "tunnel": 0,
+        },
     }
     assert [q["transaction_id"] for q in test_keys["queries"]] == [1, 2, 3]
     assert [r["transaction_id"] for r in test_keys["requests"]] == [7, 6, 4]  # order kept (reverse time)
-    assert {k: test_keys[k] for k in ("blocking", "accessible", "mechanism", "confirmed")} == {
-        "blocking": False,
-        "accessible": True,
-        "mechanism": None,
-        "confirmed": None,
+    assert (test_keys["blocking"], test_keys["accessible"]) == (False, True)
+    # Our labels carry the x_ prefix and, like every x_ key, are omitted while None.
+    assert not {"x_mechanism", "x_confirmed"} & set(test_keys)
+    assert "mechanism" not in test_keys and "confirmed" not in test_keys  # no OONI name reused
+    # Web Connectivity 0.5.28's keys; the flags are omitted until the analysis computed them.
+    assert {k: test_keys[k] for k in ("agent", "client_resolver", "retries", "socksproxy")} == {
+        "agent": "redirect",
+        "client_resolver": "",
+        "retries": None,
+        "socksproxy": None,
     }
+    assert test_keys["network_events"] == network_events(MEASUREMENT.test_keys)
+    assert not {"x_blocking_flags", "x_dns_flags", "x_null_null_flags"} & set(test_keys)
     assert test_keys["control"] == as_dict(CONTROL)
     assert test_keys["tls_handshakes"] == [as_dict(TLS_OK)]
 
@@ -496,7 +543,8 @@ def test_the_volunteer_ip_is_never_recorded() -> None:
     data = as_dict(MEASUREMENT)
     assert MEASUREMENT.probe_ip == "127.0.0.1"  # the default: OONI's redaction marker
     assert data["probe_ip"] == "127.0.0.1"
-    assert not {key for key in data if key.endswith("_ip")} - {"probe_ip"}  # no resolver_ip, client_ip, …
+    assert not {key for key in data if key.endswith("_ip")} - {"probe_ip", "resolver_ip"}  # no client_ip, …
+    assert data["resolver_ip"] == data["test_keys"]["client_resolver"] == ""  # not known: never guessed
     # Every other address is one the measurement was about: the target's or the resolver's.
     where: dict[str, set[str]] = {}
     for path, text in _strings(data):
@@ -534,3 +582,57 @@ def test_headers_map_first_value_wins_and_keeps_case() -> None:
 def test_containers() -> None:
     assert as_dict((1, (2, b"x"), [3])) == [1, [2, "x"], [3]]
     assert as_dict({1: (TCPStatus(True, None),)}) == {"1": [{"success": True, "failure": None}]}
+
+
+def test_without_a_control_test_helpers_is_null() -> None:
+    import dataclasses
+
+    assert as_dict(dataclasses.replace(MEASUREMENT, test_helper=None))["test_helpers"] is None
+    plain = as_dict(dataclasses.replace(MEASUREMENT, test_helper="http://127.0.0.1:8080/"))
+    assert plain["test_helpers"] == {"backend": {"address": "http://127.0.0.1:8080/", "type": "http"}}
+
+
+def test_our_verdict_labels_and_flags_carry_the_x_prefix() -> None:
+    import dataclasses
+
+    keys = dataclasses.replace(
+        MEASUREMENT.test_keys,
+        mechanism="http.blockpage",
+        confirmed="pk_pta_blockpage",
+        x_blocking_flags=16,
+        x_dns_flags=0,
+        x_null_null_flags=0,
+    )
+    data = as_dict(dataclasses.replace(MEASUREMENT, test_keys=keys))["test_keys"]
+    assert (data["x_mechanism"], data["x_confirmed"]) == ("http.blockpage", "pk_pta_blockpage")
+    assert (data["x_blocking_flags"], data["x_dns_flags"], data["x_null_null_flags"]) == (16, 0, 0)
+
+
+def test_network_events_are_the_steps_own_times_in_time_order() -> None:
+    events = network_events(MEASUREMENT.test_keys)
+    assert [
+        (e["operation"], e["address"], e["failure"], e["t0"], e["t"], e["transaction_id"]) for e in events
+    ] == [
+        ("connect", f"[{V6}]:443", "connection_refused", 0.031, 0.033, 5),
+        ("connect", f"{V4}:443", None, 0.031, 0.052, 4),
+        ("tls_handshake_start", f"{V4}:443", None, 0.052, 0.052, 4),
+        ("tls_handshake_done", f"{V4}:443", None, 0.052, 0.09, 4),
+        ("http_transaction_start", f"{V4}:443", None, 0.09, 0.09, 4),
+        ("http_transaction_done", f"{V4}:443", None, 0.09, 0.2, 4),
+        ("http_transaction_start", f"{V4}:443", None, 0.2, 0.2, 6),
+        ("http_transaction_done", f"{V4}:443", None, 0.2, 0.3, 6),
+        ("http_transaction_start", f"{V4}:443", None, 0.3, 0.3, 7),
+        ("http_transaction_done", f"{V4}:443", "connection_reset", 0.3, 0.31, 7),
+    ]
+    assert {(e["proto"], e["num_bytes"]) for e in events} == {("tcp", 0)}
+
+
+def test_oonis_identifier_forms() -> None:
+    from datetime import UTC, datetime
+
+    at = datetime(2024, 2, 14, 9, 6, 17, 181572, tzinfo=UTC)
+    report_id = new_report_id(at, test_name="web_connectivity", probe_cc="PK", probe_asn="AS17557")
+    assert re.fullmatch(r"20240214T090617Z_webconnectivity_PK_17557_n1_[A-Za-z0-9]{16}", report_id)
+    uid = new_measurement_uid(at, test_name="web_connectivity", probe_cc="PK")
+    assert re.fullmatch(r"20240214090617\.181572_PK_webconnectivity_[0-9a-f]{16}", uid)
+    assert new_measurement_uid(at, test_name="web_connectivity", probe_cc="PK") != uid

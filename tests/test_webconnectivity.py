@@ -352,7 +352,7 @@ def test_nxdomain_is_the_dns_experiment_failure(
     m = measure(http_site.url("/", host="nx.example"), loopback_dns, use_system_resolver=True)
     keys = m.test_keys
     assert [(q.engine, q.failure) for q in keys.queries] == [
-        ("system", "dns_nxdomain_error"),
+        ("getaddrinfo", "dns_nxdomain_error"),
         ("udp", "dns_nxdomain_error"),
         ("udp", "dns_nxdomain_error"),
     ]
@@ -368,7 +368,7 @@ def test_system_resolver_with_a_name_from_etc_hosts(http_site: HTTPServer) -> No
     # localhost comes from /etc/hosts: getaddrinfo answers without asking any nameserver.
     m = measure(http_site.url("/final", host="localhost"), use_system_resolver=True)
     (query,) = m.test_keys.queries
-    assert (query.engine, query.hostname, query.failure) == ("system", "localhost", None)
+    assert (query.engine, query.hostname, query.failure) == ("getaddrinfo", "localhost", None)
     assert "127.0.0.1" in query.addresses
     assert set(query.tags) == {"classic", "depth=0"}
     request = next(r for r in m.test_keys.requests if r.response is not None)
@@ -461,7 +461,7 @@ def test_json_has_ooni_field_names(
     assert {"address", "server_name", "cipher_suite", "negotiated_protocol", "tls_version", "failure"} <= set(
         handshake
     )
-    assert handshake["peer_certificates"][0]["data"]["format"] == "base64"
+    assert handshake["peer_certificates"][0]["format"] == "base64"
     final, first = keys["requests"]
     assert first["request"]["url"] == https_site.url("/r/1")
     assert first["request"]["headers"]["Host"] == f"example.com:{https_site.port}"

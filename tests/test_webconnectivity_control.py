@@ -160,7 +160,7 @@ def test_one_transaction_id_per_endpoint(site: HTTPServer, helper: str) -> None:
 
 def _query(engine: str, query_type: str, failure: str | None, *addresses: str) -> DNSQuery:
     answers = tuple(DNSAnswer("A", ipv4=a) for a in addresses)
-    resolver = "" if engine == "system" else "8.8.8.8:53"
+    resolver = "" if engine == "getaddrinfo" else "8.8.8.8:53"
     return DNSQuery(engine, resolver, "x.com", query_type, answers, None, failure, 0.0, 0.0)  # type: ignore[arg-type]
 
 
@@ -172,7 +172,7 @@ def test_a_and_aaaa_to_one_resolver_are_one_lookup() -> None:
     aaaa_nx = _query("udp", "AAAA", "dns_nxdomain_error")
     assert _lookup_failure([aaaa_none, a_nx]) == "dns_no_answer"
     assert _lookup_failure([a_nx, aaaa_nx]) == "dns_nxdomain_error"
-    system = _query("system", "ANY", "dns_temporary_failure")
+    system = _query("getaddrinfo", "ANY", "dns_temporary_failure")
     assert _lookup_failure([system, a_ok, aaaa_none]) == "dns_temporary_failure"
     doh = DNSQuery("doh", "https://d/", "x.com", "A", (), None, "connection_refused", 0.0, 0.0)
     assert _lookup_failure([doh]) is None

@@ -100,7 +100,7 @@ def _row(result: runner.Result) -> dict[str, Any]:
     columns = summary_columns(m)
     return {
         "url": result.target.url,
-        "measurement_id": m.id,
+        "measurement_id": m.measurement_uid,
         "blocking": columns["blocking"],
         "accessible": columns["accessible"],
         "mechanism": columns["mechanism"],

@@ -18,6 +18,8 @@ from probe.lab.plan import LabPlan
 from probe.lab.scenario import Expected
 
 _DEPTH: Final = re.compile(r"depth=(\d+)")
+JSON_KEYS: Final = {"mechanism": "x_mechanism", "confirmed": "x_confirmed"}
+"""Expectation keys whose OONI JSON key is ours, hence ``x_``-prefixed (:mod:`probe.serialize`)."""
 VERDICT_KEYS: Final = (
     "blocking",
     "accessible",
@@ -34,7 +36,7 @@ def observe(measurement: Mapping[str, Any], plan: LabPlan) -> dict[str, Expected
     host = urllib.parse.urlsplit(str(measurement["input"])).hostname or ""
     requests: list[Mapping[str, Any]] = keys.get("requests") or []
     final = requests[0] if requests else None
-    response: Mapping[str, Any] | None = final.get("response") if final else None
+    response = _response(final) if final else None
     http_failure = keys.get("http_experiment_failure")
     dns_failure = keys.get("dns_experiment_failure")
     observed: dict[str, Expected] = {}
@@ -47,13 +49,13 @@ def observe(measurement: Mapping[str, Any], plan: LabPlan) -> dict[str, Expected
         failure = http_failure if http_failure is not None else dns_failure
         observed["step"], observed["failure"] = _step(keys), failure
     observed["dns_experiment_failure"] = dns_failure
-    observed["system_answer"] = _answer(keys, "system", None, host, plan)
+    observed["system_answer"] = _answer(keys, "getaddrinfo", None, host, plan)
     observed["resolver_answer"] = _answer(keys, "udp", "A", host, plan)
     observed["status"] = int(response["code"]) if response else None
-    observed["title"] = str(response.get("title", "")) if response else None
+    observed["title"] = str(response.get("x_title", "")) if response else None
     observed["final_host"] = urllib.parse.urlsplit(str(final["request"]["url"])).hostname if final else None
     for key in VERDICT_KEYS:
-        observed[key] = keys.get(key)
+        observed[key] = keys.get(JSON_KEYS.get(key, key))
     return observed
 
 
@@ -94,10 +96,16 @@ def _got_page(keys: Mapping[str, Any]) -> bool:
     last = max((_depth(item.get("tags") or ()) for key in steps for item in keys.get(key) or []), default=0)
     return any(
         _depth(request.get("tags") or ()) == last
-        and request.get("response") is not None
+        and _response(request) is not None
         and request.get("failure") is None
         for request in keys.get("requests") or []
     )
+
+
+def _response(request: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The request's response; ``None`` for OONI's empty one (code 0: none arrived)."""
+    response: Mapping[str, Any] | None = request.get("response")
+    return response if response and response.get("code") else None
 
 
 def _step(keys: Mapping[str, Any]) -> str:

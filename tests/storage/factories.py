@@ -60,7 +60,7 @@ def make_measurement(
     host = url.split("/")[2]
     dns_fail = "dns_nxdomain_error" if kind == "dns" else None
     answers = () if dns_fail else (DNSAnswer("A", ipv4=V4), DNSAnswer("AAAA", ipv6=V6))
-    queries = (DNSQuery("system", "", host, "ANY", answers, None, dns_fail, 0.0, 0.01, 1),)
+    queries = (DNSQuery("getaddrinfo", "", host, "ANY", answers, None, dns_fail, 0.0, 0.01, 1),)
     tcp: tuple[TCPConnect, ...] = ()
     tls: tuple[TLSHandshake, ...] = ()
     requests: tuple[HTTPTransaction, ...] = ()
@@ -120,7 +120,9 @@ def make_measurement(
         software_name="reachprobe",
         software_version="0.1.0",
         test_keys=keys,
-        id=uid(i),
+        measurement_uid=uid(i),
+        report_id=f"{at:%Y%m%dT%H%M%SZ}_webconnectivity_{cc}_{asn.removeprefix('AS')}_n1_reachprobetests0",
+        test_helper="https://th.example.org/",
         probe_asn=asn,
         probe_cc=cc,
         probe_network_name=network_name,
