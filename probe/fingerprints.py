@@ -12,13 +12,19 @@ A fingerprint file is a CSV with exactly this header (ooni/blocking-fingerprints
 - ``scope``: ``nat`` national, ``isp``, ``prod`` a filtering product's default page, ``inst`` a
   voluntary or opt-in filter (a school, an office, a parental-control subscription such as
   Nayatel Safeweb), ``vbw`` a vague blocking word, ``fp`` a known false positive, ``injb``,
-  ``prov``.
+  ``prov``; and reachprobe's ``srv``: a refusal the *site* (or its CDN) serves — a Cloudflare
+  challenge, an Akamai "Access Denied", a "not available in your country" geo-block page.
 
 A match on a ``fp`` row means "this is known *not* to be a blockpage" and cancels every other
 match on the same response or answer. :attr:`Fingerprint.is_censorship` is False for ``inst``
-(opted in or voluntary: not censorship), ``vbw`` (not conclusive) and ``fp`` rows: such a match
-still names the mechanism, but does not *confirm* censorship. Rows are matched in file order,
-files in the order given, so the first listed row names the match.
+(opted in or voluntary: not censorship), ``vbw`` (not conclusive), ``fp`` and ``srv`` rows: such
+a match still names the mechanism, but does not *confirm* censorship. A ``srv`` row
+(:attr:`Fingerprint.is_server_side`) names mechanism ``server.block``; it is OONI's best-known
+false positive (ooni/probe#2661), which OONI's own list would file under ``fp``, but unlike
+``fp`` it says what the page *is*, so the person reads "refused by the site". A ``srv`` row
+only names a match that no other row claims: a censor's page that also says "not available in
+your country" is the censor's. Otherwise rows are matched in file order, files in the order
+given, so the first listed row names the match.
 
 :func:`default_fingerprints` loads the shipped ``config/fingerprints/*.csv``; operators pass
 their own files to :meth:`FingerprintDB.load` beside (or instead of) those.
@@ -52,8 +58,10 @@ COLUMNS: Final = (
     "exp_url",
     "notes",
 )
-SCOPES: Final = frozenset({"nat", "isp", "prod", "inst", "vbw", "fp", "injb", "prov"})
-NOT_CENSORSHIP_SCOPES: Final = frozenset({"inst", "vbw", "fp"})
+SERVER_SIDE_SCOPE: Final = "srv"
+"""reachprobe's scope for refusals served by the site or its CDN (not in OONI's list)."""
+SCOPES: Final = frozenset({"nat", "isp", "prod", "inst", "vbw", "fp", "injb", "prov", SERVER_SIDE_SCOPE})
+NOT_CENSORSHIP_SCOPES: Final = frozenset({"inst", "vbw", "fp", SERVER_SIDE_SCOPE})
 PATTERN_TYPES: Final = frozenset({"full", "prefix", "contains", "regexp"})
 _HEADER_LOCATION = re.compile(r"header\.[a-z0-9!#$%&'*+.^_`|~-]+")
 _COUNTRY = re.compile(r"[A-Z]{2}")
@@ -80,8 +88,13 @@ class Fingerprint:
 
     @property
     def is_censorship(self) -> bool:
-        """False for opt-in/voluntary (``inst``), vague (``vbw``) and false-positive rows."""
+        """False for opt-in/voluntary (``inst``), vague (``vbw``), false-positive and server-side rows."""
         return self.scope not in NOT_CENSORSHIP_SCOPES
+
+    @property
+    def is_server_side(self) -> bool:
+        """A refusal the site or its CDN serves (``srv``): ``server.block``, never blocked."""
+        return self.scope == SERVER_SIDE_SCOPE
 
     def matches(self, text: str) -> bool:
         """True when *text* (an answer, a body, a header value) matches the pattern."""
@@ -173,13 +186,16 @@ def load_fingerprints(extra: Iterable[Path]) -> FingerprintDB:
 def _first_match(
     candidates: tuple[Fingerprint, ...], hit: Callable[[Fingerprint], bool]
 ) -> Fingerprint | None:
-    found = None
+    found = server = None
     for fingerprint in candidates:
         if hit(fingerprint):
             if fingerprint.scope == "fp":
                 return None  # a known false positive: whatever else matched is not a blockpage
-            found = found or fingerprint
-    return found
+            if fingerprint.is_server_side:
+                server = server or fingerprint
+            else:
+                found = found or fingerprint
+    return found or server
 
 
 def _read(path: Path | Traversable) -> list[Fingerprint]:

@@ -22,18 +22,25 @@ an NXDOMAIN the control did not get is not "reachable", a network shut down is n
        (``dns.blockpage``, ``http.blockpage``,
        ``http.redirect``) without a censorship
        fingerprint
- 6     no control was configured                     ``no_verdict.no_control``   no verdict (no control)
- 7     the control failed (unreachable, an error,    ``no_verdict.control``      no verdict (control failed)
+ 6     ``blocking`` false, ``accessible`` true,      ``reachable``               reachable
+       mechanism ``ok``: the page came and
+       matched the control's, or came over
+       verified TLS (OONI's rule 1.1, which
+       needs no control)
+ 7     no control was configured                     ``no_verdict.no_control``   no verdict (no control)
+ 8     the control failed (unreachable, an error,    ``no_verdict.control``      no verdict (control failed)
        an invalid answer)
- 8     ``blocking`` false, ``accessible`` true       ``reachable``               reachable
  9     ``blocking`` false, ``accessible`` false      ``down``                    site down
        (the control failed the same way)
  10    anything else (``blocking`` null with a       ``no_verdict.undecided``    no verdict (undecided)
        control that answered)
 =====  ============================================  ==========================  =============================
 
-Rule 2 before rule 4: a blockpage is proof the network carried it. Rule 5 before rules 6-7:
+Rule 2 before rule 4: a blockpage is proof the network carried it. Rule 5 before rules 7-8:
 OONI decides DNS anomalies without a complete control (and a blockpage is proof on its own).
+Rule 6 before rules 7-8: a page over verified TLS is the site's whatever the control did; but
+OONI's other ``(false, true)`` without a control, rule 5.1a (a failed lookup nothing could
+check, mechanism ``dns.*``), is no reading at all and falls to rules 7-8.
 Pure: no I/O, no network imports, so the data side (``measurements``) uses it too.
 """
 
@@ -41,6 +48,8 @@ from __future__ import annotations
 
 import enum
 from typing import Final
+
+from probe.model import WebConnectivityTestKeys
 
 
 class Outcome(enum.StrEnum):
@@ -82,6 +91,8 @@ ANOMALY_BLOCKING: Final = frozenset({"dns", "tcp_ip", "http-failure", "http-diff
 ARTEFACT_MECHANISMS: Final = frozenset({"dns.blockpage", "http.blockpage", "http.redirect"})
 """Mechanisms that name something the censor served: blocking even without a diff."""
 SERVER_BLOCK: Final = "server.block"
+OK: Final = "ok"
+"""The mechanism of a page that came and matched (or needed no control)."""
 CONTROL_NOT_CONFIGURED: Final = "control_not_configured"
 """``control_failure`` when no control was configured (the probe's, not OONI's)."""
 
@@ -117,12 +128,14 @@ def outcome_of(
     verdict = "false" if blocking is False else blocking
     if verdict in ANOMALY_BLOCKING or mechanism in ARTEFACT_MECHANISMS:
         return Outcome.BLOCKED_ANOMALY
+    if verdict == "false" and accessible and mechanism == OK:
+        return Outcome.REACHABLE
     if control_failure == CONTROL_NOT_CONFIGURED:
         return Outcome.NO_VERDICT_NO_CONTROL
     if control_failure is not None:
         return Outcome.NO_VERDICT_CONTROL
-    if verdict == "false":
-        return Outcome.REACHABLE if accessible else Outcome.DOWN
+    if verdict == "false" and accessible is False:
+        return Outcome.DOWN
     return Outcome.NO_VERDICT_UNDECIDED
 
 
@@ -131,3 +144,15 @@ def describe(outcome: Outcome, *, confirmed: str | None = None) -> str:
     if outcome is Outcome.BLOCKED_CONFIRMED and confirmed:
         return f"blocked (confirmed: {confirmed})"
     return LABELS[outcome]
+
+
+def measurement_outcome(keys: WebConnectivityTestKeys, *, network_up: bool | None = None) -> Outcome:
+    """:func:`outcome_of` for the test keys of one measurement (*network_up*: its round's heartbeat)."""
+    return outcome_of(
+        blocking=keys.blocking,
+        accessible=keys.accessible,
+        mechanism=keys.mechanism,
+        confirmed=keys.confirmed,
+        control_failure=keys.control_failure,
+        network_up=network_up,
+    )

@@ -113,7 +113,7 @@ def test_without_control_verdicts_fall_back(site: HTTPServer) -> None:
         **NO_DIFF,
         "blocking": None,
         "accessible": None,
-        "mechanism": "control.unreachable",
+        "mechanism": "control.none",  # switched off (--control none), not unreachable
         "confirmed": None,
     }
     assert (m.probe_asn, m.probe_cc) == ("AS0", "ZZ")

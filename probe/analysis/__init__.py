@@ -101,7 +101,13 @@ def analyse(
     diff, decision = result.http_diff, result.decision
     public = parse_networks(public_networks)
     mechanism, confirmed = label(
-        keys, decision, effective, fingerprints, result.observations, public_networks=public
+        keys,
+        decision,
+        effective,
+        fingerprints,
+        result.observations,
+        public_networks=public,
+        control_failure=control_failure,
     )
     return dataclasses.replace(
         keys,

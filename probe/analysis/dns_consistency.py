@@ -1,6 +1,7 @@
 """``dns_consistency`` and ``dns_experiment_failure`` (reference §1.3, LTE classic analysis).
 
-Only classic lookups (the system resolver, ``classic`` tag) at ``depth=0`` count, and only
+Only classic lookups (the system resolver, ``classic`` tag, or the configured resolvers standing
+in for it when it is off) at ``depth=0`` count, and only
 those of the URL's own host have a control to compare with (``minipipeline/analysis.go``):
 
 - a successful lookup is **valid** when its addresses share an IP with the control's, else
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from probe.analysis.observations import Kind, Observation, is_classic_lookup
+from probe.analysis.observations import Kind, Observation, classic_lookups, is_aaaa_no_answer
 from probe.failures import DNS_NO_ANSWER
 from probe.ipinfo import AsnLookup
 from probe.model import ControlResponse, DNSQuery
@@ -33,11 +34,6 @@ INCONSISTENT = "inconsistent"
 def same_host(a: str, b: str) -> bool:
     """Host names equal once lower-cased and without a trailing dot."""
     return a.lower().rstrip(".") == b.lower().rstrip(".")
-
-
-def is_aaaa_no_answer(query: DNSQuery) -> bool:
-    """``dns_no_answer`` to an AAAA query: the name simply has no IPv6 address."""
-    return query.query_type == "AAAA" and query.failure == DNS_NO_ANSWER
 
 
 def dns_consistency(
@@ -83,10 +79,12 @@ def dns_consistency(
 def dns_experiment_failure(queries: Iterable[DNSQuery]) -> str | None:
     """The first failure of a depth-0 classic lookup, AAAA ``dns_no_answer`` aside.
 
-    OONI computes this v0.4 key in its classic analysis, over getaddrinfo lookups only.
+    OONI computes this v0.4 key in its classic analysis, over getaddrinfo lookups only; without
+    the system resolver, over the configured resolvers' lookups that stand in for it
+    (:func:`~probe.analysis.observations.classic_lookups`).
     """
-    for query in queries:
-        if not is_classic_lookup(query) or is_aaaa_no_answer(query):
+    for query in classic_lookups(queries):
+        if is_aaaa_no_answer(query):
             continue
         if "depth=0" in query.tags and query.failure is not None:
             return query.failure

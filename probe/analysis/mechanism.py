@@ -2,8 +2,11 @@
 
 The first rule that applies gives the label:
 
-1. **Artefacts.** A known fingerprint is proof whatever the diff says. Hop by hop (``depth``),
-   a DNS answer of a non-DoH lookup matching a DNS fingerprint → ``dns.blockpage``; then
+1. **Artefacts.** A known fingerprint is proof whatever the diff says. A server-side
+   fingerprint (:attr:`~probe.fingerprints.Fingerprint.is_server_side`: a CDN challenge, a
+   geo-block page the site serves) → ``server.block``: the site refused, not the network.
+   Hop by hop (``depth``), a DNS answer of a non-DoH lookup matching a DNS fingerprint →
+   ``dns.blockpage``; then
    the hop's HTTP response matching a body or header fingerprint → ``http.redirect`` for a
    3xx (e.g. a ``Location`` to Wateen's restrict page) or ``http.blockpage`` for any other
    status. The first hop with an artefact wins: the censor's first move. ``confirmed`` is
@@ -12,7 +15,15 @@ The first rule that applies gives the label:
    mechanism but leaves ``confirmed`` null (its notes say why).
 2. **Nothing measured** (no step at all) → ``None``.
 3. **No control and nothing decided** (``blocking`` null without a control, or rule 5.1a, where
-   OONI writes ``(false, true)`` for a failed lookup it could not check) → ``control.unreachable``.
+   OONI writes ``(false, true)`` for a failed lookup it could not check): what the probe saw,
+   without attributing it to a censor, since nothing says the site works elsewhere. The
+   deciding step's failure: DNS → as in rule 6 (``dns.nxdomain``, ``dns.timeout``, …); TCP →
+   as in rule 7 (``tcp.timeout``, ``tcp.refused``, ``tcp.reset``); TLS → ``tls.reset`` (not
+   ``tls.reset.sni``: without a control the server itself may have reset),
+   ``tls.certificate`` (not ``tls.mitm``), ``tls.timeout``, ``tls.eof``; HTTP → as in rule 9,
+   certificate errors as ``tls.certificate``. Only loopback answers → ``dns.localhost``.
+   Nothing failed (a plain-HTTP page that loaded, rule 1.2) → ``control.none`` when no
+   control was configured (``--control none``), ``control.unreachable`` when it failed.
 4. ``blocking`` null with a control (no rule matched) → ``down``.
 5. ``blocking`` false → ``ok`` when accessible, ``down`` when not.
 6. ``blocking == "dns"``: rule 6 → ``dns.localhost``; a failed lookup decided → by its failure;
@@ -46,13 +57,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from probe import failures
-from probe.analysis.decision import Decision
-from probe.analysis.dns_consistency import is_aaaa_no_answer
-from probe.analysis.observations import Kind, Observation
+from probe.analysis.decision import Decision, only_loopback
+from probe.analysis.observations import Kind, Observation, is_aaaa_no_answer
 from probe.fingerprints import Fingerprint, FingerprintDB
 from probe.http import REDIRECT_CODES
 from probe.ipinfo import IPNetwork, is_bogon, is_loopback
 from probe.model import ControlResponse, HTTPTransaction, WebConnectivityTestKeys
+from probe.outcome import CONTROL_NOT_CONFIGURED, SERVER_BLOCK
 
 TIMEOUTS = frozenset({failures.GENERIC_TIMEOUT, failures.TIMED_OUT})
 CERTIFICATE_ERRORS = frozenset(
@@ -64,6 +75,9 @@ _TCP_REFUSED = frozenset(
     {failures.CONNECTION_REFUSED, failures.HOST_UNREACHABLE, failures.NETWORK_UNREACHABLE}
 )
 _TCP_RESET = frozenset({failures.CONNECTION_RESET, failures.CONNECTION_ABORTED})
+CONTROL_NONE = "control.none"
+CONTROL_UNREACHABLE = "control.unreachable"
+_UNDECIDED_WITHOUT_CONTROL = frozenset({"1.2", "2.1", "3.1a", "4.1a", "5.1a", "none"})
 
 
 def label(
@@ -74,8 +88,12 @@ def label(
     observations: Iterable[Observation],
     *,
     public_networks: Iterable[IPNetwork] = (),
+    control_failure: str | None = None,
 ) -> tuple[str | None, str | None]:
     """The mechanism of *keys* given its *decision*; *public_networks* are never bogons.
+
+    *control_failure* tells a control switched off (``control_not_configured``) from one that
+    failed, when *control* is ``None``.
 
     Returns:
         ``(mechanism, confirmed)``; see the module docstring for the rules.
@@ -83,11 +101,13 @@ def label(
     artefact = _artefact(keys, fingerprints)
     if artefact is not None:
         mechanism, fingerprint = artefact
+        if fingerprint.is_server_side:
+            return SERVER_BLOCK, None
         return mechanism, fingerprint.name if fingerprint.is_censorship else None
     if not (keys.queries or keys.tcp_connect or keys.tls_handshakes or keys.requests):
         return None, None
-    if decision.rule == "5.1a" or (decision.blocking is None and control is None):
-        return "control.unreachable", None
+    if control is None and decision.rule in _UNDECIDED_WITHOUT_CONTROL:
+        return _seen(decision, observations, control_failure), None
     if decision.blocking is None:
         return "down", None
     if decision.blocking is False:
@@ -105,6 +125,29 @@ def label(
             return "http.throttle", None
         return http_label(failure), None
     return tcp_label(failure), None
+
+
+def _seen(decision: Decision, observations: Iterable[Observation], control_failure: str | None) -> str:
+    """Rule 3: what the probe saw, without a control to say whose doing it was."""
+    entry = decision.entry
+    failure = entry.failure if entry is not None else None
+    if entry is None:  # nothing decided; only loopback answers leave nothing to connect to
+        depth0 = (obs.query for obs in observations if obs.kind is Kind.DNS and obs.depth == 0)
+        if any(q is not None and q.failure is None and only_loopback(q.addresses) for q in depth0):
+            return "dns.localhost"
+    if entry is None or failure is None:
+        return CONTROL_NONE if control_failure == CONTROL_NOT_CONFIGURED else CONTROL_UNREACHABLE
+    if entry.kind is Kind.DNS:
+        return dns_label(failure)
+    if entry.kind is Kind.TCP:
+        return tcp_label(failure)
+    if failure in CERTIFICATE_ERRORS:
+        return "tls.certificate"
+    if entry.kind is Kind.TLS:
+        return "tls.reset" if failure == failures.CONNECTION_RESET else tls_label(failure)
+    if entry.http is not None and is_throttled(entry.http):
+        return "http.throttle"
+    return http_label(failure)
 
 
 def dns_label(failure: str | None) -> str:

@@ -7,6 +7,17 @@ This is OONI's minipipeline reduced to what the classic analysis reads
   successful lookup without addresses yields none, as in OONI;
 - one endpoint observation per ``classic``-tagged TCP connect (an address the system
   resolver returned), upgraded by the TLS handshake and then the HTTP round trip made on it.
+
+Without the system resolver (``use_system_resolver = false``: no ``getaddrinfo`` lookup at all),
+the configured DNS-over-UDP/TCP resolvers stand in for it (:func:`classic_lookups`): their
+lookups, and the endpoints at the addresses they returned, are the classic observations.
+OONI's classic analysis reads getaddrinfo only because getaddrinfo is what every ooniprobe
+asks (``minipipeline/classic.go``); its "ext" analysis reads every non-DoH lookup, the
+DNS-over-UDP one included, for ``x_dns_flags``. A probe configured without getaddrinfo has no
+other lookup to base the verdict on, and leaving them out hid an ISP resolver's NXDOMAIN
+(``blocking`` null, no ``dns_experiment_failure``). DoH stays out (ooni/probe#2274), and so
+does an AAAA query's ``dns_no_answer`` (the name has no IPv6 address; getaddrinfo asks both
+families in one lookup and never reports it).
   Its ``kind`` is the last operation reached (DNS < TCP < TLS < HTTP) and its ``failure`` that
   operation's failure. Steps join on ``transaction_id`` when it is positive, else on
   (``ip:port``, depth); a ``classic`` HTTP transaction that joins no connect stands alone.
@@ -19,10 +30,12 @@ transaction id descending.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
+from probe.failures import DNS_NO_ANSWER
 from probe.model import DNSQuery, HTTPTransaction, TCPConnect, TLSHandshake, WebConnectivityTestKeys
 from probe.tcp import endpoint
 
@@ -101,17 +114,38 @@ def is_classic_lookup(query: DNSQuery) -> bool:
     return CLASSIC in query.tags and query.engine != "doh"
 
 
+def system_resolver_off(queries: Iterable[DNSQuery]) -> bool:
+    """Lookups were made, none of them by the system resolver (``use_system_resolver = false``)."""
+    engines = {query.engine for query in queries}
+    return bool(engines) and "getaddrinfo" not in engines
+
+
+def classic_lookups(queries: Iterable[DNSQuery]) -> list[DNSQuery]:
+    """The lookups the classic analysis reads: the system resolver's, or its stand-ins.
+
+    The system resolver's ``classic`` lookups when it was asked; otherwise every DNS-over-UDP
+    or TCP lookup (the configured resolvers stand in for it), AAAA ``dns_no_answer`` aside.
+    """
+    queries = list(queries)
+    if not system_resolver_off(queries):
+        return [q for q in queries if is_classic_lookup(q)]
+    return [q for q in queries if q.engine != "doh" and not is_aaaa_no_answer(q)]
+
+
 def classic_observations(keys: WebConnectivityTestKeys) -> list[Observation]:
     """The classic DNS and endpoint observations of *keys*, in input order."""
+    lookups = classic_lookups(keys.queries)
     out = [
         Observation(Kind.DNS, depth_of(q.tags), q.failure, q.transaction_id, query=q)
-        for q in keys.queries
-        if is_classic_lookup(q) and (q.failure is not None or q.addresses)
+        for q in lookups
+        if q.failure is not None or q.addresses
     ]
+    # Without the system resolver its stand-ins' addresses make an endpoint classic.
+    stand_in = {a for q in lookups for a in q.addresses} if system_resolver_off(keys.queries) else set()
     endpoints: list[Observation] = [
         Observation(Kind.TCP, depth_of(c.tags), c.status.failure, c.transaction_id, tcp=c)
         for c in keys.tcp_connect
-        if CLASSIC in c.tags
+        if CLASSIC in c.tags or c.ip in stand_in
     ]
     for handshake in keys.tls_handshakes:
         index = _find(endpoints, handshake.transaction_id, handshake.address, depth_of(handshake.tags))
@@ -126,7 +160,7 @@ def classic_observations(keys: WebConnectivityTestKeys) -> list[Observation]:
             endpoints[index] = dataclasses.replace(
                 endpoints[index], kind=Kind.HTTP, failure=transaction.failure, http=transaction
             )
-        elif CLASSIC in transaction.tags:
+        elif CLASSIC in transaction.tags or _ip_of(transaction.address) in stand_in:
             endpoints.append(
                 Observation(
                     Kind.HTTP, depth, transaction.failure, transaction.transaction_id, http=transaction
@@ -143,6 +177,16 @@ def linear(observations: list[Observation]) -> list[Observation]:
         return (-depth, -obs.kind, obs.failure or "", -obs.transaction_id)
 
     return sorted(observations, key=key)
+
+
+def is_aaaa_no_answer(query: DNSQuery) -> bool:
+    """``dns_no_answer`` to an AAAA query: the name simply has no IPv6 address."""
+    return query.query_type == "AAAA" and query.failure == DNS_NO_ANSWER
+
+
+def _ip_of(address: str) -> str:
+    """The IP of ``ip:port`` (``[v6]:port`` too)."""
+    return address.rpartition(":")[0].strip("[]") if ":" in address else address
 
 
 def _find(endpoints: list[Observation], transaction_id: int, address: str, depth: int | None) -> int | None:

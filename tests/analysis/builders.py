@@ -63,22 +63,22 @@ def query(
     failure: str | None = None,
     depth: int = 0,
     classic: bool = True,
-    engine: DNSEngine = "system",
+    engine: DNSEngine = "getaddrinfo",
     hostname: str = HOST,
     query_type: str = "ANY",
 ) -> DNSQuery:
-    """A lookup of *hostname*; ``engine="system"`` is getaddrinfo."""
+    """A lookup of *hostname*; ``engine="getaddrinfo"`` is the system resolver."""
     answers = tuple(
         DNSAnswer("AAAA", ipv6=a) if ":" in a else DNSAnswer("A", ipv4=a)
         for a in (() if failure else addresses)
     )
     return DNSQuery(
         engine=engine,
-        resolver_address="" if engine == "system" else "8.8.8.8:53",
+        resolver_address="" if engine == "getaddrinfo" else "8.8.8.8:53",
         hostname=hostname,
         query_type=query_type,
         answers=answers,
-        rcode=None if engine == "system" else ("NOERROR" if failure is None else "NXDOMAIN"),
+        rcode=None if engine == "getaddrinfo" else ("NOERROR" if failure is None else "NXDOMAIN"),
         failure=failure,
         t0=0.0,
         t=0.1,

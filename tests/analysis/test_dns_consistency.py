@@ -100,10 +100,18 @@ def test_doh_failures_are_ignored() -> None:
     assert consistency(doh) is None
 
 
-def test_only_system_resolver_lookups_count() -> None:
+def test_only_system_resolver_lookups_count_when_it_was_asked() -> None:
     lying_udp = query(IP_OTHER, engine="udp", classic=False)
     assert consistency(query(IP), lying_udp) == "consistent"
-    assert consistency(lying_udp) is None
+
+
+def test_without_the_system_resolver_the_configured_resolvers_stand_in() -> None:
+    """``use_system_resolver = false``: the configured resolver's lie is the classic lookup."""
+    lying_udp = query(IP_OTHER, engine="udp", classic=False)
+    assert consistency(lying_udp) == "inconsistent"
+    assert consistency(query(IP, engine="udp", classic=False)) == "consistent"
+    doh = query(IP_OTHER, engine="doh", classic=False)
+    assert consistency(doh) is None
 
 
 def test_lookups_after_a_redirect_do_not_count() -> None:

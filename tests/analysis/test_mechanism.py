@@ -118,14 +118,20 @@ CASES: list[tuple[str, Callable[[], Scenario], str | None, str | None]] = [
     ("http.redirect-wateen", _wateen_redirect, "http.redirect", "cp.c_isp_pk_wateen_location"),
     ("http.diff", lambda: _page(BLOCKPAGE), "http.diff", None),
     (
-        "control.unreachable",
+        "no-control-tcp-timeout-is-what-the-probe-saw",
         lambda: (keys(query(IP), connect(IP, 80, "generic_timeout_error")), None, HTTP_URL),
-        "control.unreachable",
+        "tcp.timeout",
         None,
     ),
     (
-        "control.unreachable-dns",
+        "no-control-nxdomain-is-what-the-probe-saw",
         lambda: (keys(query(failure="dns_nxdomain_error")), None, HTTP_URL),
+        "dns.nxdomain",
+        None,
+    ),
+    (
+        "control.unreachable-page-loaded",
+        lambda: (lambda c: (keys(query(IP), c, fetch(HTTP_URL, c)), None, HTTP_URL))(connect(IP, 80)),
         "control.unreachable",
         None,
     ),
@@ -189,7 +195,7 @@ def test_control_failure_means_no_control_even_with_a_response() -> None:
         asn_of=asn_of,
         fingerprints=fingerprints(),
     )
-    assert (verdict.blocking, verdict.accessible, verdict.mechanism) == (None, None, "control.unreachable")
+    assert (verdict.blocking, verdict.accessible, verdict.mechanism) == (None, None, "tcp.refused")
     assert (verdict.control, verdict.control_failure) == (ctrl, "generic_timeout_error")
 
 
