@@ -21,7 +21,12 @@ Printed, all measured in the same run:
   were given up), and at concurrency 100; their ratios to the baseline and to the budget;
 - the round at (strict) concurrency 1: by default *extrapolated* from a 10-target subset with
   the same share of silent targets (5 + 5 by default), times n / 10, which the output says;
-  ``--full-c1`` measures it instead.
+  ``--full-c1`` measures it instead;
+- rounds with a control (issue 10): our helper on loopback, measuring with the same step
+  timeouts, and the same round without a control as the baseline, for ``--control-n`` targets
+  (200) of which ``--control-silent`` (40) never answer, then with all answering; each with
+  its count of measurements at a ``control_failure`` (0 expected). ``--control-only`` runs
+  these alone.
 
 Asserts nothing.
 """
@@ -41,10 +46,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the loopback ser
 
 from measurements.installation import Installation
 from measurements.store import open_store
-from probe import service
-from probe.settings import Measure, Settings, Targets
+from probe import control, service
+from probe.helper.app import HelperSettings, Limits
+from probe.helper.measure import HelperConfig
+from probe.helper.policy import AddressPolicy
+from probe.settings import Control, Measure, Network, Settings, Targets
+from tests.servers.helper_server import running_helper
 from tests.servers.http_server import http_server
 from tests.servers.tcp_server import tcp_server
+
+LOOPBACK = ("127.0.0.0/8",)
 
 
 def write_list(directory: Path, name: str, urls: list[str]) -> Path:
@@ -57,12 +68,20 @@ def write_list(directory: Path, name: str, urls: list[str]) -> Path:
 
 
 def timed_round(
-    target_list: Path, db: Path, *, concurrency: int, timeout: float, strict: bool = False
-) -> tuple[float, int]:
-    """Wall time of one stored round of *target_list*, and how many targets it measured.
+    target_list: Path,
+    db: Path,
+    *,
+    concurrency: int,
+    timeout: float,
+    strict: bool = False,
+    control_url: str | None = None,
+) -> tuple[float, int, int]:
+    """Wall time of one stored round of *target_list*, how many targets it measured, and how
+    many of those have a ``control_failure`` (``control_not_configured`` aside).
 
     The other bounds are the defaults (``max_open``, ``stall_after``), or with *strict*
-    ``max_open = concurrency``: no measurement gives its slot up.
+    ``max_open = concurrency``: no measurement gives its slot up. With *control_url*, the
+    round asks that helper (loopback counted as public).
     """
     settings = Settings(
         measure=Measure(
@@ -77,6 +96,8 @@ def timed_round(
             allow_loopback=True,
         ),
         targets=Targets(lists=(str(target_list),)),
+        control=Control(url=control_url),
+        network=Network(public_networks=LOOPBACK if control_url else ()),
     )
     plan = service.plan_round(settings)
     # The installation (id, round locks) beside the throw-away database, not in the user's data dir.
@@ -86,7 +107,45 @@ def timed_round(
         wall = time.perf_counter() - t0
     missing = [r for r in report.results if r.measurement is None]
     assert not missing, f"targets without a measurement: {missing[:3]}"
-    return wall, len(report.results)
+    lost = sum(
+        1
+        for r in report.results
+        if r.measurement is not None
+        and r.measurement.test_keys.control_failure not in (None, control.CONTROL_NOT_CONFIGURED)
+    )
+    return wall, len(report.results), lost
+
+
+def control_rounds(tmp: Path, web: int, hole: int, *, n: int, silent: int, timeout: float) -> None:
+    """Rounds with a loopback helper against the same rounds without one (the baseline)."""
+    helper_settings = HelperSettings(
+        config=HelperConfig(
+            dns_timeout=timeout, tcp_timeout=timeout, tls_timeout=timeout, http_timeout=timeout
+        ),
+        policy=AddressPolicy.allowing(LOOPBACK),
+        limits=Limits(),  # max_concurrency 32, as the probe's control.max_in_flight
+    )
+    db = tmp / "control.sqlite3"
+    good = [f"http://127.0.0.1:{web}/?c={i}" for i in range(n)]
+    bad = [f"http://127.0.0.1:{hole}/?c={i}" for i in range(silent)]
+    mixed = [u for pair in zip(good, bad, strict=False) for u in pair] + good[len(bad) : n - silent]
+    rounds = (
+        (f"{silent} never answer", write_list(tmp, "control-mixed.csv", mixed)),
+        ("all answer", write_list(tmp, "control-good.csv", good)),
+    )
+    steps = {f"{step}_timeout": timeout for step in ("dns", "tcp", "tls", "http")}
+    print(
+        f"\nrounds with a control: {n} loopback targets, our helper on loopback with the same "
+        f"{timeout:g} s step timeouts (the probe waits {control.answer_wait(**steps):g} s)"
+    )
+    with running_helper(helper_settings) as helper:
+        for label, path in rounds:
+            base, _, _ = timed_round(path, db, concurrency=16, timeout=timeout)
+            wall, k, lost = timed_round(path, db, concurrency=16, timeout=timeout, control_url=helper)
+            print(
+                f"{label:<17}: without a control {base:6.2f} s (baseline), with one {wall:6.2f} s"
+                f" = {wall / base:4.2f}x; {lost} of {k} measurements at a control_failure"
+            )
 
 
 def main() -> None:
@@ -99,6 +158,11 @@ def main() -> None:
     parser.add_argument(
         "--full-c1", action="store_true", help="measure concurrency 1 instead of extrapolating"
     )
+    parser.add_argument("--control-n", type=int, default=200, help="targets in the rounds with a control")
+    parser.add_argument(
+        "--control-silent", type=int, default=40, help="never-answering targets in the rounds with a control"
+    )
+    parser.add_argument("--control-only", action="store_true", help="run only the rounds with a control")
     args = parser.parse_args()
     logging.disable(logging.INFO)  # httpx logs every request
     half = round(args.n * args.silent_share)  # the never-answering targets
@@ -115,6 +179,11 @@ def main() -> None:
         n_silent = round(10 * args.silent_share)  # the subset has the round's share of silent targets
         subset = write_list(tmp, "subset.csv", silent[:n_silent] + good[: 10 - n_silent])
         db = tmp / "bench.sqlite3"
+        if args.control_only:
+            control_rounds(
+                tmp, web.port, hole, n=args.control_n, silent=args.control_silent, timeout=args.timeout
+            )
+            return
 
         budget = 2 * args.timeout  # tcp_timeout + http_timeout: an http:// IP-literal URL has no DNS or TLS
         print(
@@ -122,7 +191,7 @@ def main() -> None:
             f"every step timeout {args.timeout:g} s"
         )
         print(f"configured budget of one never-answering target (tcp + http timeout): {budget:.2f} s")
-        base, _ = timed_round(one, db, concurrency=1, timeout=args.timeout, strict=True)
+        base, _, _ = timed_round(one, db, concurrency=1, timeout=args.timeout, strict=True)
         print(f"baseline  one never-answering target alone:          {base:7.2f} s")
 
         results: dict[str, float] = {}
@@ -131,7 +200,7 @@ def main() -> None:
             ("16 strict", 16, True),
             ("100", 100, False),
         ):
-            wall, n = timed_round(full, db, concurrency=concurrency, timeout=args.timeout, strict=strict)
+            wall, n, _ = timed_round(full, db, concurrency=concurrency, timeout=args.timeout, strict=strict)
             results[label] = wall
             print(
                 f"round     concurrency {label:<12}: {n} targets in {wall:7.2f} s"
@@ -140,15 +209,18 @@ def main() -> None:
             )
 
         if args.full_c1:
-            c1, _ = timed_round(full, db, concurrency=1, timeout=args.timeout, strict=True)
+            c1, _, _ = timed_round(full, db, concurrency=1, timeout=args.timeout, strict=True)
             how = "measured"
         else:
-            sub, k = timed_round(subset, db, concurrency=1, timeout=args.timeout, strict=True)
+            sub, k, _ = timed_round(subset, db, concurrency=1, timeout=args.timeout, strict=True)
             c1 = sub * args.n / k
             how = f"EXTRAPOLATED: {k}-target subset (same mix) took {sub:.2f} s, x{args.n / k:g}"
         print(f"round     concurrency {'1 strict':<12}: {args.n} targets in {c1:7.2f} s   ({how})")
         for label, wall in results.items():
             print(f"speed-up  concurrency {label:<12} vs 1: {c1 / wall:6.1f}x")
+        control_rounds(
+            tmp, web.port, hole, n=args.control_n, silent=args.control_silent, timeout=args.timeout
+        )
 
 
 if __name__ == "__main__":
