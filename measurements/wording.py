@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from measurements.findings import Event, Flag
+from probe.outcome import describe, outcome_of
 
 _LAYER_NAMES = {"dns": "DNS", "tcp": "TCP/IP", "tls": "TLS", "http": "HTTP"}
 
@@ -15,23 +16,43 @@ def when(t: datetime | None) -> str:
     return "—" if t is None else t.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def flag_state(f: Flag) -> str:
+    """What people read for the state an onset flag reports, in :mod:`probe.outcome`'s words.
+
+    ``blocked (anomaly)``, ``blocked (confirmed: NAME)``, ``refused by the site (not
+    censorship)`` for a server-side refusal, and ``throttled`` for shaping, which is not a block:
+    the site loads, too slowly to be used.
+    """
+    if f.mechanism and f.mechanism.endswith(".throttle"):
+        return "throttled"
+    # An onset is, by construction, a run of measurements OONI called blocking at this layer.
+    outcome = outcome_of(
+        blocking="http-failure",
+        accessible=False,
+        mechanism=f.mechanism or "",
+        confirmed=f.confirmed,
+        control_failure=None,
+    )
+    return describe(outcome, confirmed=f.confirmed)
+
+
 def flag_sentence(f: Flag) -> str:
     """One sentence: what, where, how, since when, on how much evidence."""
     how = _LAYER_NAMES.get(f.layer, f.layer) + " layer"
     if f.mechanism:
         how += f" ({f.mechanism})"
-    if f.confirmed:
-        how += f", confirmed by fingerprint {f.confirmed},"
     evidence = f"{f.n_measurements} measurements, confidence {f.confidence:.3f}"
+    state = flag_state(f)
     if f.kind == "blocking_onset":
-        # Shaping is not a block: the site loads, too slowly to be used.
-        verb = "throttled" if f.mechanism and f.mechanism.endswith(".throttle") else "blocked"
         return (
-            f"{f.target} {verb} on {f.probe_asn} ({f.probe_cc}) at the {how} from "
-            f"{when(f.first_evidence_at)}, last seen {verb} {when(f.last_evidence_at)} ({evidence})"
+            f"{f.target} {state} on {f.probe_asn} ({f.probe_cc}) at the {how} from "
+            f"{when(f.first_evidence_at)}, last seen {when(f.last_evidence_at)} ({evidence})"
         )
+    # The end of a run at one layer: not "reachable", which only the next measurement's outcome
+    # can say (the target may now fail at another layer, or be down).
+    ended = "blocked" if state.startswith("blocked") else state.removesuffix(" (not censorship)")
     return (
-        f"{f.target} reachable again on {f.probe_asn} ({f.probe_cc}) at the {how} from "
+        f"{f.target} no longer {ended} on {f.probe_asn} ({f.probe_cc}) at the {how} from "
         f"{when(f.first_evidence_at)} ({evidence})"
     )
 

@@ -22,7 +22,7 @@ from measurements.store import open_store
 from probe.cli import main
 from probe.cli.params import When
 from tests.daemon_harness import loopback_targets, running_daemon, write_settings
-from tests.storage.factories import BASE, make_round
+from tests.storage.factories import BASE, make_measurement, make_round
 
 COMPLETE = r"probe\.daemon: round \d+ complete"
 
@@ -267,3 +267,53 @@ def test_export_while_the_daemon_writes_never_sees_a_locked_database(tmp_path: P
     assert rounds >= 3, "the daemon hardly wrote while we exported"
     assert exports >= 3
     assert not any("locked" in line or "ERROR" in line for line in daemon.log), "\n".join(daemon.log)
+
+
+def test_status_lists_a_confirmed_blockpage_that_ooni_calls_accessible(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Surf Safely every round: OONI's keys say (false, true); status said "failing targets none"."""
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    surf_safely = "cp.b_nat_pak_isp_common_blockpage"
+    with open_store(url) as store:
+        for hour in (0, 1):
+            at = BASE + timedelta(hours=hour)
+            rid = store.begin_round(started_at=at, n_targets=2, probe_asn="AS17557", probe_cc="PK")
+            blockpaged = make_measurement(
+                2 * hour,
+                url="http://www.youtube.com/",
+                at=at,
+                mechanism="http.blockpage",
+                confirmed=surf_safely,
+            )
+            fine = make_measurement(2 * hour + 1, url="https://en.wikipedia.org/", at=at)
+            store.finish_round(rid, [blockpaged, fine], ended_at=at + timedelta(seconds=5))
+    code, out, err = _run(capsys, "status", "--db", url)
+    assert (code, err) == (0, "")
+    lines = [line.rstrip() for line in out.splitlines()]
+    start = lines.index("failing targets 1: 1 blocked (confirmed)")
+    assert lines[start + 1 :] == [
+        " target                   network     measured (UTC)       outcome"
+        + " " * 49
+        + "mechanism       failure",
+        " http://www.youtube.com/  AS17557 PK  2024-01-20 11:00:00  blocked (confirmed: "
+        "cp.b_nat_pak_isp_common_blockpage)  http.blockpage",
+    ]
+    code, out, _ = _run(capsys, "status", "--db", url, "--json")
+    [failing] = json.loads(out)["failing_targets"]
+    assert (failing["url"], failing["outcome"], failing["blocking"], failing["accessible"]) == (
+        "http://www.youtube.com/",
+        "blocked.confirmed",
+        "false",
+        True,
+    )
+
+
+def test_status_orders_failing_targets_by_outcome_and_counts_them(
+    db: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = _run(capsys, "status", "--db", db)
+    assert code == 0
+    assert "failing targets 5: 1 blocked (confirmed), 3 blocked (anomaly), 1 site down" in out
+    rows = [line.split()[0] for line in out.splitlines() if line.startswith(" https://site")]
+    assert rows == [f"https://site{j}.example/" for j in (4, 1, 2, 3, 5)]

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from probe.cli.flags import compute, since_option
-from probe.cli.options import config_option, db_option
+from probe.cli.options import config_option, database_url, db_option
 from probe.errors import ConfigError
 
 
@@ -27,9 +27,12 @@ from probe.errors import ConfigError
 def report(since: datetime | None, output: Path, db_url: str | None, config_file: Path | None) -> None:
     """Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network)."""
     from measurements.report import render_html
+    from measurements.store import open_store
 
     found = compute(db_url, config_file)
-    page = render_html(found, generated_at=datetime.now(UTC), since=since)
+    with open_store(database_url(db_url, config_file)) as store:
+        latest = store.latest_targets()
+    page = render_html(found, generated_at=datetime.now(UTC), since=since, latest=latest)
     if str(output) == "-":
         click.echo(page, nl=False)
         return

@@ -1,5 +1,10 @@
 """``probe status``: the last rounds, the next scheduled run, the database size, failing targets.
 
+Failing targets are those whose latest measurement on a network is not "reachable"
+(:func:`measurements.schema.failing_query`), listed by outcome, most serious first, each with
+the outcome a person reads (:mod:`probe.outcome`): a confirmed blockpage reads
+"blocked (confirmed: NAME)" whatever OONI's ``blocking`` says.
+
 The daemon keeps no state outside the database, so the next run is predicted, not asked:
 it is the last round's start plus the configured interval, plus up to the configured jitter
 (see :func:`probe.daemon.next_run_window`). The schedule is read from ``--config`` — pass the
@@ -11,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +26,7 @@ import click
 
 from probe.cli.options import config_option, db_option
 from probe.errors import ConfigError
+from probe.outcome import LABELS, Outcome, describe
 
 # The store, the settings and rich load when the command runs, not for ``--help``.
 if TYPE_CHECKING:
@@ -30,6 +37,29 @@ if TYPE_CHECKING:
     from probe.settings import Schedule
 
 ROUNDS_SHOWN = 10
+_RANK = {
+    outcome: i
+    for i, outcome in enumerate(
+        (
+            Outcome.BLOCKED_CONFIRMED,
+            Outcome.BLOCKED_ANOMALY,
+            Outcome.SHUTDOWN,
+            Outcome.SERVER_REFUSAL,
+            Outcome.DOWN,
+            Outcome.NO_VERDICT_UNDECIDED,
+            Outcome.NO_VERDICT_CONTROL,
+            Outcome.NO_VERDICT_NO_CONTROL,
+        )
+    )
+}
+"""The order failing targets are listed in: most serious first."""
+_STYLE = {
+    Outcome.BLOCKED_CONFIRMED: "bold red",
+    Outcome.BLOCKED_ANOMALY: "red",
+    Outcome.SHUTDOWN: "bold red",
+    Outcome.SERVER_REFUSAL: "yellow",
+    Outcome.DOWN: "yellow",
+}
 
 
 @click.command()
@@ -155,21 +185,24 @@ def render(doc: dict[str, Any], console: Console) -> None:
             f" … {_short(nxt['latest'])}" if nxt["latest"] != nxt["earliest"] else ""
         )
         console.print(f"[bold]next run[/] {window} UTC (last start + interval + jitter){late}")
-    failing = doc["failing_targets"]
+    failing = sorted(doc["failing_targets"], key=lambda f: (_RANK.get(f["outcome"], len(_RANK)), f["url"]))
     if not failing:
         console.print("[bold]failing targets[/] none")
         return
-    table = Table("target", "network", "measured (UTC)", "blocking", "mechanism", "failure", box=None)
+    counts = Counter(LABELS[Outcome(f["outcome"])] for f in failing)
+    by_outcome = ", ".join(f"{n} {text}" for text, n in counts.items())
+    console.print(f"[bold]failing targets[/] {len(failing)}: {by_outcome}")
+    table = Table("target", "network", "measured (UTC)", "outcome", "mechanism", "failure", box=None)
     for f in failing:
+        outcome = Outcome(f["outcome"])
         table.add_row(
             escape(f["url"]),
             f"{f['probe_asn']} {f['probe_cc']}",
             _short(f["measured_at"]),
-            escape(f["blocking"] or ""),
+            f"[{_STYLE.get(outcome, 'dim')}]{escape(describe(outcome, confirmed=f['confirmed']))}[/]",
             escape(f["mechanism"] or ""),
             escape(f["failure"] or ""),
         )
-    console.print(f"[bold]failing targets[/] {len(failing)}")
     console.print(table)
 
 

@@ -24,24 +24,37 @@ def _flag(kind: str, layer: str, mechanism: str | None, confirmed: str | None = 
     [
         (
             _flag("blocking_onset", "tls", "tls.reset.sni"),
-            "https://x.com/ blocked on AS17557 (PK) at the TLS layer (tls.reset.sni) from 2024-02-17 "
-            "09:00 UTC, last seen blocked 2024-02-20 09:00 UTC (72 measurements, confidence 1.000)",
+            "https://x.com/ blocked (anomaly) on AS17557 (PK) at the TLS layer (tls.reset.sni) from "
+            "2024-02-17 09:00 UTC, last seen 2024-02-20 09:00 UTC (72 measurements, confidence 1.000)",
         ),
         (
             _flag("blocking_onset", "http", "http.blockpage", "pk_surf_safely"),
-            "https://x.com/ blocked on AS17557 (PK) at the HTTP layer (http.blockpage), confirmed by "
-            "fingerprint pk_surf_safely, from 2024-02-17 09:00 UTC, last seen blocked 2024-02-20 "
-            "09:00 UTC (72 measurements, confidence 1.000)",
+            "https://x.com/ blocked (confirmed: pk_surf_safely) on AS17557 (PK) at the HTTP layer "
+            "(http.blockpage) from 2024-02-17 09:00 UTC, last seen 2024-02-20 09:00 UTC "
+            "(72 measurements, confidence 1.000)",
         ),
         (
             _flag("blocking_onset", "http", "http.throttle"),
             "https://x.com/ throttled on AS17557 (PK) at the HTTP layer (http.throttle) from 2024-02-17 "
-            "09:00 UTC, last seen throttled 2024-02-20 09:00 UTC (72 measurements, confidence 1.000)",
+            "09:00 UTC, last seen 2024-02-20 09:00 UTC (72 measurements, confidence 1.000)",
         ),
         (
-            _flag("blocking_end", "tls", None),
-            "https://x.com/ reachable again on AS17557 (PK) at the TLS layer from 2024-02-17 09:00 UTC "
+            # A CDN challenge or a geo-block page: the site refused, not the network.
+            _flag("blocking_onset", "http", "server.block"),
+            "https://x.com/ refused by the site (not censorship) on AS17557 (PK) at the HTTP layer "
+            "(server.block) from 2024-02-17 09:00 UTC, last seen 2024-02-20 09:00 UTC "
             "(72 measurements, confidence 1.000)",
+        ),
+        (
+            # Not "reachable again": the end of a run at one layer says nothing of the others.
+            _flag("blocking_end", "tls", None),
+            "https://x.com/ no longer blocked on AS17557 (PK) at the TLS layer from 2024-02-17 09:00 UTC "
+            "(72 measurements, confidence 1.000)",
+        ),
+        (
+            _flag("blocking_end", "http", "server.block"),
+            "https://x.com/ no longer refused by the site on AS17557 (PK) at the HTTP layer (server.block) "
+            "from 2024-02-17 09:00 UTC (72 measurements, confidence 1.000)",
         ),
     ],
 )
