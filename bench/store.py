@@ -61,7 +61,7 @@ def rounds(n: int, per_round: int) -> Iterator[list[Measurement]]:
             when = ooni_time(BASE + timedelta(seconds=i))
             batch.append(
                 dataclasses.replace(
-                    t, id=str(uuid.uuid4()), input=f"https://site{i % 2300}.example/",
+                    t, measurement_uid=str(uuid.uuid4()), input=f"https://site{i % 2300}.example/",
                     measurement_start_time=when, test_start_time=when,
                 )
             )  # fmt: skip

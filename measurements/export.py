@@ -8,11 +8,13 @@ it, and the stored JSON carries OONI's ``127.0.0.1`` marker.
 
 CSV (excel dialect, ``\\r\\n`` line ends; open the file with ``newline=""``): a header row,
 then one row per measurement with the summary columns of :class:`MeasurementRow` — never the
-JSON body. ``NULL`` is an empty cell, booleans are ``true``/``false``, ``measured_at`` is
-OONI's UTC ``YYYY-MM-DD hh:mm:ss``. A text cell that a spreadsheet would run as a formula
-(first character ``=``, ``+``, ``-``, ``@``, tab or carriage return) gets a leading ``'``,
-as OWASP advises against CSV injection: URLs and labels come from test lists and servers
-that the operator does not control.
+JSON body: the id (``measurement_uid``, as in JSONL and ``--json``), the target's test-list
+metadata, the ``outcome`` people read (:class:`probe.outcome.Outcome`'s value) beside OONI's
+verdict keys. ``NULL`` is an empty cell, booleans are ``true``/``false``, times are ISO 8601
+UTC with ``Z`` (``2024-02-17T09:00:00Z``, :func:`probe.isotime.iso_utc`'s text). A text cell
+that a spreadsheet would run as a formula (first character ``=``, ``+``, ``-``, ``@``, tab or
+carriage return) gets a leading ``'``, as OWASP advises against CSV injection: URLs and
+labels come from test lists and servers that the operator does not control.
 
 Speed (``bench/store.py`` holds the CSV export to twice the time of ``sqlite3 -csv`` running
 the same SELECT): SQL does the formatting (times, booleans, ``NULL`` as ``''``), and Python's
@@ -73,23 +75,25 @@ def safe_cell(text: str) -> str:
     return "'" + text if text[:1] in _FORMULA_START else text
 
 
-class OoniTime(FunctionElement[str]):
-    """SQL for a stored UTC time as OONI's ``YYYY-MM-DD hh:mm:ss`` text, on each backend."""
+class IsoTime(FunctionElement[str]):
+    """SQL for a stored UTC time as ``YYYY-MM-DDThh:mm:ssZ`` text (:func:`probe.isotime.iso_utc`'s)."""
 
     type = String()
     inherit_cache = True
 
 
-@compiles(OoniTime)
-def _ooni_time(element: OoniTime, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps SQLAlchemy's ISO text ("YYYY-MM-DD hh:mm:ss.ffffff"): its first 19 characters.
-    return f"substr(CAST({compiler.process(element.clauses, **kw)} AS VARCHAR), 1, 19)"
+@compiles(IsoTime)
+def _iso_time(element: IsoTime, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps SQLAlchemy's text ("YYYY-MM-DD hh:mm:ss.ffffff"): its first 19 characters,
+    # the space made a T. String functions: strftime() parses the date, for the same text.
+    value = compiler.process(element.clauses, **kw)
+    return f"replace(substr(CAST({value} AS VARCHAR), 1, 19), ' ', 'T') || 'Z'"
 
 
-@compiles(OoniTime, "postgresql")
-def _ooni_time_pg(element: OoniTime, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(IsoTime, "postgresql")
+def _iso_time_pg(element: IsoTime, compiler: SQLCompiler, **kw: Any) -> str:
     # Not CAST to text: that follows the server's DateStyle, which an operator may have changed.
-    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM-DD HH24:MI:SS')"
+    return f"""to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 
 
 def csv_query(
@@ -101,7 +105,7 @@ def csv_query(
 ) -> AnySelect:
     """:func:`~measurements.schema.measurement_query` with its cells as the CSV writes them.
 
-    In SQL, ``measured_at`` becomes OONI's ``YYYY-MM-DD hh:mm:ss`` (:class:`OoniTime`),
+    In SQL, ``measured_at`` becomes ``YYYY-MM-DDThh:mm:ssZ`` (:class:`IsoTime`),
     ``accessible`` ``true`` / ``false``, and ``NULL`` the empty string: every cell is text
     but ``runtime_s`` and ``round_id``, ready to be joined (the datetime round trip alone
     would cost more in Python than the rest of the export).
@@ -109,7 +113,7 @@ def csv_query(
     m = MeasurementRecord
     typed = measurement_query(since=since, until=until, target=target, asn=asn)
     text = {
-        "measured_at": OoniTime(m.measured_at),
+        "measured_at": IsoTime(m.measured_at),
         "accessible": case((m.accessible.is_(True), "true"), (m.accessible.is_(False), "false"), else_=""),
     }
     columns: list[ColumnElement[Any]] = []

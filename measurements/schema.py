@@ -10,7 +10,7 @@ Six tables:
   (rounds ran, and nothing could be reached).
 * ``measurements`` — one row per measured URL: summary columns (indexed for the time-series
   queries of ``patterns``) beside ``body``, the full measurement as OONI JSON text.
-* ``targets`` — the URLs ever measured, with their test-list category.
+* ``targets`` — the URLs ever measured, with their test-list metadata (citizenlab columns).
 * ``networks`` — the (ASN, country) pairs the probe measured from, with the AS name.
 * ``flags`` and ``events`` — what :mod:`measurements.patterns` found, replaced whole on
   each detection run (derived data: it can always be recomputed from the rest).
@@ -150,6 +150,11 @@ class Target(Base):
     url: Mapped[str] = mapped_column(Text, unique=True)
     category_code: Mapped[str] = mapped_column(Text, default="")
     category_description: Mapped[str] = mapped_column(Text, default="")
+    # A server default (unlike the older columns): revision 0004 added them to existing rows.
+    date_added: Mapped[str] = mapped_column(Text, default="", server_default="")
+    """As the test list has it (citizenlab: ``YYYY-MM-DD``); text, never parsed."""
+    source: Mapped[str] = mapped_column(Text, default="", server_default="")
+    notes: Mapped[str] = mapped_column(Text, default="", server_default="")
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
@@ -164,12 +169,14 @@ class MeasurementRecord(Base):
         Index(None, "probe_asn", "measured_at"),
         Index(None, "measured_at"),
         Index(None, "mechanism"),
+        Index(None, "outcome"),
         Index(None, "round_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    uuid: Mapped[str] = mapped_column(String(36), unique=True)
-    """The measurement's own ``id`` (a UUID4, df-000-base)."""
+    measurement_uid: Mapped[str] = mapped_column(String(64), unique=True, index=True)
+    """OONI's ``measurement_uid``: the one name of a measurement's id in JSONL, CSV, the
+    database and ``--json`` (rows stored before revision 0004 keep their UUID4)."""
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
     target_id: Mapped[int] = mapped_column(ForeignKey("targets.id"))
     input: Mapped[str] = mapped_column(Text)
@@ -191,6 +198,10 @@ class MeasurementRecord(Base):
     tls_failure: Mapped[str | None] = mapped_column(Text)
     http_failure: Mapped[str | None] = mapped_column(Text)
     control_failure: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(32))
+    """What people read (:class:`probe.outcome.Outcome`'s value), derived once, when the round
+    is stored, from the columns above and the round's ``network_up``
+    (:func:`measurements.summary.outcome_column`)."""
     body: Mapped[str] = mapped_column(Text)
     """The whole measurement, OONI JSON, exactly as :func:`probe.serialize.to_json` wrote it."""
 
@@ -257,18 +268,35 @@ class TargetInfo:
     url: str
     category_code: str = ""
     category_description: str = ""
+    date_added: str = ""
+    source: str = ""
+    notes: str = ""
+
+    @property
+    def has_metadata(self) -> bool:
+        """Does the test list say anything about the URL (then the stored metadata is refreshed)?"""
+        return any((self.category_code, self.category_description, self.date_added, self.source, self.notes))
+
+
+TARGET_METADATA: Final = ("category_code", "category_description", "date_added", "source", "notes")
+"""The test-list columns stored with a target and exported with each of its measurements."""
 
 
 class MeasurementRow(NamedTuple):
     """One measurement as exported: the summary columns (CSV) and, on request, the body (JSONL)."""
 
-    uuid: str
+    measurement_uid: str
     measured_at: datetime
     input: str
     category_code: str
+    category_description: str
+    date_added: str
+    source: str
+    notes: str
     probe_asn: str
     probe_cc: str
     runtime_s: float
+    outcome: str
     blocking: str | None
     accessible: bool | None
     mechanism: str | None
@@ -350,7 +378,8 @@ def measurement_query(
     """
     m, t = MeasurementRecord, Target
     stmt = select(
-        m.uuid, m.measured_at, m.input, t.category_code, m.probe_asn, m.probe_cc, m.runtime_s,
+        m.measurement_uid, m.measured_at, m.input, t.category_code, t.category_description,
+        t.date_added, t.source, t.notes, m.probe_asn, m.probe_cc, m.runtime_s, m.outcome,
         m.blocking, m.accessible, m.mechanism, m.confirmed, m.dns_consistency, m.dns_failure,
         m.tcp_failure, m.tls_failure, m.http_failure, m.control_failure, m.round_id,
         m.body if with_body else null().label("body"),

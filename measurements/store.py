@@ -47,6 +47,7 @@ from measurements import migrations
 from measurements.engine import create_engine_for, reason
 from measurements.installation import Installation, RoundLock, database_key
 from measurements.schema import (
+    TARGET_METADATA,
     AnySelect,
     FailingTarget,
     MeasurementRecord,
@@ -207,8 +208,11 @@ class Store:
             round_id: from :meth:`begin_round`. A round another process marked
                 ``interrupted`` meanwhile is completed all the same: its data is genuine.
             measurements: the round's measurements (their ``probe_ip`` is never stored).
-            targets: test-list metadata (category) for the URLs; unknown URLs get none.
+            targets: test-list metadata (category, date added, source, notes) for the
+                URLs; unknown URLs get none.
             heartbeat: the round's heartbeat; derived from *measurements* when omitted.
+                Each measurement's ``outcome`` is derived with its ``network_up`` here,
+                the one place it is written.
             ended_at: defaults to now.
 
         Raises:
@@ -217,11 +221,11 @@ class Store:
                 the round is stored then; the call can be retried.
         """
         action = f"write round {round_id}"
+        beat = heartbeat or heartbeat_of(measurements)
         try:
-            rows = [stored_row(m) for m in measurements]
+            rows = [stored_row(m, network_up=beat.network_up) for m in measurements]
         except ValueError as exc:
             raise StorageError(f"{self.name}: cannot {action}: {exc}") from exc
-        beat = heartbeat or heartbeat_of(measurements)
         ended = ended_at or datetime.now(UTC)
         meta = {t.url: t for t in targets}
         for row in rows:
@@ -380,7 +384,7 @@ class Store:
             return [RoundInfo(**row._asdict()) for row in conn.execute(stmt)]
 
     def failing_targets(self, *, since: datetime | None = None) -> list[FailingTarget]:
-        """Targets whose latest measurement (per network) was blocked or failed.
+        """Targets whose latest measurement (per network) was not reachable, by its outcome.
 
         Args:
             since: only consider measurements from then on (keeps ``probe status`` fast on
@@ -391,6 +395,19 @@ class Store:
         """
         with self._guard("read failing targets"), self._engine.connect() as conn:
             return [FailingTarget(**row._asdict()) for row in conn.execute(failing_query(since=since))]
+
+    def latest_targets(self, *, since: datetime | None = None) -> list[FailingTarget]:
+        """The latest measurement of every (target, network), with its outcome (``probe report``).
+
+        Args:
+            since: only consider measurements from then on.
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        stmt = failing_query(since=since, only_failing=False)
+        with self._guard("read the latest measurements"), self._engine.connect() as conn:
+            return [FailingTarget(**row._asdict()) for row in conn.execute(stmt)]
 
     def size_bytes(self) -> int | None:
         """The database's size on disk (SQLite file + WAL; PostgreSQL database), ``None`` if unknown.
@@ -449,21 +466,21 @@ def _interrupt(which: ColumnElement[bool]) -> Update:
 
 
 def _target_ids(conn: Connection, meta: dict[str, TargetInfo], now: datetime) -> dict[str, int]:
-    """Ids of the URLs in *meta*: new ones inserted, categories refreshed where *meta* has one."""
+    """Ids of the URLs in *meta*: new ones inserted, metadata refreshed where *meta* has some."""
     t, urls = Target, list(meta)
-    new = [{"url": u, "category_code": m.category_code, "category_description": m.category_description,
-            "first_seen_at": now} for u, m in meta.items()]  # fmt: skip
+    new = [{"url": u, **{k: getattr(m, k) for k in TARGET_METADATA}, "first_seen_at": now}
+           for u, m in meta.items()]  # fmt: skip
     if new:
         conn.execute(_insert_ignore(conn, t.__table__, ["url"]), new)
     known = [
-        {"u": u, "cc": m.category_code, "cd": m.category_description}
+        {"u": u, **{f"v_{k}": getattr(m, k) for k in TARGET_METADATA}}
         for u, m in meta.items()
-        if m.category_code
+        if m.has_metadata
     ]
     if known:
-        changed = or_(t.category_code != bindparam("cc"), t.category_description != bindparam("cd"))
+        changed = or_(*(t.__table__.c[k] != bindparam(f"v_{k}") for k in TARGET_METADATA))
         stmt = update(t).where(t.url == bindparam("u"), changed)
-        conn.execute(stmt.values(category_code=bindparam("cc"), category_description=bindparam("cd")), known)
+        conn.execute(stmt.values({k: bindparam(f"v_{k}") for k in TARGET_METADATA}), known)
     ids: dict[str, int] = {}
     for i in range(0, len(urls), _CHUNK):
         ids.update(

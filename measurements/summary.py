@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from probe.model import OONI_TIME_FORMAT, Measurement
+from probe.outcome import Outcome, outcome_of
 from probe.serialize import to_json
 
 
@@ -51,14 +52,14 @@ def blocking_text(blocking: bool | str | None) -> str | None:
 
 
 def summary_columns(m: Measurement) -> dict[str, Any]:
-    """The ``measurements`` summary columns of *m* (everything but ids and ``body``).
+    """The ``measurements`` summary columns of *m* (everything but the row ids, ``outcome`` and ``body``).
 
     Raises:
         ValueError: ``measurement_start_time`` is not in OONI's format.
     """
     tk = m.test_keys
     return {
-        "uuid": m.measurement_uid,
+        "measurement_uid": m.measurement_uid,
         "input": m.input,
         "measured_at": parse_ooni_time(m.measurement_start_time),
         "runtime_s": float(m.test_runtime),
@@ -75,6 +76,23 @@ def summary_columns(m: Measurement) -> dict[str, Any]:
         "http_failure": tk.http_experiment_failure,
         "control_failure": tk.control_failure,
     }
+
+
+def outcome_column(row: Mapping[str, Any], *, network_up: bool | None) -> Outcome:
+    """The outcome people read for a measurement with these summary columns, in a round whose
+    heartbeat says *network_up*: :func:`probe.outcome.outcome_of` over them.
+
+    What the store writes in ``measurements.outcome`` and what ``probe run`` shows, so the
+    table and the data never disagree.
+    """
+    return outcome_of(
+        blocking=row["blocking"],
+        accessible=row["accessible"],
+        mechanism=row["mechanism"],
+        confirmed=row["confirmed"],
+        control_failure=row["control_failure"],
+        network_up=network_up,
+    )
 
 
 def is_failed(row: Mapping[str, Any]) -> bool:
@@ -94,8 +112,10 @@ def is_failed(row: Mapping[str, Any]) -> bool:
     )
 
 
-def stored_row(m: Measurement) -> dict[str, Any]:
-    """The ``measurements`` row of *m* (ids aside): summary columns and the OONI JSON body.
+def stored_row(m: Measurement, *, network_up: bool | None = None) -> dict[str, Any]:
+    """The ``measurements`` row of *m* (ids aside): summary columns, outcome and the OONI JSON body.
+
+    *network_up* is the round's heartbeat (:class:`Heartbeat`), which the outcome depends on.
 
     The body never carries the volunteer's address: ``probe_ip`` is forced to OONI's
     ``127.0.0.1`` marker whatever the measurement held (every other field was scrubbed of the
@@ -106,7 +126,8 @@ def stored_row(m: Measurement) -> dict[str, Any]:
     """
     if m.probe_ip != "127.0.0.1":
         m = dataclasses.replace(m, probe_ip="127.0.0.1")
-    return {**summary_columns(m), "body": to_json(m)}
+    columns = summary_columns(m)
+    return {**columns, "outcome": outcome_column(columns, network_up=network_up).value, "body": to_json(m)}
 
 
 def heartbeat_of(measurements: Sequence[Measurement], *, n_errors: int = 0) -> Heartbeat:

@@ -1,12 +1,11 @@
 """Measurements built from the model dataclasses, one per verdict the store must summarise.
 
-Deterministic: the same arguments give the same measurement (UUID from the index), so golden
+Deterministic: the same arguments give the same measurement (its id from the index), so golden
 export files can pin exact bytes.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -34,8 +33,8 @@ KINDS = ("ok", "dns", "tcp", "sni", "blockpage", "down", "nocontrol")
 
 
 def uid(i: int) -> str:
-    """A fixed UUID4 for measurement number *i*."""
-    return str(uuid.UUID(int=i + 1, version=4))
+    """A fixed ``measurement_uid`` in OONI's form for measurement number *i*."""
+    return f"20240120100000.000000_PK_webconnectivity_{i + 1:016x}"
 
 
 def ooni_time(t: datetime) -> str:
@@ -88,13 +87,13 @@ def make_measurement(
     http_fail = "connection_refused" if kind == "down" else http_fail
     control = None if kind == "nocontrol" else _control(kind)
     verdicts: dict[str, tuple[bool | str | None, bool | None, str | None]] = {
-        "ok": (False, True, None),
+        "ok": (False, True, "ok"),
         "dns": ("dns", False, "dns.nxdomain"),
         "tcp": ("tcp_ip", False, "tcp.timeout"),
         "sni": ("http-failure", False, "tls.reset.sni"),
         "blockpage": ("http-diff", False, "http.blockpage"),
-        "down": (False, False, None),
-        "nocontrol": (None, None, None),
+        "down": (False, False, "down"),
+        "nocontrol": (None, None, "control.unreachable"),
     }
     blocking, accessible, default_mechanism = verdicts[kind]
     keys = WebConnectivityTestKeys(

@@ -54,6 +54,7 @@ def test_time_series_indexes(store: Store, store_url: str) -> None:
         ("probe_asn", "measured_at"),
         ("measured_at",),
         ("mechanism",),
+        ("outcome",),
     }
     assert wanted <= indexes
 
@@ -89,19 +90,69 @@ def test_upgrade_from_0002_keeps_the_rounds_and_marks_the_running_ones(store_url
                 measured_at=at, runtime_s=1.0, probe_asn="AS17557", probe_cc="PK", body="{}")  # fmt: skip
     engine.dispose()
 
-    with open_store(store_url) as store:  # migrates to 0003
+    with open_store(store_url) as store:  # migrates to the head
         rid = store.begin_round()
         with store._engine.connect() as conn:
-            assert migrations.current_revision(conn) == "0003"
+            assert migrations.current_revision(conn) == migrations.HEAD
             owners = {rid: owner for rid, owner in conn.execute(select(Round.id, Round.installation))}
         assert owners == {1: None, 2: None, 3: None, rid: store.installation.id}
         store.finish_round(rid, [])
         # Running at the upgrade: no installation will ever own it, so the upgrade marked it.
         got = {r.id: r.status for r in store.last_rounds()}
         assert got == {1: "complete", 2: "interrupted", 3: "interrupted", rid: "complete"}
-        assert [(m.uuid, m.round_id, m.category_code) for m in store.iter_measurements()] == [
+        assert [(m.measurement_uid, m.round_id, m.category_code) for m in store.iter_measurements()] == [
             ("m-1", 1, "GRP")
         ]
+
+
+# Verdict columns as revision 0003 stored them → the outcome revision 0004 backfills, with the
+# round's heartbeat (network_up) beside them.
+BACKFILL: list[tuple[dict[str, object], bool | None, str]] = [
+    ({"blocking": "false", "accessible": True, "mechanism": "ok"}, True, "reachable"),
+    ({"blocking": "false", "accessible": True, "mechanism": "ok"}, None, "reachable"),
+    ({"blocking": "false", "accessible": False, "mechanism": "down"}, True, "down"),
+    ({"blocking": "false", "accessible": True, "mechanism": "http.blockpage", "confirmed": "pk_surf_safely"},
+     True, "blocked.confirmed"),
+    ({"blocking": "dns", "accessible": False, "mechanism": "dns.nxdomain"}, True, "blocked.anomaly"),
+    ({"blocking": "false", "accessible": True, "mechanism": "control.unreachable",
+      "control_failure": "generic_timeout_error"}, False, "shutdown"),
+    ({"blocking": "false", "accessible": True, "mechanism": "control.unreachable",
+      "control_failure": "generic_timeout_error"}, True, "no_verdict.control"),
+    ({"mechanism": "server.block"}, True, "server.refusal"),
+    ({}, True, "no_verdict.not_measured"),
+]  # fmt: skip
+
+
+def test_upgrade_from_0003_renames_the_id_and_backfills_the_outcome(store_url: str) -> None:
+    command.upgrade(migrations.config(store_url), "0003")
+    at = datetime(2024, 1, 20, 10, 0)
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        _insert(conn, "targets", url="https://x.com/", category_code="GRP", category_description="Social",
+                first_seen_at=at)  # fmt: skip
+        for i, (columns, network_up, _) in enumerate(BACKFILL, start=1):
+            _insert(conn, "rounds", started_at=at, status="complete", probe_asn="AS17557", probe_cc="PK",
+                    software_version="0.1.0", config_digest="", n_targets=1, n_measurements=1,
+                    n_failed=0, n_errors=0, network_up=network_up)  # fmt: skip
+            _insert(conn, "measurements", uuid=f"00000000-0000-4000-8000-{i:012d}", round_id=i, target_id=1,
+                    input="https://x.com/", measured_at=at, runtime_s=1.0, probe_asn="AS17557",
+                    probe_cc="PK", body="{}", **columns)  # fmt: skip
+    engine.dispose()
+
+    with open_store(store_url) as store:
+        rows = list(store.iter_measurements())
+    assert [(r.measurement_uid, r.outcome) for r in rows] == [
+        (f"00000000-0000-4000-8000-{i:012d}", outcome) for i, (_, _, outcome) in enumerate(BACKFILL, start=1)
+    ]
+    assert {(r.category_code, r.category_description, r.date_added, r.source, r.notes) for r in rows} == {
+        ("GRP", "Social", "", "", "")
+    }
+    engine = create_engine(store_url)
+    columns = {c["name"] for c in inspect(engine).get_columns("measurements")}
+    indexes = {tuple(ix["column_names"]) for ix in inspect(engine).get_indexes("measurements")}
+    engine.dispose()
+    assert "uuid" not in columns and {"measurement_uid", "outcome"} <= columns
+    assert ("outcome",) in indexes
 
 
 def test_sqlite_settings(sqlite_url: str) -> None:
@@ -117,8 +168,9 @@ def test_sqlite_settings(sqlite_url: str) -> None:
 
 
 def test_foreign_keys_are_enforced(store: Store) -> None:
-    row = dict(uuid="u", round_id=999, target_id=999, input="https://x.com/", measured_at=datetime.now(UTC),
-               runtime_s=1.0, probe_asn="AS0", probe_cc="ZZ", body="{}")  # fmt: skip
+    row = dict(measurement_uid="u", round_id=999, target_id=999, input="https://x.com/",
+               measured_at=datetime.now(UTC), runtime_s=1.0, probe_asn="AS0", probe_cc="ZZ", outcome="down",
+               body="{}")  # fmt: skip
     with store._engine.connect() as conn, pytest.raises(IntegrityError):  # the store's own connection
         conn.execute(insert(MeasurementRecord), row)
 

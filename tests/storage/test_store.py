@@ -35,7 +35,7 @@ def test_round_is_running_then_complete_with_its_measurements(store: Store) -> N
     # blocked: dns, tcp, sni, blockpage; failed: down (site down). ok and nocontrol are not failures.
     assert done.n_failed == 5
     assert (done.network_up, done.control_reachable, done.n_errors) == (True, True, 0)
-    assert [r.uuid for r in store.iter_measurements()] == [uid(i) for i in range(7)]
+    assert [r.measurement_uid for r in store.iter_measurements()] == [uid(i) for i in range(7)]
 
 
 def test_summary_columns(store: Store) -> None:
@@ -50,19 +50,42 @@ def test_summary_columns(store: Store) -> None:
     }  # fmt: skip
     nu, ct, cr, gt = "network_unreachable", "connection_refused", "connection_reset", "generic_timeout_error"
     assert got == {
-        "ok": ("false", True, None, None, "consistent", None, nu, None, None, None),
+        "ok": ("false", True, "ok", None, "consistent", None, nu, None, None, None),
         "dns": ("dns", False, "dns.nxdomain", None, "inconsistent", "dns_nxdomain_error", None, None,
                 "dns_nxdomain_error", None),
         "tcp": ("tcp_ip", False, "tcp.timeout", None, "consistent", None, nu, None, gt, None),
         "sni": ("http-failure", False, "tls.reset.sni", None, "consistent", None, nu, cr, cr, None),
         "blockpage": ("http-diff", False, "http.blockpage", "pk_pta_blockpage", "consistent", None, nu, None,
                       None, None),
-        "down": ("false", False, None, None, "consistent", None, nu, None, ct, None),
-        "nocontrol": (None, None, None, None, None, None, nu, None, None, gt),
+        "down": ("false", False, "down", None, "consistent", None, nu, None, ct, None),
+        "nocontrol": (None, None, "control.unreachable", None, None, None, nu, None, None, gt),
+    }  # fmt: skip
+    # The outcome people read, written with the round (its network was up: a TCP connect worked).
+    assert {k: r.outcome for k, r in rows.items()} == {
+        "ok": "reachable", "dns": "blocked.anomaly", "tcp": "blocked.anomaly", "sni": "blocked.anomaly",
+        "blockpage": "blocked.confirmed", "down": "down", "nocontrol": "no_verdict.control",
     }  # fmt: skip
     r = rows["ok"]
     assert (r.measured_at, r.runtime_s, r.probe_asn, r.probe_cc) == (BASE, 1.25, "AS17557", "PK")
     assert r.measured_at.tzinfo is UTC
+
+
+def test_the_outcome_follows_the_rounds_heartbeat(store: Store) -> None:
+    """A round in which nothing connected reads "network shut down", whatever OONI's keys say."""
+    dark = [make_measurement(i, kind="nocontrol", url=f"https://s{i}.example/") for i in range(2)]
+    shut = Heartbeat(network_up=False, control_reachable=False)
+    store.finish_round(store.begin_round(), dark, heartbeat=shut)
+    blockpage = make_measurement(5, kind="blockpage", url="https://s5.example/")
+    store.finish_round(store.begin_round(), [blockpage], heartbeat=shut)  # proof the network carried it
+    store.finish_round(
+        store.begin_round(), [make_measurement(9, kind="nocontrol", url="https://s9.example/")]
+    )
+    assert [(r.input, r.outcome) for r in store.iter_measurements()] == [
+        ("https://s0.example/", "shutdown"),
+        ("https://s1.example/", "shutdown"),
+        ("https://s5.example/", "blocked.confirmed"),
+        ("https://s9.example/", "no_verdict.control"),
+    ]
 
 
 def test_heartbeat_of_a_shutdown_and_an_explicit_one(store: Store) -> None:
@@ -82,10 +105,15 @@ def test_targets_get_categories_and_keep_one_row_per_url(store: Store) -> None:
     store.finish_round(store.begin_round(), [make_measurement(0, url=url)], targets=[TargetInfo(url, "GRP")])
     store.finish_round(store.begin_round(), [make_measurement(1, url=url, at=BASE + timedelta(hours=1))])
     rows = list(store.iter_measurements(target=url))
-    assert [(r.uuid, r.category_code) for r in rows] == [(uid(0), "GRP"), (uid(1), "GRP")]
+    assert [(r.measurement_uid, r.category_code) for r in rows] == [(uid(0), "GRP"), (uid(1), "GRP")]
     comm = TargetInfo(url, "COMM", "Communication")
     store.finish_round(store.begin_round(), [make_measurement(2, url=url)], targets=[comm])
     assert {r.category_code for r in store.iter_measurements(target=url)} == {"COMM"}
+    noted = TargetInfo(url, "COMM", "Communication", "2024-02-17", "citizenlab", "blocked since 17 Feb")
+    store.finish_round(store.begin_round(), [make_measurement(3, url=url)], targets=[noted])
+    assert {(r.date_added, r.source, r.notes) for r in store.iter_measurements(target=url)} == {
+        ("2024-02-17", "citizenlab", "blocked since 17 Feb")
+    }
 
 
 def test_finish_round_refuses_unknown_and_completed_rounds(store: Store) -> None:
@@ -95,7 +123,7 @@ def test_finish_round_refuses_unknown_and_completed_rounds(store: Store) -> None
     store.finish_round(rid, [make_measurement(0)])
     with pytest.raises(StorageError, match=rf"cannot write round {rid}: the round is already complete$"):
         store.finish_round(rid, [make_measurement(1)])
-    assert [r.uuid for r in store.iter_measurements()] == [uid(0)]
+    assert [r.measurement_uid for r in store.iter_measurements()] == [uid(0)]
 
 
 def test_a_failed_round_writes_nothing_and_can_be_retried(store: Store) -> None:
@@ -105,10 +133,10 @@ def test_a_failed_round_writes_nothing_and_can_be_retried(store: Store) -> None:
     with pytest.raises(StorageError) as err:
         store.finish_round(rid, duplicate)
     assert store.name in str(err.value) and "\n" not in str(err.value)
-    assert [r.uuid for r in store.iter_measurements()] == [uid(0)]
+    assert [r.measurement_uid for r in store.iter_measurements()] == [uid(0)]
     assert store.last_rounds(1)[0].status == "running"
     store.finish_round(rid, duplicate[:1])
-    assert [r.uuid for r in store.iter_measurements()] == [uid(0), uid(1)]
+    assert [r.measurement_uid for r in store.iter_measurements()] == [uid(0), uid(1)]
 
 
 def test_mark_interrupted(store: Store) -> None:
@@ -135,7 +163,7 @@ def test_filters(store: Store) -> None:
         store.finish_round(store.begin_round(), ms)
 
     def ids(**filters: object) -> list[str]:
-        return [r.uuid for r in store.iter_measurements(**filters)]  # type: ignore[arg-type]
+        return [r.measurement_uid for r in store.iter_measurements(**filters)]  # type: ignore[arg-type]
 
     assert ids() == [uid(i) for i in (0, 1, 10, 11, 20, 21, 30, 31)]
     assert ids(since=BASE + hour) == [uid(i) for i in (10, 11, 20, 21, 30, 31)]
@@ -166,10 +194,11 @@ def test_failing_targets_uses_the_latest_measurement_per_network(store: Store) -
     put(5, "https://nocontrol.example/", "nocontrol", 1)  # undecided, yet it loaded: not failing
     put(6, "https://down.example/", "down", 1)
     failing = store.failing_targets()
+    # The failure is OONI's experiment failure, not the unreachable IPv6 sibling's.
     assert [(f.url, f.probe_asn, f.blocking, f.mechanism, f.failure) for f in failing] == [
-        ("https://down.example/", "AS17557", "false", None, "network_unreachable"),
-        ("https://x.com/", "AS17557", "http-failure", "tls.reset.sni", "network_unreachable"),
-        ("https://youtube.com/", "AS45595", "tcp_ip", "tcp.timeout", "network_unreachable"),
+        ("https://down.example/", "AS17557", "false", "down", "connection_refused"),
+        ("https://x.com/", "AS17557", "http-failure", "tls.reset.sni", "connection_reset"),
+        ("https://youtube.com/", "AS45595", "tcp_ip", "tcp.timeout", "generic_timeout_error"),
     ]
     assert failing[1].measured_at == BASE + timedelta(hours=1)
     assert [f.url for f in store.failing_targets(since=BASE + timedelta(hours=2))] == []
@@ -184,7 +213,7 @@ def test_prune(store: Store) -> None:
     store.finish_round(mixed, ms)
     running = store.begin_round(started_at=BASE)  # a round in flight is never pruned
     assert store.prune(BASE + timedelta(days=2)) == 5
-    assert [r.uuid for r in store.iter_measurements()] == [uid(20), uid(21)]
+    assert [r.measurement_uid for r in store.iter_measurements()] == [uid(20), uid(21)]
     assert {r.id for r in store.last_rounds(10)} == {mixed, running}
     assert store.prune(BASE + timedelta(days=2)) == 0
 
@@ -216,7 +245,7 @@ def test_reopen_is_at_head_and_keeps_data(store_url: str) -> None:
     with open_store(store_url) as s:
         s.finish_round(s.begin_round(), [make_measurement(0)])
     with open_store(store_url) as s:
-        assert [r.uuid for r in s.iter_measurements()] == [uid(0)]
+        assert [r.measurement_uid for r in s.iter_measurements()] == [uid(0)]
 
 
 def test_aware_datetimes_everywhere(store: Store) -> None:

@@ -37,7 +37,7 @@ def write_rounds(url: str, pipe: Connection, template: list[Measurement], until:
     rounds = 0
     while until is None or time.monotonic() < until:
         rid = store.begin_round(n_targets=len(template))
-        ms = [dataclasses.replace(m, id=str(uuid.uuid4())) for m in template]
+        ms = [dataclasses.replace(m, measurement_uid=str(uuid.uuid4())) for m in template]
         pipe.send(("writing", rid))
         store.finish_round(rid, ms)
         pipe.send(("committed", rid))
