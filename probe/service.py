@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from measurements.summary import heartbeat_of
 from probe import __version__, control, dns, runner, tls, webconnectivity
 from probe.errors import ConfigError, StorageError
 from probe.settings import Settings
-from probe.targets import Target, load_many
+from probe.targets import Target, dedupe, load_many
 
 
 def measure_config(settings: Settings) -> webconnectivity.MeasureConfig:
@@ -63,17 +64,42 @@ class RoundPlan:
     config: webconnectivity.MeasureConfig
 
 
-def plan_round(settings: Settings) -> RoundPlan:
+def plan_round(
+    settings: Settings,
+    *,
+    targets: Sequence[Target] | None = None,
+    warn: Callable[[str], None] | None = None,
+    strict: bool = False,
+) -> RoundPlan:
     """Load the target lists and build the measurement configuration.
 
+    Args:
+        settings: the settings; their ``targets.lists`` are read unless *targets* is given.
+        targets: measure these instead (``probe run --input``/``--input-file``).
+        warn: called with ``file:line: problem`` for each bad row of a list, which is
+            skipped; by default a warning on the ``probe.targets`` logger (the daemon's log).
+        strict: a bad row is a :class:`ConfigError` instead (``probe run --check``).
+
     Raises:
-        ConfigError: a target list is missing or malformed, or it lists nothing to measure.
+        ConfigError: a target list is missing or not a test list, a row is bad (*strict*),
+            nothing is left to measure, or the measurement settings are invalid.
     """
-    targets = tuple(load_many(settings.target_list_paths()))
-    if not targets:
+    problems: list[str] | None = None if strict else []
+    if targets is None:
+        targets = load_many(settings.target_list_paths(), problems=problems)
         where = f"{settings.source}: " if settings.source else ""
-        raise ConfigError(f"{where}targets.lists: the target lists contain no URL")
-    return RoundPlan(settings=settings, targets=targets, config=measure_config(settings))
+        empty = f"{where}targets.lists: the target lists contain no URL"
+    else:
+        targets, empty = dedupe(targets), "no target to measure"
+    for problem in problems or ():
+        (warn or _log_skipped)(problem)
+    if not targets:
+        raise ConfigError(empty)
+    return RoundPlan(settings=settings, targets=tuple(targets), config=measure_config(settings))
+
+
+def _log_skipped(problem: str) -> None:
+    logging.getLogger("probe.targets").warning("%s (row skipped)", problem)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +110,8 @@ class RoundReport:
     results: tuple[runner.Result, ...]
     started_at: datetime
     ended_at: datetime
+    network_up: bool | None = None
+    """The round's heartbeat, as stored: each measurement's outcome depends on it."""
 
 
 async def run_round(
@@ -121,12 +149,13 @@ async def run_round(
         raise
     measured = [r.measurement for r in results if r.measurement is not None]
     ended = datetime.now(UTC)
+    beat = heartbeat_of(measured, n_errors=len(results) - len(measured))
     try:
         store.finish_round(
             round_id,
             measured,
             targets=_target_infos(plan.targets),
-            heartbeat=heartbeat_of(measured, n_errors=len(results) - len(measured)),
+            heartbeat=beat,
             ended_at=ended,
         )
     except StorageError:
@@ -134,7 +163,13 @@ async def run_round(
         with contextlib.suppress(StorageError):
             store.mark_interrupted(round_id)
         raise
-    return RoundReport(round_id=round_id, results=tuple(results), started_at=started, ended_at=ended)
+    return RoundReport(
+        round_id=round_id,
+        results=tuple(results),
+        started_at=started,
+        ended_at=ended,
+        network_up=beat.network_up,
+    )
 
 
 WHOAMI_TIMEOUT = 10.0
@@ -167,4 +202,7 @@ async def identify(config: webconnectivity.MeasureConfig) -> webconnectivity.Mea
 
 
 def _target_infos(targets: Sequence[Target]) -> list[TargetInfo]:
-    return [TargetInfo(t.url, t.category_code, t.category_description) for t in targets]
+    return [
+        TargetInfo(t.url, t.category_code, t.category_description, t.date_added, t.source, t.notes)
+        for t in targets
+    ]

@@ -190,13 +190,13 @@ def _csv_cases() -> list[tuple[bytes, str]]:
 
 
 @pytest.mark.parametrize("case", range(7))
-def test_bad_target_lists_exit_2_naming_file_and_line(
+def test_bad_target_lists_fail_the_check_naming_file_and_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], case: int
 ) -> None:
     body, message = _csv_cases()[case]
     settings = _settings(tmp_path, targets=body)
     expected = f"probe: error: {tmp_path / 'targets.csv'}{message}"
-    assert _run(capsys, "run", "--config", str(settings)) == (2, expected)
+    assert _run(capsys, "run", "--check", "--config", str(settings)) == (2, expected)
     assert not (tmp_path / "m.sqlite3").exists()
 
 

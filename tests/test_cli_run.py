@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,8 @@ from tests.servers.http_server import HTTPServer, http_server
 from tests.servers.tcp_server import closed_port
 
 HEADER = "url,category_code,category_description,date_added,source,notes\n"
+ISO_Z = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
+OONI_UID = r"\d{14}\.\d{6}_[A-Z]{2}_webconnectivity_[0-9a-f]{16}"
 
 
 @pytest.fixture
@@ -52,15 +55,23 @@ def test_a_round_is_stored_and_summarised_as_json(
     assert main(["run", "--config", str(settings), "--json"]) == 0
 
     document = json.loads(capsys.readouterr().out)
+    assert re.fullmatch(ISO_Z, document["started_at"]) and re.fullmatch(ISO_Z, document["ended_at"])
+    assert document["network_up"] is True
     by_url = {row["url"]: row for row in document["results"]}
+    assert {row["outcome"] for row in document["results"]} == {"no_verdict.no_control"}
+    assert all(re.fullmatch(ISO_Z, row["measured_at"]) for row in document["results"])
     assert by_url[working]["tcp_failure"] is None
     assert by_url[working]["http_failure"] is None
     assert by_url[refused]["tcp_failure"] == "connection_refused"
     assert by_url[refused]["control_failure"] is not None  # no control configured: no guesses
     with open_store(f"sqlite:///{database}") as store:
         (last,) = store.last_rounds(1)
+        stored = {m.measurement_uid: m.outcome for m in store.iter_measurements()}
     assert (last.id, last.status, last.n_measurements) == (document["round_id"], "complete", 2)
     assert last.network_up is True
+    # One id, one outcome: what --json says is what the database holds.
+    assert stored == {row["measurement_uid"]: row["outcome"] for row in document["results"]}
+    assert all(re.fullmatch(OONI_UID, uid) for uid in stored)
 
 
 def test_the_table_names_every_target_and_its_failure(
@@ -92,7 +103,7 @@ def test_the_volunteers_address_is_never_stored(tmp_path: Path, server: HTTPServ
     ("extra", "targets", "message"),
     [
         ("[schedule]\nevery = 3\n", None, "schedule.every: unknown setting"),
-        ("", "url\nhttp://ok.example/\nftp://bad.example/\n", "targets.csv:3:"),
+        ("", "url\nftp://bad.example/\n", "the target lists contain no URL"),
         ("", "name\nx\n", "targets.csv:1: not a test list"),
         ("", HEADER, "the target lists contain no URL"),
     ],
@@ -108,7 +119,7 @@ def test_bad_settings_exit_2_with_one_line_and_touch_no_database(
 
     err = capsys.readouterr().err
     assert message in err
-    assert err.count("\n") == 1
+    assert err.count("\n") == (2 if "ftp" in (targets or "") else 1)  # the skipped row's warning first
     assert not database.exists()
 
 
@@ -135,6 +146,7 @@ def test_with_a_control_the_round_records_the_network_and_the_verdicts(
     (row,) = json.loads(capsys.readouterr().out)["results"]
     assert (row["blocking"], row["accessible"], row["mechanism"]) == ("false", True, "ok")
     assert row["control_failure"] is None
+    assert row["outcome"] == "reachable"
     with open_store(f"sqlite:///{database}") as store:
         (last,) = store.last_rounds(1)
     assert (last.probe_asn, last.probe_cc) == ("AS64500", "PK")  # asked once, before the round
@@ -154,3 +166,96 @@ def test_a_round_a_crash_left_running_is_marked_interrupted_by_the_next_run(
     with open_store(f"sqlite:///{database}") as store:
         statuses = {r.id: r.status for r in store.last_rounds(10)}
     assert statuses == {left: "interrupted", document["round_id"]: "complete"}
+
+
+def test_a_bad_row_is_skipped_with_a_warning_naming_file_and_line(
+    tmp_path: Path, server: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    working = f"http://127.0.0.1:{server.port}/"
+    settings, _ = _write_settings(tmp_path, [working])
+    lists = tmp_path / "targets.csv"
+    lists.write_bytes(lists.read_bytes() + b"ftp://bad.example/,GRP\nhttp://127.0.0.1:9/,N\xff\n")
+
+    assert main(["run", "--config", str(settings), "--json"]) == 0
+
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        f"probe: warning: {lists}:3: unsupported URL scheme 'ftp' in 'ftp://bad.example/': only http and "
+        "https (row skipped)",
+        f"probe: warning: {lists}:4: not UTF-8 text (row skipped)",
+    ]
+    assert [row["url"] for row in json.loads(out)["results"]] == [working]
+
+
+def test_check_reports_every_problem_and_measures_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings, database = _write_settings(tmp_path, ["http://127.0.0.1:9/", "HTTP://Example.COM/"])
+    lists = tmp_path / "targets.csv"
+    lists.write_text(lists.read_text() + 'ftp://bad.example/\nhttp://127.0.0.1:9/,"x"y\n')
+
+    assert main(["run", "--check", "--config", str(settings)]) == 2
+
+    out, err = capsys.readouterr()
+    assert out == f"settings: {settings}\nlist: {lists}: 2 targets\n2 targets to measure, 2 problems\n"
+    assert err.splitlines() == [
+        f"probe: error: {lists}:4: unsupported URL scheme 'ftp' in 'ftp://bad.example/': only http and https",
+        f"probe: error: {lists}:5: malformed CSV: ',' expected after '\"'",
+    ]
+    assert not database.exists()
+    lists.write_text(HEADER + "http://127.0.0.1:9/\n")
+    assert main(["run", "--check", "--config", str(settings), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {
+        "settings": str(settings), "lists": [{"list": str(lists), "targets": 1}], "targets": 1, "problems": []
+    }  # fmt: skip
+    assert not database.exists()
+
+
+def test_input_urls_and_an_input_file_need_no_target_list(
+    tmp_path: Path, server: HTTPServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "m.sqlite3"
+    settings = tmp_path / "settings.toml"
+    settings.write_text(
+        "[measure]\nresolvers = []\nallow_loopback = true\ntcp_timeout = 2\nhttp_timeout = 2\n"
+    )
+    working = f"http://127.0.0.1:{server.port}/"
+    plain = tmp_path / "urls.txt"
+    plain.write_text(f"# a plain list\n{working}\n\nHTTP://127.0.0.1:{server.port}/two\n")
+    db = f"sqlite:///{database}"
+
+    argv = [
+        "run",
+        "--config",
+        str(settings),
+        "--db",
+        db,
+        "--json",
+        "--input",
+        working.upper().replace("HTTP", "http"),
+    ]
+    assert main([*argv, "--input-file", str(plain)]) == 0
+
+    results = json.loads(capsys.readouterr().out)["results"]
+    assert [row["url"] for row in results] == [working, f"{working}two"]  # one target per URL, lower-cased
+    citizenlab = tmp_path / "pk.csv"
+    citizenlab.write_text(HEADER + f"{working}three,GRP,Social Networking,2024-02-17,citizenlab,a note\n")
+    assert (
+        main(["run", "--config", str(settings), "--db", db, "--json", "--input-file", str(citizenlab)]) == 0
+    )
+    (row,) = json.loads(capsys.readouterr().out)["results"]
+    with open_store(db) as store:
+        (stored,) = store.iter_measurements(target=row["url"])
+    assert (stored.category_code, stored.date_added, stored.source, stored.notes) == (
+        "GRP", "2024-02-17", "citizenlab", "a note"
+    )  # fmt: skip
+
+
+def test_a_bad_input_url_exits_2_and_stores_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "m.sqlite3"
+    assert main(["run", "--db", f"sqlite:///{database}", "--input", "ftp://x.example/"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("probe: error: Invalid value for --input: unsupported URL scheme 'ftp'")
+    assert err.count("\n") == 1 and not database.exists()

@@ -16,7 +16,10 @@ from probe.cli.options import config_option, db_option
 
 # The round's machinery, the store and rich load when the command runs, not for ``--help``.
 if TYPE_CHECKING:
-    from probe import runner, service
+    from collections.abc import Callable
+
+    from probe import runner, service, targets
+    from probe.settings import Settings
 
 FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
 
@@ -31,37 +34,160 @@ FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
 @config_option("targets, measurement, control, storage")
 @db_option
 @click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="URL",
+    help="Measure URL instead of the settings' target lists. Repeatable.",
+)
+@click.option(
+    "--input-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Measure the URLs of FILE (a citizenlab CSV, or one URL a line) instead of the target lists.",
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Check the settings and target lists, print a summary, measure nothing (exit 2 on any problem).",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print the round as one JSON object instead of a table."
 )
-def run(once: bool, config_file: Path | None, db_url: str | None, as_json: bool) -> None:
+def run(
+    once: bool,
+    config_file: Path | None,
+    db_url: str | None,
+    inputs: tuple[str, ...],
+    input_file: Path | None,
+    check: bool,
+    as_json: bool,
+) -> None:
     """Measure every configured target once and store the round.
 
-    Exit status 2 for bad settings or target lists (nothing is stored), 3 when the database
-    cannot be opened or written (a full disk, a read-only file).
+    A bad row of a target list is skipped with a warning naming its file and line; --check
+    reports every one and fails instead. Exit status 2 for bad settings, a bad --input, or
+    nothing left to measure (nothing is stored), 3 when the database cannot be opened or
+    written (a full disk, a read-only file).
     """
-    from measurements.store import open_store
     from probe import service
     from probe.settings import load_settings
 
     settings = load_settings(config_file)
-    plan = service.plan_round(settings)
+    if check:
+        _check(settings, inputs, input_file, as_json=as_json)
+        return
+    targets = _inputs(inputs, input_file, warn=_warn) if inputs or input_file else None
+    plan = service.plan_round(settings, targets=targets, warn=_warn)
+    from measurements.store import open_store
+
     with open_store(db_url or settings.storage.database_url) as store:
         # Rounds this installation left running when killed (cron users have no daemon to
         # clean up); a round the daemon or another `probe run` is measuring is never touched.
         store.mark_interrupted()
         report = _run_with_progress(plan, store, show=not as_json)
-    rows = [_row(result) for result in report.results]
+    rows = [_row(result, network_up=report.network_up) for result in report.results]
     if as_json:
+        from probe.isotime import iso_utc
+
         document = {
             "round_id": report.round_id,
             "database": store.name,
-            "started_at": report.started_at.isoformat(),
-            "ended_at": report.ended_at.isoformat(),
+            "started_at": iso_utc(report.started_at),
+            "ended_at": iso_utc(report.ended_at),
+            "network_up": report.network_up,
             "results": rows,
         }
         click.echo(json.dumps(document, ensure_ascii=False))
     else:
         _print_table(rows, report, store.name)
+
+
+def _warn(problem: str) -> None:
+    click.echo(f"probe: warning: {problem} (row skipped)", err=True)
+
+
+def _inputs(
+    inputs: tuple[str, ...], input_file: Path | None, *, warn: Callable[[str], None] | None
+) -> list[targets.Target]:
+    """The targets of ``--input`` and ``--input-file``; *warn* ``None``: a bad row is an error.
+
+    Raises:
+        click.BadParameter: an --input is not an http(s) URL.
+        ConfigError: --input-file cannot be read, or (*warn* ``None``) has a bad row.
+    """
+    from probe.errors import TargetError
+    from probe.targets import Target, canonical_url, load_input_file
+
+    found: list[Target] = []
+    for url in inputs:
+        try:
+            found.append(Target(canonical_url(url.strip())))
+        except TargetError as exc:
+            raise click.BadParameter(str(exc), param_hint="--input") from None
+    if input_file is not None:
+        problems: list[str] | None = None if warn is None else []
+        found += load_input_file(input_file, problems=problems)
+        for problem in problems or ():
+            assert warn is not None
+            warn(problem)
+    return found
+
+
+def _check(settings: Settings, inputs: tuple[str, ...], input_file: Path | None, *, as_json: bool) -> None:
+    """``--check``: every problem of the settings and lists on stderr, a summary on stdout.
+
+    Raises:
+        click.exceptions.Exit: status 2 when there was any problem.
+    """
+    from probe import service
+    from probe.errors import ConfigError
+    from probe.targets import dedupe, load_targets
+
+    problems: list[str] = []
+    lists: list[dict[str, Any]] = []
+    lists_given = bool(inputs or input_file)
+    if lists_given:
+        found = _inputs(inputs, input_file, warn=problems.append)
+        lists.append({"list": str(input_file) if input_file else "--input", "targets": len(found)})
+    else:
+        found = []
+        try:
+            paths = settings.target_list_paths()
+        except ConfigError as exc:
+            problems.append(str(exc))
+            paths = []
+        for path in paths:
+            try:
+                listed = load_targets(path, problems=problems)
+            except ConfigError as exc:
+                problems.append(str(exc))
+                continue
+            lists.append({"list": str(path), "targets": len(listed)})
+            found += listed
+    try:
+        service.measure_config(settings)  # resolvers, ASN database, fingerprints
+    except ConfigError as exc:
+        problems.append(str(exc))
+    n_targets = len(dedupe(found))
+    if not n_targets and not problems:
+        where = f"{settings.source}: targets.lists: " if settings.source and not lists_given else ""
+        problems.append(f"{where}the target lists contain no URL")
+    if as_json:
+        summary = {"settings": str(settings.source) if settings.source else None, "lists": lists,
+                   "targets": n_targets, "problems": problems}  # fmt: skip
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    else:
+        click.echo(f"settings: {settings.source or 'built-in defaults'}")
+        for entry in lists:
+            click.echo(f"list: {entry['list']}: {entry['targets']} targets")
+        noun = "target" if n_targets == 1 else "targets"
+        click.echo(
+            f"{n_targets} {noun} to measure, {len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        )
+    for problem in problems:
+        click.echo(f"probe: error: {problem}", err=True)
+    if problems:
+        raise click.exceptions.Exit(2)
 
 
 def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> service.RoundReport:
@@ -90,9 +216,10 @@ def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> se
         return asyncio.run(service.run_round(plan, store, on_result=advance))
 
 
-def _row(result: runner.Result) -> dict[str, Any]:
-    """The summary of one target: the verdict keys and the first failure of each step."""
-    from measurements.summary import summary_columns
+def _row(result: runner.Result, *, network_up: bool | None) -> dict[str, Any]:
+    """The summary of one target: its outcome, the verdict keys and the first failure of each step."""
+    from measurements.summary import outcome_column, summary_columns
+    from probe.isotime import iso_utc
 
     m = result.measurement
     if m is None:
@@ -100,7 +227,9 @@ def _row(result: runner.Result) -> dict[str, Any]:
     columns = summary_columns(m)
     return {
         "url": result.target.url,
-        "measurement_id": m.measurement_uid,
+        "measurement_uid": columns["measurement_uid"],
+        "measured_at": iso_utc(columns["measured_at"]),
+        "outcome": outcome_column(columns, network_up=network_up).value,
         "blocking": columns["blocking"],
         "accessible": columns["accessible"],
         "mechanism": columns["mechanism"],
@@ -147,19 +276,23 @@ def _cells(row: dict[str, Any]) -> tuple[str, str, str, str, str]:
     )
 
 
+OUTCOME_STYLES: dict[str, str] = {
+    "blocked.confirmed": "bold red",
+    "blocked.anomaly": "bold red",
+    "shutdown": "bold red",
+    "reachable": "green",
+    "down": "yellow",
+    "server.refusal": "yellow",
+}
+"""How the table colours an outcome; the no-verdict ones are dim."""
+
+
 def _verdict(row: dict[str, Any]) -> str:
+    """What a person reads: :func:`probe.outcome.describe` of the stored outcome."""
     from rich.markup import escape
 
-    blocking, accessible = row["blocking"], row["accessible"]
-    if blocking not in (None, "false"):
-        confirmed = f" (confirmed: {escape(row['confirmed'])})" if row["confirmed"] else ""
-        return f"[bold red]blocked: {escape(blocking)}[/]{confirmed}"
-    if row["mechanism"] == "control.unreachable":
-        # Nothing decided for want of a control. OONI's rules can still say accessible=true
-        # here (a failed DNS lookup, rule 5.1a): data fidelity, not a reading.
-        return "[dim]no verdict (no control)[/]"
-    if accessible is True:
-        return "[green]accessible[/]"
-    if accessible is False:
-        return "[yellow]down[/]"
-    return "[dim]no verdict[/]"
+    from probe.outcome import Outcome, describe
+
+    outcome = Outcome(row["outcome"])
+    style = OUTCOME_STYLES.get(outcome.value, "dim")
+    return f"[{style}]{escape(describe(outcome, confirmed=row['confirmed']))}[/]"
