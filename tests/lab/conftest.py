@@ -7,10 +7,13 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from probe.lab.plan import NAMESPACE_RE
+from probe.lab.runner import Report, run_scenario
+from probe.lab.scenario import load_scenario
 
 
 def lab_unavailable() -> str | None:
@@ -48,3 +51,18 @@ def no_new_namespaces() -> Iterator[None]:
     yield
     leaked = lab_namespaces() - before
     assert not leaked, f"leaked namespaces: {sorted(leaked)}"
+
+
+_REPORTS: dict[Path, Report] = {}
+
+
+def scenario_report(path: Path) -> Report:
+    """The report of the scenario file at *path*, run once per test session.
+
+    ``test_scenarios.py`` checks each report against its expectations; ``tests/test_oonidata.py``
+    feeds the same measurements to OONI's data library, without building every lab twice.
+    """
+    report = _REPORTS.get(path)
+    if report is None:
+        report = _REPORTS[path] = run_scenario(load_scenario(path))
+    return report

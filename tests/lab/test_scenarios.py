@@ -12,8 +12,8 @@ import pytest
 
 from probe.lab.network import PROBE_COUNTRY
 from probe.lab.plan import ISP_ASN
-from probe.lab.runner import run_scenario
 from probe.lab.scenario import load_scenario, scenario_paths
+from tests.lab.conftest import scenario_report
 
 SCENARIOS = scenario_paths()
 
@@ -21,7 +21,7 @@ SCENARIOS = scenario_paths()
 @pytest.mark.lab
 @pytest.mark.parametrize("path", SCENARIOS, ids=[path.stem for path in SCENARIOS])
 def test_scenario(path: Path, no_new_namespaces: None) -> None:
-    report = run_scenario(load_scenario(path))
+    report = scenario_report(path)
     problems = [f"{result.url}: {problem}" for result in report.results for problem in result.problems]
     assert not problems, "\n".join(problems)
     assert len(report.results) == len(report.scenario.targets)
