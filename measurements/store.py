@@ -372,6 +372,24 @@ class Store:
             for rows in result.partitions():  # a list per batch: cheaper than SQLAlchemy's row-at-a-time
                 yield from rows
 
+    def find_measurements(self, uid: str, *, limit: int = 2) -> list[MeasurementRow]:
+        """The measurement whose ``measurement_uid`` is *uid*, else up to *limit* whose id starts with it.
+
+        Rows come with their OONI JSON body, in time order. ``probe show`` takes one match
+        and calls more than one ambiguous.
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        m = MeasurementRecord
+        stmt = measurement_query(with_body=True)
+        with self._guard("read measurements"), self._engine.connect() as conn:
+            rows = conn.execute(stmt.where(m.measurement_uid == uid)).all()
+            if not rows:
+                prefix = m.measurement_uid.startswith(uid, autoescape=True)  # "_" is in every id
+                rows = conn.execute(stmt.where(prefix).limit(limit)).all()
+        return [MeasurementRow._make(row) for row in rows]
+
     def last_rounds(self, n: int = 10) -> list[RoundInfo]:
         """The *n* most recently started rounds, newest first.
 

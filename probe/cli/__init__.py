@@ -32,6 +32,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "probe.cli.status:status",
         "Show the last rounds, the next scheduled run, the database size and the failing targets.",
     ),
+    "list": (
+        "probe.cli.list:list_rounds",
+        "List the stored rounds, newest first: id, status, times, counts and network.",
+    ),
+    "show": (
+        "probe.cli.show:show",
+        "Show one stored measurement step by step, with its outcome (ID: its measurement_uid or a prefix).",
+    ),
     "export": (
         "probe.cli.export:export_command",
         "Export stored measurements (CSV: summary columns; JSONL: one OONI measurement per line).",
