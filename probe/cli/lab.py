@@ -1,5 +1,9 @@
 """``probe lab``: list the scenarios, run one in a simulated censored network, clean up leftovers.
 
+``probe lab run`` prints one line per target, what a volunteer would read (the outcome,
+:mod:`probe.outcome`) and the mechanism behind it; ``--verbose`` shows every expected and
+observed key instead.
+
 Exit status of ``probe lab run``: 0 when every target matched its expectation, 1 on any
 mismatch, 2 on bad input (unknown or invalid scenario, not root, tool missing).
 """
@@ -20,8 +24,17 @@ from probe.lab.outcome import render
 from probe.lab.runner import DEFAULT_CONCURRENCY, Report, TargetResult, run_scenario
 from probe.lab.scenario import Expected, find_scenario, load_scenario, scenario_paths
 from probe.lab.topology import destroy, down_all, install_signal_handlers, require_tools
+from probe.outcome import Outcome, describe
 
 EXIT_MISMATCH = 1
+_STYLES = {
+    Outcome.BLOCKED_CONFIRMED: "bold red",
+    Outcome.BLOCKED_ANOMALY: "red",
+    Outcome.SHUTDOWN: "bold red",
+    Outcome.REACHABLE: "green",
+    Outcome.SERVER_REFUSAL: "yellow",
+    Outcome.DOWN: "yellow",
+}
 
 
 @click.group()
@@ -53,6 +66,9 @@ def list_(as_json: bool, kinds: bool) -> None:
 @click.argument("scenario")
 @click.option("--json", "as_json", is_flag=True, help="Print the report (with every measurement) as JSON.")
 @click.option(
+    "--verbose", "-v", is_flag=True, help="Show every expected and observed key, not only the verdicts."
+)
+@click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
     default=DEFAULT_CONCURRENCY,
@@ -60,7 +76,7 @@ def list_(as_json: bool, kinds: bool) -> None:
     help="Targets measured at once.",
 )
 @click.pass_context
-def run(ctx: click.Context, scenario: str, as_json: bool, concurrency: int) -> None:
+def run(ctx: click.Context, scenario: str, as_json: bool, verbose: bool, concurrency: int) -> None:
     """Run SCENARIO (a name from `probe lab list`, or a .toml path) and compare with its expectations."""
     loaded = load_scenario(find_scenario(scenario))
     require_tools()
@@ -70,7 +86,8 @@ def run(ctx: click.Context, scenario: str, as_json: bool, concurrency: int) -> N
         click.echo(json.dumps(report.as_dict(), ensure_ascii=False))
     else:
         # Piped output is read later, in a file or a CI log: do not wrap it to 80 columns.
-        render_report(report, Console(highlight=False, width=None if sys.stdout.isatty() else 150))
+        console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
+        (render_report if verbose else render_summary)(report, console)
     timings = ", ".join(f"{key.removesuffix('_s')} {value:.2f} s" for key, value in report.timings.items())
     setup = report.timings.get("topology_up_s", 0.0) + report.timings.get("topology_down_s", 0.0)
     click.echo(f"timings: {timings} (topology setup+teardown {setup:.2f} s)", err=True)
@@ -98,8 +115,49 @@ def down(everything: bool, prefixes: tuple[str, ...]) -> None:
     click.echo(f"removed {len(removed)} lab run(s){': ' + ' '.join(removed) if removed else ''}", err=True)
 
 
+def render_summary(report: Report, console: Console) -> None:
+    """One line per target: what a volunteer reads (the outcome), how, and whether it was expected."""
+    scenario = report.scenario
+    console.print(f"[bold]{escape(scenario.name)}[/] ({report.plan.prefix}): {escape(scenario.description)}")
+    if scenario.censorship:
+        console.print("censorship: " + escape(", ".join(entry.describe() for entry in scenario.censorship)))
+    table = Table(box=None, pad_edge=False)
+    table.add_column("target", overflow="fold")
+    table.add_column("verdict")
+    table.add_column("how")
+    table.add_column("")
+    for result in report.results:
+        table.add_row(escape(result.url), *_verdict(result), _mark(result))
+    console.print(table)
+    _footer(report, console, hint=" (probe lab run --verbose shows what differs)")
+
+
+def _verdict(result: TargetResult) -> tuple[str, str]:
+    """The outcome a person reads and the mechanism behind it."""
+    if result.observed.get("step") == "error":
+        return "[red]not measured[/]", ""
+    value = result.observed.get("outcome")
+    if not isinstance(value, str):
+        return "", ""
+    outcome = Outcome(value)
+    confirmed = result.observed.get("confirmed")
+    text = describe(outcome, confirmed=confirmed if isinstance(confirmed, str) else None)
+    style = _STYLES.get(outcome, "dim")
+    return f"[{style}]{escape(text)}[/]", escape(str(result.observed.get("mechanism") or ""))
+
+
+def _mark(result: TargetResult) -> str:
+    return "[green]as expected[/]" if result.ok else "[bold red]MISMATCH[/]"
+
+
+def _footer(report: Report, console: Console, *, hint: str = "") -> None:
+    bad = sum(not result.ok for result in report.results)
+    summary = "[green]all targets as expected[/]" if not bad else f"[bold red]{bad} target(s) differ[/]{hint}"
+    console.print(f"{summary} ({len(report.results)} measured)")
+
+
 def render_report(report: Report, console: Console) -> None:
-    """The expected-vs-observed table, one row per target."""
+    """The expected-vs-observed table, one row per target (``--verbose``)."""
     scenario = report.scenario
     table = Table(
         title=f"{scenario.name} ({report.plan.prefix}): {scenario.description}", title_justify="left"
@@ -115,9 +173,7 @@ def render_report(report: Report, console: Console) -> None:
     console.print(table)
     if scenario.censorship:
         console.print("censorship: " + escape(", ".join(entry.describe() for entry in scenario.censorship)))
-    bad = sum(not result.ok for result in report.results)
-    summary = "[green]all targets as expected[/]" if not bad else f"[bold red]{bad} target(s) differ[/]"
-    console.print(f"{summary} ({len(report.results)} measured)")
+    _footer(report, console)
 
 
 def _cells(result: TargetResult) -> tuple[str, str]:

@@ -37,6 +37,10 @@ class Kind:
         return self.target is not None
 
 
+# Kind names follow the mechanism labels' grammar (layer.action[.what it matched], see
+# probe.analysis.mechanism): where the probe reports the censor's action as such, the kind has
+# the mechanism's own name (dns.nxdomain, tls.reset.sni, http.blockpage), so a scenario's
+# summary and the measurement it produced read in one vocabulary.
 KINDS: Final[dict[str, Kind]] = {
     "dns.nxdomain": Kind("the ISP resolver answers NXDOMAIN", "domain"),
     "dns.bogon": Kind(
@@ -50,9 +54,9 @@ KINDS: Final[dict[str, Kind]] = {
     "dns.intercept": Kind("all client DNS (UDP and TCP port 53) is DNATed to the ISP resolver", None),
     "ip.drop": Kind("every packet to the address is dropped (timeout)", "address"),
     "tcp.reset": Kind("every SYN to the address is answered with a RST", "address"),
-    "tls.sni_reset": Kind("RST after a ClientHello whose bytes contain the name (SNI)", "name"),
-    "tls.sni_drop": Kind("a ClientHello whose bytes contain the name is dropped (timeout)", "name"),
-    "http.host_reset": Kind("RST after an HTTP request with 'Host: <name>'", "name"),
+    "tls.reset.sni": Kind("RST after a ClientHello whose bytes contain the name (SNI)", "name"),
+    "tls.drop.sni": Kind("a ClientHello whose bytes contain the name is dropped (timeout)", "name"),
+    "http.reset.host": Kind("RST after an HTTP request with 'Host: <name>'", "name"),
     "http.blockpage": Kind("the transparent proxy answers the 'Surf Safely' page for the host", "domain"),
     "http.redirect": Kind("the transparent proxy answers 302 to the ISP block URL", "domain"),
     "throttle": Kind(
@@ -113,10 +117,10 @@ def iptables_ruleset(plan: LabPlan, entries: Iterable[Censorship]) -> str:
             forward.append(f"-i {access} -d {plan.resolve_target(target)} {note} -j DROP")
         elif kind == "tcp.reset":
             forward.append(f"-i {access} -d {plan.resolve_target(target)} -p tcp --syn {note} {_RST}")
-        elif kind in ("tls.sni_reset", "tls.sni_drop"):
-            verdict = _RST if kind == "tls.sni_reset" else "-j DROP"
+        elif kind in ("tls.reset.sni", "tls.drop.sni"):
+            verdict = _RST if kind == "tls.reset.sni" else "-j DROP"
             forward.append(f"-i {access} -p tcp --dport 443 {_string(target.encode())} {note} {verdict}")
-        elif kind == "http.host_reset":
+        elif kind == "http.reset.host":
             pattern = _string(b"\r\nHost: " + target.encode() + b"\r\n", icase=True)
             forward.append(f"-i {access} -p tcp --dport 80 {pattern} {note} {_RST}")
         elif kind in ("http.blockpage", "http.redirect"):

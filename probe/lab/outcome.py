@@ -5,6 +5,11 @@ scenario target may expect (:mod:`probe.lab.scenario`): the step where the measu
 and its failure, the DNS facts, the final response, and the verdict keys as the probe set them.
 Addresses become symbols (``site``, ``blockpage``, ``bogon``, ``localhost``…) so scenario files
 do not depend on a run's address block.
+
+:func:`probe.lab.runner.with_outcomes` then adds what a volunteer reads for each target, ``outcome``
+(:mod:`probe.outcome`), once the whole scenario is measured: the outcome depends on the
+heartbeat of the "round" the scenario's targets form (:func:`network_up`), as it does in
+``probe run``, so a mobile shutdown reads "network shut down", never "reachable".
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any, Final
 
 from probe.lab.plan import LabPlan
 from probe.lab.scenario import Expected
+from probe.outcome import Outcome, outcome_of
 
 _DEPTH: Final = re.compile(r"depth=(\d+)")
 JSON_KEYS: Final = {"mechanism": "x_mechanism", "confirmed": "x_confirmed"}
@@ -57,6 +63,42 @@ def observe(measurement: Mapping[str, Any], plan: LabPlan) -> dict[str, Expected
     for key in VERDICT_KEYS:
         observed[key] = keys.get(JSON_KEYS.get(key, key))
     return observed
+
+
+def network_up(measurements: Iterable[Mapping[str, Any]]) -> bool | None:
+    """The scenario's heartbeat: did any TCP connect succeed, block-page servers aside?
+
+    As a round's (:func:`measurements.summary.heartbeat_of`: ``None`` without measurements), except
+    that a measurement confirmed as a block page does not count: the censor's own server, inside
+    the ISP, answering says nothing of the network beyond it (the mobile-shutdown scenario).
+    """
+    seen = False
+    for measurement in measurements:
+        seen = True
+        keys: Mapping[str, Any] = measurement["test_keys"]
+        if _key(keys, "confirmed"):
+            continue
+        if any((connect.get("status") or {}).get("success") for connect in keys.get("tcp_connect") or []):
+            return True
+    return False if seen else None
+
+
+def outcome(measurement: Mapping[str, Any], *, up: bool | None) -> Outcome:
+    """What a person reads for *measurement* in a scenario whose heartbeat is *up*."""
+    keys: Mapping[str, Any] = measurement["test_keys"]
+    return outcome_of(
+        blocking=keys.get("blocking"),
+        accessible=keys.get("accessible"),
+        mechanism=_key(keys, "mechanism"),
+        confirmed=_key(keys, "confirmed"),
+        control_failure=keys.get("control_failure"),
+        network_up=up,
+    )
+
+
+def _key(keys: Mapping[str, Any], name: str) -> Any:
+    """One of our own keys: ``x_``-prefixed in the OONI JSON, bare in older documents."""
+    return keys.get(JSON_KEYS.get(name, name), keys.get(name))
 
 
 def compare(expected: Mapping[str, Expected], observed: Mapping[str, Expected]) -> list[str]:

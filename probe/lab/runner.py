@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from probe.lab.network import Lab
-from probe.lab.outcome import compare, observe
+from probe.lab.outcome import compare, network_up, observe, outcome
 from probe.lab.plan import LabPlan
 from probe.lab.processes import child_env
 from probe.lab.scenario import Expected, Scenario, Target
@@ -116,7 +116,21 @@ async def _measure_all(lab: Lab, scenario: Scenario, concurrency: int) -> list[T
         async with gate:
             return await _measure(lab, scenario, target)
 
-    return list(await asyncio.gather(*(one(target) for target in scenario.targets)))
+    return with_outcomes(list(await asyncio.gather(*(one(target) for target in scenario.targets))))
+
+
+def with_outcomes(results: list[TargetResult]) -> list[TargetResult]:
+    """Add each target's ``outcome`` (what a volunteer reads) and compare it too.
+
+    The outcome depends on the scenario's heartbeat (:func:`~probe.lab.outcome.network_up`),
+    known only once every target is measured.
+    """
+    up = network_up(r.measurement for r in results if r.measurement is not None)
+    for result in results:
+        if result.measurement is not None:
+            result.observed["outcome"] = outcome(result.measurement, up=up).value
+            result.problems = compare(result.expected, result.observed)
+    return results
 
 
 async def _measure(lab: Lab, scenario: Scenario, target: Target) -> TargetResult:

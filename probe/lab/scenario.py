@@ -9,7 +9,7 @@ A scenario is a TOML file in ``probe/lab/scenarios/`` (or anywhere, given by pat
     reference = "where this comes from" # optional, free text
 
     [[censorship]]                     # zero or more; see probe.lab.censor.KINDS
-    kind = "tls.sni_reset"
+    kind = "tls.reset.sni"
     target = "x.com"                   # a lab domain or an IPv4 address (per kind)
 
     [[targets]]                        # one or more URLs measured from the client
@@ -21,8 +21,10 @@ Optional expectation keys, compared only when present (the string ``"null"`` mea
 ``dns_experiment_failure``, ``system_answer`` and ``resolver_answer`` (what the system resolver
 and the public resolver answered, symbolically: ``site``, ``blockpage``, ``bogon``, ``localhost``,
 ``none``, ``site:<domain>`` or an address), ``status``, ``title``, ``final_host`` (the host of the
-last request), ``control_failure``, and the verdict keys ``blocking``, ``accessible``,
-``dns_consistency``, ``mechanism`` and ``confirmed`` (the fingerprint's name).
+last request), ``control_failure``, the verdict keys ``blocking``, ``accessible``,
+``dns_consistency``, ``mechanism`` and ``confirmed`` (the fingerprint's name), and ``outcome``,
+what a volunteer reads (a :class:`probe.outcome.Outcome` value: ``reachable``,
+``blocked.confirmed``, ``blocked.anomaly``, ``shutdown``, ``no_verdict.control``, …).
 
 Every problem is one line, ``file:key: problem``, raised as :class:`ScenarioError`.
 """
@@ -38,6 +40,7 @@ from typing import Any, Final
 
 from probe.errors import ConfigError
 from probe.lab.censor import KINDS, Censorship, target_problem
+from probe.outcome import Outcome
 from probe.tomlfile import read_toml
 
 STEPS: Final = ("none", "dns", "tcp", "tls", "http")
@@ -55,8 +58,16 @@ _STRING_EXPECTATIONS: Final = (
     "dns_consistency",
     "mechanism",
     "confirmed",
+    "outcome",
 )
 _TARGET_KEYS: Final = {"url", "step", "status", "blocking", "accessible", *_STRING_EXPECTATIONS}
+OUTCOMES: Final = tuple(outcome.value for outcome in Outcome)
+RENAMED: Final = {
+    "tls.sni_reset": "tls.reset.sni",
+    "tls.sni_drop": "tls.drop.sni",
+    "http.host_reset": "http.reset.host",
+}
+"""Kinds renamed to the mechanism vocabulary (issue 10): a file using the old name says so."""
 _NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 _RATE_RE: Final = re.compile(r"[1-9][0-9]*(?:bit|kbit|mbit|gbit)")
 _HOST_RE: Final = re.compile(r"[A-Za-z0-9._-]{1,253}")
@@ -171,6 +182,8 @@ class _Validator:
 
     def _censorship(self, item: dict[str, Any], where: str) -> Censorship:
         kind = self._string(item, "kind", where)
+        if kind in RENAMED:
+            raise self.fail(f"{where}.kind", f"{kind!r} is now {RENAMED[kind]!r} (the mechanism's name)")
         if kind not in KINDS:
             raise self.fail(f"{where}.kind", f"unknown kind {kind!r} (known: {', '.join(sorted(KINDS))})")
         spec = KINDS[kind]
@@ -215,6 +228,8 @@ class _Validator:
         for key in _STRING_EXPECTATIONS:
             if key in item:
                 expect[key] = _null(self._string(item, key, where))
+        if "outcome" in item and item["outcome"] not in OUTCOMES:
+            raise self.fail(f"{where}.outcome", f"must be one of {', '.join(OUTCOMES)}")
         if "status" in item:
             status = item["status"]
             if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:

@@ -32,14 +32,14 @@ def test_empty_ruleset_is_complete_and_accepts_everything() -> None:
 
 
 def test_sni_reset_matches_the_name_on_443_and_rejects_with_rst() -> None:
-    assert _rules(Censorship("tls.sni_reset", "x.com")) == [
+    assert _rules(Censorship("tls.reset.sni", "x.com")) == [
         '-A FORWARD -i rp000001-ia -p tcp --dport 443 -m string --algo bm --hex-string "|782e636f6d|" '
-        '-m comment --comment "tls.sni_reset x.com" -j REJECT --reject-with tcp-reset'
+        '-m comment --comment "tls.reset.sni x.com" -j REJECT --reject-with tcp-reset'
     ]
 
 
 def test_host_reset_matches_a_whole_host_header() -> None:
-    (rule,) = _rules(Censorship("http.host_reset", "x.com"))
+    (rule,) = _rules(Censorship("http.reset.host", "x.com"))
     assert '--icase --hex-string "|0d0a486f73743a20782e636f6d0d0a|"' in rule
     assert rule.endswith("-j REJECT --reject-with tcp-reset")
 
@@ -116,6 +116,6 @@ def test_resolver_and_proxy_rules() -> None:
 def test_target_problems() -> None:
     assert censor.target_problem("dns.nxdomain", "x.com") is None
     assert censor.target_problem("ip.drop", "10.1.2.3") is None
-    assert censor.target_problem("tls.sni_reset", "anything.example") is None
+    assert censor.target_problem("tls.reset.sni", "anything.example") is None
     assert "needs a lab domain" in (censor.target_problem("dns.nxdomain", "10.1.2.3") or "")
     assert "needs a lab domain or an IPv4 address" in (censor.target_problem("ip.drop", "nope.example") or "")

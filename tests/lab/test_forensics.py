@@ -1,6 +1,6 @@
 """``probe forensics`` in the lab: an injected SNI reset told from the server's own, and localised.
 
-One lab for the module: the ISP router resets ClientHellos naming x.com (``tls.sni_reset``, the
+One lab for the module: the ISP router resets ClientHellos naming x.com (``tls.reset.sni``, the
 pk-x-sni-reset-2024 scenario) and answers SYNs to www.tiktok.com with a RST (``tcp.reset``);
 in the world, telegram.org's own host resets ClientHellos naming it (an iptables rule in the
 world namespace: the end host's kernel sends that RST); en.wikipedia.org is untouched.
@@ -30,7 +30,7 @@ from tests.lab.conftest import lab_namespaces, lab_unavailable
 pytestmark = pytest.mark.lab
 
 RUN_CLI = "import sys; from probe.cli import main; sys.exit(main(sys.argv[1:]))"
-CENSORSHIP = (Censorship("tls.sni_reset", "x.com"), Censorship("tcp.reset", "www.tiktok.com"))
+CENSORSHIP = (Censorship("tls.reset.sni", "x.com"), Censorship("tcp.reset", "www.tiktok.com"))
 
 
 @pytest.fixture(scope="module")

@@ -193,7 +193,7 @@ def test_behind_nat_only_whoami_knows_the_address_and_it_is_scrubbed(network: Ne
     final, redirect = document["test_keys"]["requests"]
     assert final["request"]["url"] == f"{WORLD_PAGE}page?ip=[scrubbed]"
     assert redirect["response"]["headers"]["Location"] == "/page?ip=[scrubbed]"
-    assert final["response"]["title"] == "Your address is [scrubbed]"
+    assert final["response"]["x_title"] == "Your address is [scrubbed]"
     assert final["response"]["headers"]["X-Client-IP"] == "[scrubbed]"
     assert final["response"]["headers"]["Set-Cookie"] == "client=[scrubbed]; Path=/"
     assert WORLD_V4 in scrubbed  # the site's own address is evidence: it stays
@@ -207,7 +207,7 @@ def test_without_a_control_the_interface_addresses_are_scrubbed(
     scrubbed = _measure(network, url, "none")
     assert _count(scrubbed, address) == 0
     assert (
-        json.loads(scrubbed)["test_keys"]["requests"][0]["response"]["title"] == "Your address is [scrubbed]"
+        json.loads(scrubbed)["test_keys"]["requests"][0]["response"]["x_title"] == "Your address is [scrubbed]"
     )
     assert scrubbed.count("[scrubbed]") >= 8
 
@@ -243,7 +243,7 @@ def test_a_stored_round_and_its_exports_hold_no_address(network: Network) -> Non
         assert _count(stored, address) == 0, address
     assert b"[scrubbed]" in stored
     titles = {
-        json.loads(line)["input"]: json.loads(line)["test_keys"]["requests"][0]["response"]["title"]
+        json.loads(line)["input"]: json.loads(line)["test_keys"]["requests"][0]["response"]["x_title"]
         for line in lines
     }
     assert titles == dict.fromkeys(targets, "Your address is [scrubbed]")

@@ -14,7 +14,7 @@ description = "A demo."
 timeout = 1.5
 
 [[censorship]]
-kind = "tls.sni_reset"
+kind = "tls.reset.sni"
 target = "x.com"
 
 [[censorship]]
@@ -48,7 +48,7 @@ def test_a_valid_file(tmp_path: Path) -> None:
     scenario = load_scenario(_write(tmp_path, GOOD))
     assert scenario.name == "demo" and scenario.timeout == 1.5
     assert [entry.describe() for entry in scenario.censorship] == [
-        "tls.sni_reset x.com",
+        "tls.reset.sni x.com",
         "throttle mmg.whatsapp.net",
     ]
     assert scenario.censorship[1].params == {"rate": "32kbit"}
@@ -74,8 +74,8 @@ def test_a_valid_file(tmp_path: Path) -> None:
         ('description = "A demo."\n', "", "description: missing"),
         ("timeout = 1.5", "timeout = 0", "timeout: must be a number of seconds in (0, 60]"),
         ("timeout = 1.5", "timeout = 1.5\ncolour = 1", "colour: unknown key"),
-        ('kind = "tls.sni_reset"', 'kind = "tls.magic"', "censorship[0].kind: unknown kind 'tls.magic'"),
-        ('target = "x.com"\n', "", "censorship[0].target: required for tls.sni_reset"),
+        ('kind = "tls.reset.sni"', 'kind = "tls.magic"', "censorship[0].kind: unknown kind 'tls.magic'"),
+        ('target = "x.com"\n', "", "censorship[0].target: required for tls.reset.sni"),
         ('rate = "32kbit"', 'rate = "fast"', "censorship[1].rate: must be a tc rate such as '64kbit'"),
         ('rate = "32kbit"', 'speed = "1"', "censorship[1].speed: unknown key"),
         (
@@ -116,7 +116,7 @@ def test_target_kind_mismatch(tmp_path: Path) -> None:
 
 
 def test_kinds_without_target_refuse_one(tmp_path: Path) -> None:
-    text = GOOD.replace('kind = "tls.sni_reset"', 'kind = "shutdown"')
+    text = GOOD.replace('kind = "tls.reset.sni"', 'kind = "shutdown"')
     with pytest.raises(ScenarioError, match=r"censorship\[0\].target: shutdown takes no target"):
         load_scenario(_write(tmp_path, text))
 
