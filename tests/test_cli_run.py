@@ -259,3 +259,21 @@ def test_a_bad_input_url_exits_2_and_stores_nothing(
     err = capsys.readouterr().err
     assert err.startswith("probe: error: Invalid value for --input: unsupported URL scheme 'ftp'")
     assert err.count("\n") == 1 and not database.exists()
+
+
+@pytest.mark.parametrize(
+    ("outcome", "confirmed", "shown"),
+    [
+        ("blocked.confirmed", "cp.b_nat_pak_isp_common_blockpage",
+         "[bold red]blocked (confirmed: cp.b_nat_pak_isp_common_blockpage)[/]"),
+        ("shutdown", None, "[bold red]network shut down[/]"),
+        ("reachable", None, "[green]reachable[/]"),
+        ("no_verdict.no_control", None, "[dim]no verdict (no control)[/]"),
+    ],
+)  # fmt: skip
+def test_the_table_verdict_is_the_outcome(outcome: str, confirmed: str | None, shown: str) -> None:
+    """A confirmed blockpage that OONI's keys call accessible reads as blocked, as the data says."""
+    from probe.cli.rounds import _verdict
+
+    row = {"outcome": outcome, "confirmed": confirmed, "blocking": "false", "accessible": True}
+    assert _verdict(row) == shown
