@@ -24,6 +24,7 @@ from sqlalchemy import Connection, insert
 
 from measurements.outages import RoundBeat
 from measurements.schema import MeasurementRecord, Network, Round, Target
+from measurements.summary import outcome_column
 
 if TYPE_CHECKING:
     from measurements.patterns import ObservationRow
@@ -257,10 +258,11 @@ def write(store: Store, config: SyntheticConfig, *, chunk: int = 20_000) -> int:
                           "software_version": "synthetic", "config_digest": ""})  # fmt: skip
             for r in measured:
                 n += 1
-                rows.append({**r._asdict(), "uuid": str(uuid.UUID(int=n, version=4)),
-                             "input": urls[r.target_id - 1],
-                             "measured_at": beat.started_at, "runtime_s": 1.0, "probe_cc": "PK",
-                             "confirmed": None, "dns_consistency": None, "body": "{}"})  # fmt: skip
+                row = {**r._asdict(), "measurement_uid": str(uuid.UUID(int=n, version=4)),
+                       "input": urls[r.target_id - 1],
+                       "measured_at": beat.started_at, "runtime_s": 1.0, "probe_cc": "PK",
+                       "confirmed": None, "dns_consistency": None, "body": "{}"}  # fmt: skip
+                rows.append({**row, "outcome": outcome_column(row, network_up=beat.network_up).value})
             if len(rows) >= chunk:
                 _flush(conn, beats, rows)
         _flush(conn, beats, rows)
