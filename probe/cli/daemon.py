@@ -30,9 +30,9 @@ def daemon(config_file: Path | None, db_url: str | None) -> None:
     from probe.daemon import run_daemon
     from probe.settings import load_settings
 
+    setup_logging()  # first: a skipped target-list row is logged in the daemon's format
     settings = load_settings(config_file)
     plan = service.plan_round(settings)  # bad settings or target lists: exit 2 before anything runs
-    setup_logging()
     run_daemon(plan, db_url or settings.storage.database_url)
 
 
