@@ -334,19 +334,21 @@ class RoundInfo:
 
 @dataclass(frozen=True, slots=True)
 class FailingTarget:
-    """A target whose latest measurement on one network was blocked or failed."""
+    """A target whose latest measurement on one network was not reachable (see :func:`failing_query`)."""
 
     url: str
     category_code: str
     probe_asn: str
     probe_cc: str
     measured_at: datetime
+    outcome: str
+    """What people read (:class:`probe.outcome.Outcome`'s value)."""
     blocking: str | None
     accessible: bool | None
     mechanism: str | None
     confirmed: str | None
     failure: str | None
-    """The first failure among DNS, TCP, TLS and HTTP, in that order."""
+    """``dns_experiment_failure``, else ``http_experiment_failure`` (the failure that decided)."""
 
 
 AnySelect = Select[*tuple[Any, ...]]
@@ -395,12 +397,19 @@ def measurement_query(
     return stmt.order_by(m.measured_at, m.id)
 
 
-def failing_query(*, since: datetime | None = None) -> AnySelect:
+FAILING_OUTCOMES: Final = ("blocked.confirmed", "blocked.anomaly", "shutdown", "down", "server.refusal")
+"""Outcomes that make a target "failing" whatever its failure columns say."""
+
+
+def failing_query(*, since: datetime | None = None, only_failing: bool = True) -> AnySelect:
     """The SELECT behind :meth:`~measurements.store.Store.failing_targets` (:class:`FailingTarget` columns).
 
     The latest measurement of each (target, network) is found on the
     ``(target_id, probe_asn, measured_at)`` index alone, so this stays fast on millions of
-    rows; the predicate is :func:`measurements.summary.is_failed`'s, in SQL.
+    rows. Failing means by the stored ``outcome``: blocked (confirmed or anomaly), network shut
+    down, site down or refused by the site; a no-verdict outcome only when a lookup or the fetch
+    failed (a page that loaded without a control has not failed). Never ``reachable``.
+    With *only_failing* false: the latest measurement of every (target, network).
     """
     m, t = MeasurementRecord, Target
     groups = select(m.target_id, m.probe_asn, func.max(m.measured_at).label("at")).group_by(
@@ -413,15 +422,15 @@ def failing_query(*, since: datetime | None = None) -> AnySelect:
     latest = (
         select(func.max(m.id)).join(g, at_latest).group_by(m.target_id, m.probe_asn)
     )  # ties: last written
-    failed = or_(
-        and_(m.blocking.is_not(None), m.blocking != "false"),
-        m.accessible.is_(False),
-        m.dns_failure.is_not(None),
-        m.http_failure.is_not(None),
-    )
-    failure = func.coalesce(m.dns_failure, m.tcp_failure, m.tls_failure, m.http_failure).label("failure")
+    step_failed = or_(m.dns_failure.is_not(None), m.http_failure.is_not(None))
+    failed = or_(m.outcome.in_(FAILING_OUTCOMES), and_(m.outcome.startswith("no_verdict."), step_failed))
+    # OONI's two experiment failures, not a sibling endpoint's (an IPv6 address the volunteer
+    # cannot reach is no reason beside a blockpage).
+    failure = func.coalesce(m.dns_failure, m.http_failure).label("failure")
     stmt = select(
-        t.url, t.category_code, m.probe_asn, m.probe_cc, m.measured_at, m.blocking, m.accessible, m.mechanism,
-        m.confirmed, failure,
-    ).join_from(m, t, m.target_id == t.id).where(m.id.in_(latest), failed)  # fmt: skip
+        t.url, t.category_code, m.probe_asn, m.probe_cc, m.measured_at, m.outcome, m.blocking, m.accessible,
+        m.mechanism, m.confirmed, failure,
+    ).join_from(m, t, m.target_id == t.id).where(m.id.in_(latest))  # fmt: skip
+    if only_failing:
+        stmt = stmt.where(failed)
     return stmt.order_by(t.url, m.probe_asn)
