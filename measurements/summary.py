@@ -134,13 +134,18 @@ def heartbeat_of(measurements: Sequence[Measurement], *, n_errors: int = 0) -> H
     """Derive a round's heartbeat from its measurements.
 
     ``network_up`` is true when any TCP connect succeeded, false when measurements exist
-    and none did, ``None`` when there are none. ``control_reachable`` is true when any
-    measurement has a control response, false when control was asked and always failed,
-    ``None`` when no measurement asked for control.
+    and none did, ``None`` when there are none. A measurement confirmed as a block page does
+    not count: the censor's own server, inside the ISP, answering says nothing of the network
+    beyond it (a mobile-data shutdown with the ISP's DNS blockpage still served; the lab's
+    :func:`probe.lab.outcome.network_up` applies the same rule to the JSON it reads).
+    ``control_reachable`` is true when any measurement has a control response, false when
+    control was asked and always failed, ``None`` when no measurement asked for control.
     """
     if not measurements:
         return Heartbeat(network_up=None, control_reachable=None, n_errors=n_errors)
-    network_up = any(c.status.success for m in measurements for c in m.test_keys.tcp_connect)
+    network_up = any(
+        c.status.success for m in measurements if not m.test_keys.confirmed for c in m.test_keys.tcp_connect
+    )
     asked = [m for m in measurements if m.test_keys.control is not None or m.test_keys.control_failure]
     control = any(m.test_keys.control is not None for m in asked) if asked else None
     return Heartbeat(network_up=network_up, control_reachable=control, n_errors=n_errors)

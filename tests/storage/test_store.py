@@ -100,6 +100,20 @@ def test_heartbeat_of_a_shutdown_and_an_explicit_one(store: Store) -> None:
     assert (empty.network_up, empty.control_reachable, empty.n_measurements) == (None, None, 0)
 
 
+def test_a_block_page_answering_is_no_sign_of_a_network_up(store: Store) -> None:
+    """Mobile data shut down, the ISP's own blockpage server still answering: network down."""
+    dark = [make_measurement(i, kind="tcp", url=f"https://s{i}.example/") for i in range(2)]
+    page = make_measurement(2, kind="blockpage", url="https://s2.example/")
+    store.finish_round(store.begin_round(n_targets=3), [*dark, page])
+    (shutdown,) = store.last_rounds(1)
+    assert shutdown.network_up is False
+    assert [(r.input, r.outcome) for r in store.iter_measurements()] == [
+        ("https://s0.example/", "shutdown"),
+        ("https://s1.example/", "shutdown"),
+        ("https://s2.example/", "blocked.confirmed"),
+    ]
+
+
 def test_targets_get_categories_and_keep_one_row_per_url(store: Store) -> None:
     url = "https://twitter.com/"
     store.finish_round(store.begin_round(), [make_measurement(0, url=url)], targets=[TargetInfo(url, "GRP")])
