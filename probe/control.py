@@ -147,11 +147,20 @@ class Session:
         """What ``whoami`` answered; ``None`` when not asked or not answered."""
         return await self._whoami if self._whoami is not None else None
 
-    def cancel(self) -> None:
-        """Stop what still runs (the measurement itself was cancelled or failed)."""
-        for task in (self._call, self._whoami):
-            if task is not None and not task.done():
-                task.cancel()
+    async def cancel(self) -> None:
+        """Stop what still runs and wait until it has stopped (the measurement itself was
+        cancelled or failed, or is done: then nothing runs).
+
+        Awaited, so that no task outlives the measurement: a cancelled task that nobody awaits
+        is still pending when the caller returns, and is destroyed pending when its loop ends.
+        """
+        running = [task for task in (self._call, self._whoami) if task is not None and not task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            # Their outcome is of no interest any more; return_exceptions retrieves it, so that
+            # no "exception was never retrieved" is logged either.
+            await asyncio.gather(*running, return_exceptions=True)
 
 
 def build_request(url: str, addresses: Iterable[str], *, port: int) -> ControlRequest:

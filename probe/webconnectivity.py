@@ -192,7 +192,7 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
         response, control_failure = await vantage.result()
         identity = await vantage.identity()
     finally:
-        vantage.cancel()
+        await vantage.cancel()
 
     observed = WebConnectivityTestKeys(
         queries=tuple(recorder.queries),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -14,9 +15,10 @@ from probe.helper.app import HelperSettings
 from probe.helper.geo import Geo
 from probe.helper.policy import AddressPolicy
 from probe.model import ControlResponse
+from probe.webconnectivity import MeasureConfig, measure
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import HTTPServer, http_server
-from tests.servers.tcp_server import closed_port
+from tests.servers.tcp_server import closed_port, tcp_server
 
 
 def call(
@@ -139,3 +141,30 @@ def test_the_helper_measures_a_hostile_redirect(site: HTTPServer, location: str,
         response, control_failure = call(helper, url, ["127.0.0.1"], site.port)
     assert control_failure is None and response is not None
     assert response.http_request.failure == failure
+
+
+def test_a_cancelled_measurement_leaves_no_control_task_behind(
+    site: HTTPServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A measurement cancelled while its control request and whoami hang at the helper: once
+    the cancellation has reached the caller, both background tasks have ended (none pending,
+    none left for the garbage collector to destroy)."""
+
+    async def scenario(helper_port: int) -> list[asyncio.Task[object]]:
+        config = MeasureConfig(
+            control_url=f"http://127.0.0.1:{helper_port}/", allow_loopback=True, use_system_resolver=False
+        )
+        measurement = asyncio.create_task(measure(f"http://127.0.0.1:{site.port}/trickle", config=config))
+        await asyncio.sleep(0.5)  # the hop is fetching; control and whoami wait for the helper
+        measurement.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await measurement
+        return [
+            task for task in asyncio.all_tasks() if task is not asyncio.current_task() and not task.done()
+        ]
+
+    with tcp_server("accept") as helper_port:  # accepts and never answers
+        left = asyncio.run(scenario(helper_port))
+    gc.collect()
+    assert [task.get_coro().__qualname__ for task in left] == []  # type: ignore[union-attr]
+    assert "Task was destroyed but it is pending" not in caplog.text
