@@ -263,13 +263,19 @@ def observations_query() -> AnySelect:
 def detect_store(store: Store, params: PatternParams | None = None, *, batch: int = 10_000) -> Detection:
     """:func:`detect` over everything in *store*, streaming the measurements.
 
+    The rounds, the targets and the measurements are read in one snapshot
+    (:meth:`~measurements.store.Store.snapshot`): a round committed meanwhile is seen whole
+    or not at all, and every measurement's target is known.
+
     Raises:
         StorageError: the database cannot be read.
     """
-    beats = [RoundBeat(*row) for row in store.stream(rounds_query())]
-    targets: dict[int, str] = {i: url for i, url in store.stream(select(Target.id, Target.url))}
-    rows: Iterable[Sequence[Any]] = store.stream(observations_query(), batch=batch)
-    return detect(beats, rows, targets, params)  # type: ignore[arg-type]  # rows are ObservationRow-shaped
+    with store.snapshot("read measurements") as conn:
+        beats = [RoundBeat(*row) for row in conn.execute(rounds_query())]
+        targets: dict[int, str] = {i: url for i, url in conn.execute(select(Target.id, Target.url))}
+        with conn.execution_options(yield_per=batch).execute(observations_query()) as result:
+            rows: Iterable[Sequence[Any]] = (row for part in result.partitions() for row in part)
+            return detect(beats, rows, targets, params)  # type: ignore[arg-type]  # rows are ObservationRow-shaped
 
 
 def update_flags(store: Store, params: PatternParams | None = None) -> Detection:

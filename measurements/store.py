@@ -372,6 +372,24 @@ class Store:
             for rows in result.partitions():  # a list per batch: cheaper than SQLAlchemy's row-at-a-time
                 yield from rows
 
+    @contextmanager
+    def snapshot(self, action: str = "read measurements") -> Iterator[Connection]:
+        """A read transaction in which every SELECT sees the same snapshot of the database.
+
+        SQLite: a deferred ``BEGIN`` (the snapshot is taken at the first read); PostgreSQL:
+        ``REPEATABLE READ``. Several reads that must agree (rounds, the targets they name,
+        their measurements) go in one. Keep it short: on SQLite, no checkpoint can move past
+        an open read transaction, so the WAL file grows with every write while it lasts.
+
+        Raises:
+            StorageError: the database cannot be read (*action* names it in the message).
+        """
+        with self._guard(action), self._engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execution_options(isolation_level="REPEATABLE READ")
+            with conn.begin():
+                yield conn
+
     def find_measurements(self, uid: str, *, limit: int = 2) -> list[MeasurementRow]:
         """The measurement whose ``measurement_uid`` is *uid*, else up to *limit* whose id starts with it.
 

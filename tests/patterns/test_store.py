@@ -1,13 +1,18 @@
-"""Flags through the store, on SQLite and PostgreSQL: same as in memory, and idempotent."""
+"""Flags through the store, on SQLite and PostgreSQL: same as in memory, idempotent, one snapshot."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event
 
 from measurements.flagstore import load_events, load_flags
 from measurements.patterns import detect, detect_store, update_flags
 from measurements.store import open_store
 from measurements.synthetic import SyntheticConfig, X, materialize, write
+from tests.storage.factories import BASE, KINDS, make_measurement, make_round
 
 CONFIG = SyntheticConfig.small(days=36, outages=((6, 13, 6),), shutdown=(30, 0, 24), x_block=(12, 9, 25))
 
@@ -39,3 +44,39 @@ def test_filters(store_url: str) -> None:
         later = CONFIG.start + timedelta(days=20)
         assert load_flags(store, since=later) == [f for f in found.flags if f.last_evidence_at >= later]
         assert load_flags(store, since=CONFIG.start + timedelta(days=400)) == []
+
+
+@pytest.mark.parametrize("between", ["rounds", "targets"], ids=["after-rounds", "after-targets"])
+def test_a_round_committed_during_detection_is_not_half_seen(store_url: str, between: str) -> None:
+    # A probe began a round before the detection; it commits, with new targets, between the
+    # detection's reads (deterministically: right after the SELECT from *between* ran).
+    with open_store(store_url) as store, open_store(store_url) as writer:
+        for r in range(3):
+            at = BASE + timedelta(hours=r)
+            store.finish_round(store.begin_round(started_at=at), make_round(7, first=7 * r, at=at))
+        at = BASE + timedelta(hours=3)
+        late = writer.begin_round(started_at=at)
+        new = [
+            make_measurement(100 + i, kind=k, url=f"https://new{i}.example/", at=at)
+            for i, k in enumerate(KINDS)
+        ]
+        before = detect_store(store)
+        fired: list[str] = []
+
+        def commit(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if not fired and statement.lstrip().startswith("SELECT") and f"FROM {between}" in statement:
+                fired.append(statement)
+                writer.finish_round(late, new)
+
+        event.listen(Engine, "after_cursor_execute", commit)
+        try:
+            during = detect_store(store, batch=7)
+        finally:
+            event.remove(Engine, "after_cursor_execute", commit)
+        assert fired, "the round was never committed"
+        after = detect_store(store)
+    # One snapshot, taken at the first read: the round is running there and has no measurements.
+    assert [s.target for s in during.series if s.target.startswith("target #")] == []
+    assert during == before
+    assert after.n_measurements == before.n_measurements + len(new)
+    assert {f"https://new{i}.example/" for i in range(len(KINDS))} <= {s.target for s in after.series}
