@@ -22,13 +22,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import queue
 import re
 import socket
 import ssl
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Final
 from urllib.parse import urlsplit
 
 import dns.asyncbackend
@@ -173,6 +174,99 @@ def encode_hostname(name: str) -> str:
     return encoded
 
 
+_AddrInfo = list[tuple[int, str]]
+"""``(family, address)`` pairs, in ``getaddrinfo``'s order."""
+BlockingLookup = Callable[[str, int], _AddrInfo]
+"""A blocking ``(host, port) -> [(family, address), …]`` lookup, run in a lookup thread."""
+MAX_LOOKUP_THREADS: Final = 16
+"""System-resolver lookups running at once in this process: a round's default in flight. A
+resolver that hangs holds a thread until the C library gives up (seconds to minutes); later
+lookups wait for a free thread within their own deadline instead of starting more."""
+
+
+def system_lookup(host: str, port: int) -> _AddrInfo:
+    """The C library's ``getaddrinfo`` (looked up at call time), one stream socket per address."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [(family, str(sockaddr[0])) for family, *_, sockaddr in infos]
+
+
+@dataclass(slots=True)
+class _Job:
+    lookup: BlockingLookup
+    host: str
+    port: int
+    loop: asyncio.AbstractEventLoop
+    future: asyncio.Future[_AddrInfo]
+    abandoned: bool = False
+    """Set (from the loop) when nobody waits any more: a thread that takes it skips it."""
+
+
+class LookupThreads:
+    """A fixed set of daemon threads that run blocking lookups for every event loop.
+
+    Not ``loop.getaddrinfo`` nor a ``ThreadPoolExecutor``: a blocking ``getaddrinfo`` cannot
+    be cancelled, and both join their threads (at the end of ``asyncio.run``, at exit), so one
+    resolver that hangs would hold the program past every deadline. Not a thread per lookup
+    either: hanging lookups would pile threads up. Here at most *size* threads exist; a lookup
+    waits in line (FIFO) until one is free, within its caller's deadline; a caller that stops
+    waiting leaves its job to be skipped, and a thread that finishes a lookup nobody waits for
+    any more just takes the next one.
+    """
+
+    def __init__(self, size: int = MAX_LOOKUP_THREADS, *, name: str = "getaddrinfo") -> None:
+        if size < 1:
+            raise ValueError(f"size must be at least 1: {size}")
+        self.size, self._name = size, name
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    async def run(self, lookup: BlockingLookup, host: str, port: int) -> _AddrInfo:
+        """``lookup(host, port)`` in one of the threads; cancel (e.g. a deadline) to stop waiting."""
+        loop = asyncio.get_running_loop()
+        job = _Job(lookup, host, port, loop, loop.create_future())
+        self._start_threads()
+        self._jobs.put(job)
+        try:
+            return await job.future
+        finally:
+            job.abandoned = True
+
+    def _start_threads(self) -> None:
+        with self._lock:
+            while len(self._threads) < self.size:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job.abandoned:
+                continue
+            try:
+                outcome: tuple[_AddrInfo | None, Exception | None] = (job.lookup(job.host, job.port), None)
+            except Exception as exc:  # handed over to the waiting coroutine, which decides
+                outcome = (None, exc)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+                job.loop.call_soon_threadsafe(_settle, job.future, *outcome)
+
+
+def _settle(future: asyncio.Future[_AddrInfo], result: _AddrInfo | None, error: Exception | None) -> None:
+    if future.done():  # cancelled at the deadline
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result or [])
+
+
+SYSTEM_LOOKUPS: Final = LookupThreads()
+"""The process's lookup threads: the bound holds across rounds, loops and the helper."""
+
+
 async def resolve_system(
     hostname: str,
     *,
@@ -181,8 +275,13 @@ async def resolve_system(
     transaction_id: int = 0,
     tags: tuple[str, ...] = (),
     port: int = 443,
+    lookup: BlockingLookup = system_lookup,
+    threads: LookupThreads = SYSTEM_LOOKUPS,
 ) -> DNSQuery:
     """Look *hostname* up with ``getaddrinfo``, within *timeout* seconds.
+
+    The blocking *lookup* runs in one of *threads*; waiting for a free one counts against
+    *timeout*, so a lookup that gets no thread in time is a ``generic_timeout_error``.
 
     Returns:
         The query (engine ``getaddrinfo``): A and AAAA answers without TTLs, or the failure with
@@ -195,7 +294,7 @@ async def resolve_system(
     t0 = clock()
     try:
         async with asyncio.timeout(timeout):
-            infos = await _getaddrinfo(name, port)
+            infos = await threads.run(lookup, name, port)
     except failures.NETWORK_EXCEPTIONS as exc:
         code = (exc.errno or 0) if isinstance(exc, socket.gaierror) else 0
         failure = failures.classify_resolve(exc)
@@ -222,45 +321,6 @@ async def resolve_system(
         transaction_id,
         tags,
     )
-
-
-_AddrInfo = list[tuple[int, str]]
-"""``(family, address)`` pairs, in ``getaddrinfo``'s order."""
-
-
-def _getaddrinfo(host: str, port: int) -> asyncio.Future[_AddrInfo]:
-    """Run the blocking ``getaddrinfo`` in a daemon thread of its own.
-
-    Not ``loop.getaddrinfo``: it cannot be cancelled, and the loop's default executor is
-    joined when ``asyncio.run`` ends, so one resolver that hangs would hold the program past
-    every deadline. Here the caller stops waiting at its deadline and the thread, once the
-    C library gives up, finds nobody waiting and ends.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[_AddrInfo] = loop.create_future()
-
-    def settle(result: _AddrInfo | None, error: Exception | None) -> None:
-        if future.done():  # cancelled at the deadline
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result or [])
-
-    def work() -> None:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-            outcome: tuple[_AddrInfo | None, Exception | None] = (
-                [(family, str(sockaddr[0])) for family, *_, sockaddr in infos],
-                None,
-            )
-        except Exception as exc:  # handed over to the waiting coroutine, which decides
-            outcome = (None, exc)
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, *outcome)
-
-    threading.Thread(target=work, name=f"getaddrinfo {host}", daemon=True).start()
-    return future
 
 
 async def resolve(

@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 
 from probe import dns as probe_dns
 from probe.clock import relative_clock
-from probe.dns import ResolverSpec, encode_hostname, parse_resolver, resolve, resolve_system
+from probe.dns import (
+    LookupThreads,
+    ResolverSpec,
+    encode_hostname,
+    parse_resolver,
+    resolve,
+    resolve_system,
+)
 from probe.errors import ConfigError, TargetError
 from probe.model import DNSAnswer, DNSQuery
 from tests.servers.dns_server import Reply, ScriptedDNSServer
@@ -332,32 +339,90 @@ def test_system_lookup_failures(monkeypatch: pytest.MonkeyPatch, code: int, fail
     assert (query.failure, query.getaddrinfo_error, query.answers) == (failure, code, ())
 
 
-def test_system_deadline_beats_a_hung_getaddrinfo(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_system_deadline_beats_a_hung_getaddrinfo() -> None:
     """getaddrinfo cannot be cancelled: the lookup must still end, and asyncio.run return, on time.
 
-    The one stand-in in this file: no loopback server can make the C library hang, so
-    getaddrinfo is replaced by one that blocks. What is tested is our thread handling, not
-    what a resolver does.
+    No loopback server can make the C library hang without a namespace of our own, so the
+    blocking lookup is injected (the step's edge): one that blocks. What is tested is our
+    thread handling, not what a resolver does.
     """
     release = threading.Event()
-    real = socket.getaddrinfo
 
-    def hung(host: str, *args: Any, **kwargs: Any) -> Any:
-        if host == "hung.example":
-            release.wait(10)
-            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
-        return real(host, *args, **kwargs)
+    def hung(host: str, port: int) -> list[tuple[int, str]]:
+        release.wait(10)
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
 
-    monkeypatch.setattr(socket, "getaddrinfo", hung)
+    threads = LookupThreads(1, name="test-hung")
     started = time.monotonic()
-    query = run_system("hung.example", timeout=0.3)  # asyncio.run included: it must not wait
+    query = asyncio.run(  # asyncio.run included: it must not wait for the thread
+        resolve_system("hung.example", timeout=0.3, clock=relative_clock(), lookup=hung, threads=threads)
+    )
     elapsed = time.monotonic() - started
     release.set()
-    for thread in threading.enumerate():
-        if thread.name == "getaddrinfo hung.example":
-            thread.join(timeout=5)
     assert elapsed < 1.5
     assert (query.failure, query.getaddrinfo_error, query.answers) == ("generic_timeout_error", 0, ())
+
+
+def test_hanging_lookups_never_take_more_threads_than_the_bound() -> None:
+    """Many lookups at once while the resolver hangs: the threads stay at the bound, every
+    lookup (running or waiting for a thread) is a timeout within its own deadline, the loop
+    keeps turning, and once the resolver answers again the same threads serve new lookups."""
+    release = threading.Event()
+    bound, lookups, timeout = 4, 40, 0.4
+
+    def lookup(host: str, port: int) -> list[tuple[int, str]]:
+        if host.startswith("hung"):
+            release.wait(10)
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return [(socket.AF_INET, "192.0.2.1")]
+
+    threads = LookupThreads(bound, name="test-bound")
+
+    def ours() -> int:
+        return sum(thread.name.startswith("test-bound-") for thread in threading.enumerate())
+
+    async def one(name: str) -> tuple[DNSQuery, float]:
+        started = time.monotonic()
+        query = await resolve_system(
+            name, timeout=timeout, clock=relative_clock(), lookup=lookup, threads=threads
+        )
+        return query, time.monotonic() - started
+
+    async def scenario() -> tuple[list[tuple[DNSQuery, float]], int, int, DNSQuery]:
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.01)
+
+        beat = asyncio.create_task(ticker())
+        results = await asyncio.gather(*(one(f"hung{i}.example") for i in range(lookups)))
+        during = ours()
+        release.set()
+        await asyncio.sleep(0.2)  # the hung threads come back, find nobody waiting
+        after = await resolve_system(
+            "ok.example", timeout=timeout, clock=relative_clock(), lookup=lookup, threads=threads
+        )
+        beat.cancel()
+        return results, during, ticks, after
+
+    try:
+        results, during, ticks, after = asyncio.run(scenario())
+    finally:
+        release.set()
+    assert during == bound
+    assert [query.failure for query, _ in results] == ["generic_timeout_error"] * lookups
+    assert max(elapsed for _, elapsed in results) < timeout + 0.3
+    assert ticks >= 20  # the loop was never blocked (0.4 s of 10 ms ticks)
+    assert (after.failure, after.addresses) == (None, ("192.0.2.1",))
+    assert ours() == bound
+
+
+def test_lookup_threads_need_a_bound() -> None:
+    with pytest.raises(ValueError, match=r"^size must be at least 1: 0$"):
+        LookupThreads(0)
 
 
 def test_system_rejects_bad_names() -> None:
