@@ -47,7 +47,7 @@ from measurements.installation import Installation
 from measurements.store import open_store
 from probe.model import Measurement
 from probe.serialize import to_json
-from tests.storage.factories import BASE, ooni_time
+from tests.storage.factories import BASE
 from tests.storage.factories import make_round as _templates
 
 
@@ -58,7 +58,7 @@ def rounds(n: int, per_round: int) -> Iterator[list[Measurement]]:
         batch = []
         for i in range(first, min(n, first + per_round)):
             t = templates[i % len(templates)]
-            when = ooni_time(BASE + timedelta(seconds=i))
+            when = BASE + timedelta(seconds=i)
             batch.append(
                 dataclasses.replace(
                     t, measurement_uid=str(uuid.uuid4()), input=f"https://site{i % 2300}.example/",

@@ -9,10 +9,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from probe.model import OONI_TIME_FORMAT, Measurement
+from probe.model import Measurement
 from probe.outcome import Outcome, outcome_of
 from probe.serialize import to_json
 
@@ -33,15 +32,6 @@ class Heartbeat:
     """Targets that produced no measurement (the measurement itself raised)."""
 
 
-def parse_ooni_time(text: str) -> datetime:
-    """Parse OONI's ``YYYY-MM-DD hh:mm:ss`` (UTC) into an aware datetime.
-
-    Raises:
-        ValueError: *text* is not in that format.
-    """
-    return datetime.strptime(text, OONI_TIME_FORMAT).replace(tzinfo=UTC)
-
-
 def blocking_text(blocking: bool | str | None) -> str | None:
     """The ``blocking`` verdict as stored: ``False`` → ``"false"``, a string as is, ``None`` → NULL."""
     if blocking is None:
@@ -54,14 +44,13 @@ def blocking_text(blocking: bool | str | None) -> str | None:
 def summary_columns(m: Measurement) -> dict[str, Any]:
     """The ``measurements`` summary columns of *m* (everything but the row ids, ``outcome`` and ``body``).
 
-    Raises:
-        ValueError: ``measurement_start_time`` is not in OONI's format.
+    ``measured_at`` is the model's ``measurement_start_time`` as it is (an aware UTC datetime).
     """
     tk = m.test_keys
     return {
         "measurement_uid": m.measurement_uid,
         "input": m.input,
-        "measured_at": parse_ooni_time(m.measurement_start_time),
+        "measured_at": m.measurement_start_time,
         "runtime_s": float(m.test_runtime),
         "probe_asn": m.probe_asn,
         "probe_cc": m.probe_cc,
@@ -120,9 +109,6 @@ def stored_row(m: Measurement, *, network_up: bool | None = None) -> dict[str, A
     The body never carries the volunteer's address: ``probe_ip`` is forced to OONI's
     ``127.0.0.1`` marker whatever the measurement held (every other field was scrubbed of the
     volunteer's addresses where the measurement was made, by :mod:`probe.privacy`).
-
-    Raises:
-        ValueError: ``measurement_start_time`` is not in OONI's format.
     """
     if m.probe_ip != "127.0.0.1":
         m = dataclasses.replace(m, probe_ip="127.0.0.1")

@@ -10,12 +10,16 @@ together the steps of one DNS lookup or one endpoint (TCP + TLS + HTTP).
 Serialisation to JSON lives in one place: :func:`probe.serialize.as_dict`. The model keeps
 typed values (an rcode's name, certificates as DER bytes with a summary, ``None`` for a
 response that never came); OONI's encodings of them (the rcode number, BinaryData, the empty
-response object, the ``x_`` names of our own keys) are produced only there.
+response object, the ``x_`` names of our own keys) are produced only there. So are the
+steps' OONI ``tags``: the hop a step belongs to and whether the classic analysis reads it are
+typed fields (``depth``, ``classic``), and ``tags`` holds only what is really free-form. Times
+are aware UTC ``datetime`` values, written in OONI's format only there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 DNSEngine = Literal["getaddrinfo", "udp", "tcp", "doh"]
@@ -59,8 +63,15 @@ class DNSQuery:
     t: float
     transaction_id: int = 0
     tags: tuple[str, ...] = ()
+    """Free-form tags beyond ``depth`` and ``classic`` (``udp_truncated``)."""
     getaddrinfo_error: int = 0
     """The raw ``EAI_*`` code for the system resolver; 0 otherwise."""
+    depth: int | None = None
+    """The redirect hop the step belongs to (0: the URL itself, 1: the first redirect's target,
+    …); ``None`` for a step measured outside a hop. OONI's ``depth=N`` tag in the JSON."""
+    classic: bool = False
+    """A lookup of the system resolver, the one OONI's classic analysis reads. OONI's
+    ``classic`` tag in the JSON."""
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -87,6 +98,13 @@ class TCPConnect:
     t: float
     transaction_id: int = 0
     tags: tuple[str, ...] = ()
+    """Free-form tags beyond ``depth`` and ``classic``."""
+    depth: int | None = None
+    """The redirect hop the step belongs to (0: the URL itself, 1: the first redirect's target,
+    …); ``None`` for a step measured outside a hop. OONI's ``depth=N`` tag in the JSON."""
+    classic: bool = False
+    """An endpoint at an address the system resolver returned (OONI's classic analysis reads
+    it). OONI's ``classic`` tag in the JSON."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +145,13 @@ class TLSHandshake:
     network: str = "tcp"
     transaction_id: int = 0
     tags: tuple[str, ...] = ()
+    """Free-form tags beyond ``depth`` and ``classic``."""
+    depth: int | None = None
+    """The redirect hop the step belongs to (0: the URL itself, 1: the first redirect's target,
+    …); ``None`` for a step measured outside a hop. OONI's ``depth=N`` tag in the JSON."""
+    classic: bool = False
+    """On an endpoint at an address the system resolver returned. OONI's ``classic`` tag in
+    the JSON."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +209,7 @@ class HTTPTransaction:
     network: str = "tcp"
     transaction_id: int = 0
     tags: tuple[str, ...] = ()
+    """Free-form tags beyond ``depth`` and ``classic``."""
     x_headers_t: float | None = None
     """When the status line and headers had arrived (seconds since the measurement began,
     like ``t``); ``None`` when they never did (refused, reset, timed out before them)."""
@@ -196,6 +222,12 @@ class HTTPTransaction:
     or failure): as sent, before ``Content-Encoding`` decoding (gzip), after HTTP/1.1 chunk
     framing; so it may differ from ``response.body_length``. ``0`` when the headers arrived
     but no body byte did; ``None`` when the headers never arrived."""
+    depth: int | None = None
+    """The redirect hop the step belongs to (0: the URL itself, 1: the first redirect's target,
+    …); ``None`` for a step measured outside a hop. OONI's ``depth=N`` tag in the JSON."""
+    classic: bool = False
+    """Made on an endpoint at an address the system resolver returned. OONI's ``classic``
+    tag in the JSON."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,7 +267,8 @@ class WebConnectivityTestKeys:
 
 
 OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
-"""df-000-base ``measurement_start_time``: UTC, second precision."""
+"""df-000-base ``measurement_start_time``: UTC, second precision (:mod:`probe.serialize`
+formats the model's datetimes with it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,9 +282,12 @@ class Measurement:
     """
 
     input: str
-    measurement_start_time: str
-    """UTC, ``YYYY-MM-DD hh:mm:ss``."""
-    test_start_time: str
+    measurement_start_time: datetime
+    """When this measurement began: timezone-aware UTC. Serialised as OONI's
+    ``YYYY-MM-DD hh:mm:ss`` (:data:`OONI_TIME_FORMAT`, second precision)."""
+    test_start_time: datetime
+    """When the test (the round, for OONI) began: aware UTC, serialised like
+    ``measurement_start_time``."""
     test_runtime: float
     software_name: str
     software_version: str

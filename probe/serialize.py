@@ -20,6 +20,11 @@ tooling (``oonidata``) loads our measurements as they are:
   extension fields (``x_…``) are omitted when ``None``: a record without that evidence reads
   exactly as OONI's format, and adding such a field never changes the JSON of data that
   lacks it;
+- a step's ``tags`` are OONI's strings made from its typed fields (:func:`ooni_tags`):
+  ``depth=N`` for its hop, ``classic`` when the classic analysis reads it, then its free-form
+  tags; :func:`parse_tags` is the one reader of them, for whoever reads the JSON back;
+- times (``measurement_start_time``, ``test_start_time``: aware ``datetime`` in the model) are
+  OONI's ``YYYY-MM-DD hh:mm:ss`` in UTC (:func:`ooni_time`);
 - the envelope gains ``test_helpers`` (the control used, or ``null``), ``extensions``, and the
   test keys Web Connectivity 0.5.28 always writes (``agent``, ``client_resolver``,
   ``retries``, ``socksproxy``, ``network_events``, derived from the steps' own times).
@@ -32,12 +37,16 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import re
 import secrets
 import string
-from datetime import datetime
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from probe.model import (
+    OONI_TIME_FORMAT,
     DNSAnswer,
     DNSQuery,
     HTTPRequest,
@@ -45,6 +54,7 @@ from probe.model import (
     HTTPTransaction,
     Measurement,
     PeerCertificate,
+    TCPConnect,
     TLSHandshake,
     WebConnectivityTestKeys,
 )
@@ -75,6 +85,71 @@ GOARCH: Final = {
 """``platform.machine()`` → the Go architecture name df-000-base ``annotations`` uses."""
 
 
+Step = DNSQuery | TCPConnect | TLSHandshake | HTTPTransaction
+"""The step records whose hop and classic flag become OONI tags."""
+STEP_TYPES: Final = (DNSQuery, TCPConnect, TLSHandshake, HTTPTransaction)
+TAG_FIELDS: Final = frozenset({"depth", "classic"})
+"""Step fields written only inside ``tags``, never as keys of their own."""
+CLASSIC_TAG: Final = "classic"
+DEPTH_TAG_PREFIX: Final = "depth="
+_DEPTH_VALUE: Final = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True, slots=True)
+class StepTags:
+    """What OONI ``tags`` say about a step: :func:`parse_tags`' answer."""
+
+    depth: int | None
+    """The ``depth=N`` hop; ``None`` without such a tag (as OONI's minipipeline reads it)."""
+    classic: bool
+    tags: tuple[str, ...]
+    """The other (free-form) tags, in order."""
+
+
+def ooni_tags(step: Step) -> list[str]:
+    """OONI's ``tags`` of *step*: ``depth=N`` and ``classic`` from its fields, then its own tags.
+
+    The order is the one the probe has always written: a lookup's ``classic`` before its
+    ``depth=N``, an endpoint step's after it (OONI's readers do not care; our goldens do).
+    """
+    depth = [f"{DEPTH_TAG_PREFIX}{step.depth}"] if step.depth is not None else []
+    classic = [CLASSIC_TAG] if step.classic else []
+    first, second = (classic, depth) if isinstance(step, DNSQuery) else (depth, classic)
+    return [*first, *second, *step.tags]
+
+
+def parse_tags(tags: Iterable[str] | None) -> StepTags:
+    """Read OONI ``tags`` (a step of the JSON, ours or another probe's) back into fields.
+
+    The first ``depth=N`` tag with a decimal *N* gives the hop (a malformed one stays a
+    free-form tag); ``classic`` anywhere sets ``classic``; ``None`` reads as no tags. The
+    one reader of tags: the lab and whoever reads stored JSON use it, so a step without a
+    depth means the same (``None``: no hop) everywhere.
+    """
+    depth: int | None = None
+    classic = False
+    rest: list[str] = []
+    for tag in tags or ():
+        value = tag.removeprefix(DEPTH_TAG_PREFIX)
+        if depth is None and tag.startswith(DEPTH_TAG_PREFIX) and _DEPTH_VALUE.fullmatch(value):
+            depth = int(value)
+        elif tag == CLASSIC_TAG:
+            classic = True
+        else:
+            rest.append(tag)
+    return StepTags(depth, classic, tuple(rest))
+
+
+def ooni_time(when: datetime) -> str:
+    """*when* as df-000-base writes times: ``YYYY-MM-DD hh:mm:ss`` in UTC.
+
+    A naive *when* is taken to be UTC already (the store's convention, :mod:`probe.isotime`'s).
+    """
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime(OONI_TIME_FORMAT)
+
+
 def as_dict(obj: Any) -> Any:
     """Return *obj* (a model dataclass, or a container of them) as JSON-ready data."""
     if isinstance(obj, Measurement):
@@ -99,6 +174,8 @@ def as_dict(obj: Any) -> Any:
         return out
     if isinstance(obj, bytes):
         return maybe_binary(obj)
+    if isinstance(obj, datetime):
+        return ooni_time(obj)
     if isinstance(obj, tuple | list):
         return [as_dict(v) for v in obj]
     if isinstance(obj, dict):
@@ -108,13 +185,16 @@ def as_dict(obj: Any) -> Any:
 
 def _fields(obj: Any) -> dict[str, Any]:
     renamed = RENAMED.get(type(obj), {})
+    step = isinstance(obj, STEP_TYPES)
     out: dict[str, Any] = {}
     for f in dataclasses.fields(obj):
+        if step and f.name in TAG_FIELDS:
+            continue
         value = getattr(obj, f.name)
         name = renamed.get(f.name, f.name)
         if value is None and name.startswith("x_"):
             continue
-        out[name] = as_dict(value)
+        out[name] = ooni_tags(obj) if step and f.name == "tags" else as_dict(value)
         if f.name == "headers_list":
             out["headers"] = headers_map(value)
     return out
@@ -162,10 +242,10 @@ def network_events(keys: WebConnectivityTestKeys) -> list[dict[str, Any]]:
     """
     events: list[dict[str, Any]] = []
 
-    def add(operation: str, address: str, failure: str | None, t0: float, t: float, step: Any) -> None:
+    def add(operation: str, address: str, failure: str | None, t0: float, t: float, step: Step) -> None:
         events.append({
             "address": address, "failure": failure, "num_bytes": 0, "operation": operation,
-            "proto": "tcp", "t0": t0, "t": t, "tags": list(step.tags),
+            "proto": "tcp", "t0": t0, "t": t, "tags": ooni_tags(step),
             "transaction_id": step.transaction_id,
         })  # fmt: skip
 

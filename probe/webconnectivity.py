@@ -1,11 +1,12 @@
 """One URL end to end: DNS → TCP → TLS → HTTP, redirects followed hop by hop.
 
-This follows OONI's Web Connectivity (reference §1.1). Each hop (``depth=N``) resolves the
-host with the system resolver and every configured resolver, connects to every address
-found, runs a TLS handshake with the real SNI on each https endpoint, and fetches the page
-through the first endpoint that worked (system-resolver addresses first). A redirect starts
-the next hop; more than ``max_redirects`` hops, or a ``Location`` with no usable host, end
-the chain with a failure on the last request.
+This follows OONI's Web Connectivity (reference §1.1). Each hop (every step records its
+``depth``, and ``classic`` when the system resolver gave its address) resolves the host with
+the system resolver and every configured resolver, connects to every address found, runs
+a TLS handshake with the real SNI on each https endpoint, and fetches the page through the
+first endpoint that worked (system-resolver addresses first). A redirect starts the next hop;
+more than ``max_redirects`` hops, or a ``Location`` with no usable host, end the chain with a
+failure on the last request.
 
 Nothing the network does raises: every outcome is a failure string on a step, and the
 measurement is always returned. Only a URL that cannot be measured at all raises
@@ -53,7 +54,6 @@ from probe.control import CONTROL_NOT_CONFIGURED
 from probe.fingerprints import FingerprintDB, default_fingerprints
 from probe.ipinfo import AsnLookup, no_asn, parse_networks
 from probe.model import (
-    OONI_TIME_FORMAT,
     DNSQuery,
     HTTPTransaction,
     Measurement,
@@ -220,7 +220,7 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
     probe_asn, probe_cc = (
         (identity.probe_asn, identity.probe_cc) if identity else (config.probe_asn, config.probe_cc)
     )
-    stamp = started.strftime(OONI_TIME_FORMAT)
+    stamp = started.replace(microsecond=0)  # OONI's start times have whole seconds
     test_name = "web_connectivity"
     measurement = Measurement(
         input=url,
@@ -286,7 +286,6 @@ async def _hop(
         ``http_experiment_failure`` if this is the last hop.
     """
     scheme, host, port = http.split_url(url)
-    tags = (f"depth={depth}",)
     queries_before = len(rec.queries)
     classic, other = await _resolve(host, depth, config, contexts.httpx, rec)
     endpoints = _endpoints(classic, other, config)
@@ -296,7 +295,7 @@ async def _hop(
     tids = {ip: rec.next_id() for ip in endpoints}
     results = await asyncio.gather(
         *(
-            _endpoint(ip, port, scheme, host, ip in classic, tags, config, contexts.handshake, rec, tids[ip])
+            _endpoint(ip, port, scheme, host, ip in classic, depth, config, contexts.handshake, rec, tids[ip])
             for ip in endpoints
         )
     )
@@ -314,9 +313,9 @@ async def _hop(
         timeout=config.http_timeout,
         clock=rec.clock,
         transaction_id=tids[working],
-        tags=tags + (("classic",) if working in classic else ()),
         body_limit=config.body_limit,
     )
+    transaction = replace(transaction, depth=depth, classic=working in classic)
     rec.add_request(transaction)
     location = http.redirect_location(transaction)
     if location is None:
@@ -333,7 +332,6 @@ async def _resolve(
     """Resolve *host* every configured way; return (system addresses, other addresses)."""
     if _is_ip(host):
         return [host], []
-    tags = (f"depth={depth}",)
     lookups = []
     if config.use_system_resolver:
         lookups.append(
@@ -342,7 +340,6 @@ async def _resolve(
                 timeout=config.dns_timeout,
                 clock=rec.clock,
                 transaction_id=rec.next_id(),
-                tags=("classic", *tags),
             )
         )
     for resolver in config.resolvers:
@@ -355,11 +352,12 @@ async def _resolve(
                     timeout=config.dns_timeout,
                     clock=rec.clock,
                     transaction_id=rec.next_id(),
-                    tags=tags,
                     ssl_context=ssl_context if resolver.engine == "doh" else None,
                 )
             )
-    queries = await asyncio.gather(*lookups)
+    queries = [
+        replace(q, depth=depth, classic=q.engine == "getaddrinfo") for q in await asyncio.gather(*lookups)
+    ]
     rec.add_queries(queries)
     classic = _unique(a for q in queries if q.engine == "getaddrinfo" for a in q.addresses)
     other = _unique(a for q in queries if q.engine != "getaddrinfo" for a in q.addresses)
@@ -379,7 +377,7 @@ async def _endpoint(
     scheme: str,
     host: str,
     is_classic: bool,
-    tags: tuple[str, ...],
+    depth: int,
     config: MeasureConfig,
     ssl_context: ssl.SSLContext,
     rec: _Recorder,
@@ -390,10 +388,10 @@ async def _endpoint(
     Returns:
         The last step run (``"tcp"`` or ``"tls"``) and its failure (``None``: the endpoint works).
     """
-    step_tags = tags + (("classic",) if is_classic else ())
     connect, connection = await tcp.connect(
-        ip, port, timeout=config.tcp_timeout, clock=rec.clock, transaction_id=tid, tags=step_tags
+        ip, port, timeout=config.tcp_timeout, clock=rec.clock, transaction_id=tid
     )
+    connect = replace(connect, depth=depth, classic=is_classic)
     rec.add_connect(connect)
     if connection is None:
         return "tcp", connect.status.failure
@@ -408,8 +406,8 @@ async def _endpoint(
             timeout=config.tls_timeout,
             clock=rec.clock,
             transaction_id=tid,
-            tags=step_tags,
         )
+        handshake = replace(handshake, depth=depth, classic=is_classic)
         rec.add_handshake(handshake)
         return "tls", handshake.failure
     finally:

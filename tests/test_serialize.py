@@ -6,10 +6,12 @@ One hand-built measurement holds every step type; each test pins the exact JSON 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import ipaddress
 import json
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -34,12 +36,16 @@ from probe.model import (
     WebConnectivityTestKeys,
 )
 from probe.serialize import (
+    StepTags,
     as_dict,
     headers_map,
     maybe_binary,
     network_events,
     new_measurement_uid,
     new_report_id,
+    ooni_tags,
+    ooni_time,
+    parse_tags,
     to_json,
 )
 
@@ -67,7 +73,7 @@ UDP_QUERY = DNSQuery(
     t0=0.001,
     t=0.021,
     transaction_id=1,
-    tags=("depth=0",),
+    depth=0,
 )
 SYSTEM_QUERY = DNSQuery(
     engine="getaddrinfo",
@@ -92,10 +98,10 @@ NXDOMAIN_QUERY = DNSQuery(
     t0=0.002,
     t=0.012,
     transaction_id=3,
-    tags=("depth=0",),
+    depth=0,
 )
 
-TCP_OK = TCPConnect(V4, 443, TCPStatus(True, None), t0=0.031, t=0.052, transaction_id=4, tags=("depth=0",))
+TCP_OK = TCPConnect(V4, 443, TCPStatus(True, None), t0=0.031, t=0.052, transaction_id=4, depth=0)
 TCP_REFUSED = TCPConnect(V6, 443, TCPStatus(False, "connection_refused"), t0=0.031, t=0.033, transaction_id=5)
 
 LEAF = PeerCertificate(
@@ -127,7 +133,7 @@ TLS_OK = TLSHandshake(
     t0=0.052,
     t=0.09,
     transaction_id=4,
-    tags=("depth=0",),
+    depth=0,
 )
 
 REQUEST = HTTPRequest(
@@ -166,7 +172,7 @@ HTTP_OK = HTTPTransaction(
     t=0.2,
     alpn="h2",
     transaction_id=4,
-    tags=("depth=0",),
+    depth=0,
 )
 HTTP_BINARY = HTTPTransaction(f"{V4}:443", REQUEST, BINARY_RESPONSE, None, t0=0.2, t=0.3, transaction_id=6)
 HTTP_RESET = HTTPTransaction(f"{V4}:443", REQUEST, None, "connection_reset", t0=0.3, t=0.31, transaction_id=7)
@@ -187,8 +193,8 @@ CONTROL = ControlResponse(
 
 MEASUREMENT = Measurement(
     input="https://example.com/",
-    measurement_start_time="2024-05-01 12:00:00",
-    test_start_time="2024-05-01 11:59:58",
+    measurement_start_time=datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC),
+    test_start_time=datetime(2024, 5, 1, 11, 59, 58, tzinfo=UTC),
     test_runtime=1.25,
     software_name="reachprobe",
     software_version="0.1.0",
@@ -636,3 +642,53 @@ def test_oonis_identifier_forms() -> None:
     uid = new_measurement_uid(at, test_name="web_connectivity", probe_cc="PK")
     assert re.fullmatch(r"20240214090617\.181572_PK_webconnectivity_[0-9a-f]{16}", uid)
     assert new_measurement_uid(at, test_name="web_connectivity", probe_cc="PK") != uid
+
+
+# --- typed step fields and times: OONI strings only in the JSON --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("step", "tags"),
+    [
+        # The order the probe has always written: a lookup's classic first, an endpoint's after.
+        (dataclasses.replace(SYSTEM_QUERY, depth=0, classic=True), ["classic", "depth=0"]),
+        (dataclasses.replace(UDP_QUERY, depth=2, tags=("udp_truncated",)), ["depth=2", "udp_truncated"]),
+        (dataclasses.replace(TCP_OK, depth=1, classic=True), ["depth=1", "classic"]),
+        (dataclasses.replace(TLS_OK, classic=True), ["depth=0", "classic"]),
+        (dataclasses.replace(HTTP_OK, depth=3, classic=True), ["depth=3", "classic"]),
+        (TCP_REFUSED, []),
+    ],
+)
+def test_depth_and_classic_become_oonis_tags(step: Any, tags: list[str]) -> None:
+    out = as_dict(step)
+    assert out["tags"] == ooni_tags(step) == tags
+    assert "depth" not in out and "classic" not in out
+    assert parse_tags(out["tags"]) == StepTags(step.depth, step.classic, step.tags)
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [
+        (None, StepTags(None, False, ())),
+        (["depth=0"], StepTags(0, False, ())),
+        (["classic", "depth=12", "x"], StepTags(12, True, ("x",))),
+        (
+            ["depth=x", "depth=-1", "depth=", "depth=2", "depth=3"],
+            StepTags(2, False, ("depth=x", "depth=-1", "depth=", "depth=3")),
+        ),
+        (["depth=٣"], StepTags(None, False, ("depth=٣",))),  # a non-ASCII digit is no hop
+    ],
+)
+def test_parse_tags_is_the_one_reader(tags: list[str] | None, expected: StepTags) -> None:
+    assert parse_tags(tags) == expected
+
+
+def test_times_are_datetimes_formatted_once() -> None:
+    doc = as_dict(MEASUREMENT)
+    assert (doc["measurement_start_time"], doc["test_start_time"]) == (
+        "2024-05-01 12:00:00",
+        "2024-05-01 11:59:58",
+    )
+    pk = timezone(timedelta(hours=5))
+    assert ooni_time(datetime(2024, 5, 1, 17, 0, 0, 999999, tzinfo=pk)) == "2024-05-01 12:00:00"
+    assert ooni_time(datetime(2024, 5, 1, 12, 0, 0)) == "2024-05-01 12:00:00"  # naive: UTC already

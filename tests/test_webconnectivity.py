@@ -52,8 +52,8 @@ def measure(
 
 
 def depths(steps: tuple[Any, ...]) -> list[int]:
-    """The ``depth=N`` tag of each step, in order."""
-    return [int(next(t for t in step.tags if t.startswith("depth="))[6:]) for step in steps]
+    """The hop (``depth``) of each step, in order."""
+    return [step.depth for step in steps]
 
 
 def assert_no_verdict(m: Measurement) -> None:
@@ -259,7 +259,7 @@ def test_non_ascii_location_is_followed(
     m = measure(redirect_to(http_site, location), loopback_dns)
     request = only_request(m)
     assert request.failure is None and request.response is not None and request.response.code == 302
-    next_hop = [q for q in m.test_keys.queries if "depth=1" in q.tags]
+    next_hop = [q for q in m.test_keys.queries if q.depth == 1]
     assert [(q.hostname, q.failure) for q in next_hop] == [(hostname, "dns_nxdomain_error")] * 2
 
 
@@ -362,7 +362,7 @@ def test_nxdomain_is_the_dns_experiment_failure(
         ("udp", "dns_nxdomain_error"),
     ]
     assert keys.queries[0].getaddrinfo_error == socket.EAI_NONAME
-    assert "classic" in keys.queries[0].tags
+    assert keys.queries[0].classic
     assert keys.dns_experiment_failure == "dns_nxdomain_error"
     assert (keys.tcp_connect, keys.requests) == ((), ())
     # Not null/null: a failed lookup without a control is OONI's (false, true) (rule 5.1a, sic).
@@ -375,10 +375,10 @@ def test_system_resolver_with_a_name_from_etc_hosts(http_site: HTTPServer) -> No
     (query,) = m.test_keys.queries
     assert (query.engine, query.hostname, query.failure) == ("getaddrinfo", "localhost", None)
     assert "127.0.0.1" in query.addresses
-    assert set(query.tags) == {"classic", "depth=0"}
+    assert (query.depth, query.classic, query.tags) == (0, True, ())
     request = next(r for r in m.test_keys.requests if r.response is not None)
     assert request.address == f"127.0.0.1:{http_site.port}"
-    assert set(request.tags) == {"classic", "depth=0"}
+    assert (request.depth, request.classic, request.tags) == (0, True, ())
     assert request.response is not None and request.response.body == b"final"
 
 

@@ -151,7 +151,7 @@ def test_one_transaction_id_per_endpoint(site: HTTPServer, helper: str) -> None:
     by_ip = {c.ip: c.transaction_id for c in keys.tcp_connect if c.status.success}
     for request in keys.requests:
         ip = request.address.rpartition(":")[0].strip("[]")
-        connect_ids = {c.transaction_id for c in keys.tcp_connect if c.ip == ip and c.tags == request.tags}
+        connect_ids = {c.transaction_id for c in keys.tcp_connect if c.ip == ip and c.depth == request.depth}
         assert request.transaction_id in connect_ids
     assert len(keys.requests) == 2 and by_ip
     query_ids = {q.transaction_id for q in keys.queries}

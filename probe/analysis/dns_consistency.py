@@ -1,7 +1,7 @@
 """``dns_consistency`` and ``dns_experiment_failure`` (reference §1.3, LTE classic analysis).
 
-Only classic lookups (the system resolver, ``classic`` tag, or the configured resolvers standing
-in for it when it is off) at ``depth=0`` count, and only
+Only classic lookups (the system resolver, ``classic``, or the configured resolvers standing
+in for it when it is off) at depth 0 count, and only
 those of the URL's own host have a control to compare with (``minipipeline/analysis.go``):
 
 - a successful lookup is **valid** when its addresses share an IP with the control's, else
@@ -86,7 +86,7 @@ def dns_experiment_failure(queries: Iterable[DNSQuery]) -> str | None:
     for query in classic_lookups(queries):
         if is_aaaa_no_answer(query):
             continue
-        if "depth=0" in query.tags and query.failure is not None:
+        if query.depth == 0 and query.failure is not None:
             return query.failure
     return None
 

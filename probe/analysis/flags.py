@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from typing import Final
 
 from probe.analysis.httpdiff import http_diff, is_diff
-from probe.analysis.observations import depth_of
 from probe.failures import DNS_NO_ANSWER, HOST_UNREACHABLE, NETWORK_UNREACHABLE
 from probe.http import split_url
 from probe.ipinfo import AsnLookup, IPNetwork, first_known, is_bogon, parse_networks
@@ -283,7 +282,7 @@ def _observations(
     lookups: list[_Lookup] = []
     first_lookup: dict[str, _Lookup] = {}
     for q in keys.queries:
-        common = (q.transaction_id, q.hostname.lower().rstrip("."), depth_of(q.tags), q.engine, q.query_type)
+        common = (q.transaction_id, q.hostname.lower().rstrip("."), q.depth, q.engine, q.query_type)
         if q.failure is not None:
             lookups.append(_Lookup(*common, failure=q.failure))
             continue
@@ -298,7 +297,7 @@ def _observations(
     for c in keys.tcp_connect:
         endpoints[c.transaction_id] = _Endpoint(
             c.transaction_id,
-            depth_of(c.tags),
+            c.depth,
             c.ip,
             endpoint(c.ip, c.port),
             c.status.failure or "",

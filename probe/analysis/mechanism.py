@@ -225,10 +225,10 @@ def _artefact(keys: WebConnectivityTestKeys, fingerprints: FingerprintDB) -> tup
     censor's move, and the block server's own address, looked up at the next hop, is not.
     """
     requests = tuple(reversed(keys.requests))  # time order
-    depths = sorted({_depth(q.tags) for q in keys.queries} | {_depth(r.tags) for r in requests})
+    depths = sorted({q.depth for q in keys.queries} | {r.depth for r in requests}, key=_hop_order)
     for depth in depths:
         for query in keys.queries:
-            if query.engine == "doh" or _depth(query.tags) != depth:
+            if query.engine == "doh" or query.depth != depth:
                 continue
             names = (*query.addresses, *(a.hostname or "" for a in query.answers if a.answer_type == "CNAME"))
             found = fingerprints.match_dns(names)
@@ -236,7 +236,7 @@ def _artefact(keys: WebConnectivityTestKeys, fingerprints: FingerprintDB) -> tup
                 return "dns.blockpage", found
         for transaction in requests:
             response = transaction.response
-            if response is None or _depth(transaction.tags) != depth:
+            if response is None or transaction.depth != depth:
                 continue
             found = fingerprints.match_http(response)
             if found is not None:
@@ -244,8 +244,9 @@ def _artefact(keys: WebConnectivityTestKeys, fingerprints: FingerprintDB) -> tup
     return None
 
 
-def _depth(tags: Iterable[str]) -> int:
-    return next((int(tag[6:]) for tag in tags if tag.startswith("depth=") and tag[6:].isdigit()), 0)
+def _hop_order(depth: int | None) -> int:
+    """Hops in order; a step without one (never in a measurement we make) before them all."""
+    return -1 if depth is None else depth
 
 
 def _dns(

@@ -3,10 +3,10 @@
 This is OONI's minipipeline reduced to what the classic analysis reads
 (``minipipeline/observation.go``, ``classic.go``, ``analysis.go`` ``NewLinearWebAnalysis``):
 
-- one DNS observation per ``classic``-tagged lookup (the system resolver), DoH excluded; a
+- one DNS observation per ``classic`` lookup (the system resolver), DoH excluded; a
   successful lookup without addresses yields none, as in OONI;
-- one endpoint observation per ``classic``-tagged TCP connect (an address the system
-  resolver returned), upgraded by the TLS handshake and then the HTTP round trip made on it.
+- one endpoint observation per ``classic`` TCP connect (an address the system resolver
+  returned), upgraded by the TLS handshake and then the HTTP round trip made on it.
 
 Without the system resolver (``use_system_resolver = false``: no ``getaddrinfo`` lookup at all),
 the configured DNS-over-UDP/TCP resolvers stand in for it (:func:`classic_lookups`): their
@@ -21,6 +21,11 @@ families in one lookup and never reports it).
   Its ``kind`` is the last operation reached (DNS < TCP < TLS < HTTP) and its ``failure`` that
   operation's failure. Steps join on ``transaction_id`` when it is positive, else on
   (``ip:port``, depth); a ``classic`` HTTP transaction that joins no connect stands alone.
+
+Each step's hop and classic flag are its typed ``depth`` and ``classic`` fields (OONI's
+``depth=N`` and ``classic`` tags exist only in the JSON, :mod:`probe.serialize`). A step
+without a depth (``None``: measured outside a hop, never in a Web Connectivity measurement)
+belongs to no hop: it is never "depth 0".
 
 :func:`linear` sorts them like OONI: depth descending (no depth last), then kind descending
 (HTTP > TLS > TCP > DNS), then successes before failures (failures in string order), then
@@ -39,7 +44,6 @@ from probe.failures import DNS_NO_ANSWER
 from probe.model import DNSQuery, HTTPTransaction, TCPConnect, TLSHandshake, WebConnectivityTestKeys
 from probe.tcp import endpoint
 
-CLASSIC: Final = "classic"
 FINAL_STATUS_CLASSES: Final = frozenset({2, 4, 5})
 
 
@@ -98,20 +102,9 @@ class Observation:
         return self.http is not None and self.http.request.url.lower().startswith("https:")
 
 
-def depth_of(tags: tuple[str, ...]) -> int | None:
-    """The value of the ``depth=N`` tag, ``None`` without one."""
-    for tag in tags:
-        if tag.startswith("depth="):
-            try:
-                return int(tag.removeprefix("depth="))
-            except ValueError:
-                return None
-    return None
-
-
 def is_classic_lookup(query: DNSQuery) -> bool:
-    """A system-resolver lookup the classic analysis reads (``classic`` tag, never DoH)."""
-    return CLASSIC in query.tags and query.engine != "doh"
+    """A system-resolver lookup the classic analysis reads (``classic``, never DoH)."""
+    return query.classic and query.engine != "doh"
 
 
 def system_resolver_off(queries: Iterable[DNSQuery]) -> bool:
@@ -136,31 +129,31 @@ def classic_observations(keys: WebConnectivityTestKeys) -> list[Observation]:
     """The classic DNS and endpoint observations of *keys*, in input order."""
     lookups = classic_lookups(keys.queries)
     out = [
-        Observation(Kind.DNS, depth_of(q.tags), q.failure, q.transaction_id, query=q)
+        Observation(Kind.DNS, q.depth, q.failure, q.transaction_id, query=q)
         for q in lookups
         if q.failure is not None or q.addresses
     ]
     # Without the system resolver its stand-ins' addresses make an endpoint classic.
     stand_in = {a for q in lookups for a in q.addresses} if system_resolver_off(keys.queries) else set()
     endpoints: list[Observation] = [
-        Observation(Kind.TCP, depth_of(c.tags), c.status.failure, c.transaction_id, tcp=c)
+        Observation(Kind.TCP, c.depth, c.status.failure, c.transaction_id, tcp=c)
         for c in keys.tcp_connect
-        if CLASSIC in c.tags or c.ip in stand_in
+        if c.classic or c.ip in stand_in
     ]
     for handshake in keys.tls_handshakes:
-        index = _find(endpoints, handshake.transaction_id, handshake.address, depth_of(handshake.tags))
+        index = _find(endpoints, handshake.transaction_id, handshake.address, handshake.depth)
         if index is not None and endpoints[index].kind is Kind.TCP and endpoints[index].failure is None:
             endpoints[index] = dataclasses.replace(
                 endpoints[index], kind=Kind.TLS, failure=handshake.failure, tls=handshake
             )
     for transaction in reversed(keys.requests):  # time order: a later hop wins a tie
-        depth = depth_of(transaction.tags)
+        depth = transaction.depth
         index = _find(endpoints, transaction.transaction_id, transaction.address, depth)
         if index is not None:
             endpoints[index] = dataclasses.replace(
                 endpoints[index], kind=Kind.HTTP, failure=transaction.failure, http=transaction
             )
-        elif CLASSIC in transaction.tags or _ip_of(transaction.address) in stand_in:
+        elif transaction.classic or _ip_of(transaction.address) in stand_in:
             endpoints.append(
                 Observation(
                     Kind.HTTP, depth, transaction.failure, transaction.transaction_id, http=transaction

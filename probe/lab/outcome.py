@@ -14,7 +14,6 @@ heartbeat of the "round" the scenario's targets form (:func:`network_up`), as it
 
 from __future__ import annotations
 
-import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
@@ -22,8 +21,8 @@ from typing import Any, Final
 from probe.lab.plan import LabPlan
 from probe.lab.scenario import Expected
 from probe.outcome import Outcome, outcome_of
+from probe.serialize import parse_tags
 
-_DEPTH: Final = re.compile(r"depth=(\d+)")
 JSON_KEYS: Final = {"mechanism": "x_mechanism", "confirmed": "x_confirmed"}
 """Expectation keys whose OONI JSON key is ours, hence ``x_``-prefixed (:mod:`probe.serialize`)."""
 VERDICT_KEYS: Final = (
@@ -125,19 +124,19 @@ def _same(want: Expected, got: Expected) -> bool:
     return type(want) is type(got) and want == got
 
 
-def _depth(tags: Iterable[str]) -> int:
-    for tag in tags:
-        if match := _DEPTH.fullmatch(tag):
-            return int(match.group(1))
-    return 0
+def _depth(step: Mapping[str, Any]) -> int:
+    """The hop of a step of the JSON (:func:`probe.serialize.parse_tags`); every step the
+    probe records has one, so the ``-1`` of a step without one (no hop) never decides."""
+    depth = parse_tags(step.get("tags")).depth
+    return -1 if depth is None else depth
 
 
 def _got_page(keys: Mapping[str, Any]) -> bool:
     """True when a request of the deepest hop reached got a response without failure."""
     steps = ("queries", "tcp_connect", "tls_handshakes", "requests")
-    last = max((_depth(item.get("tags") or ()) for key in steps for item in keys.get(key) or []), default=0)
+    last = max((_depth(item) for key in steps for item in keys.get(key) or []), default=0)
     return any(
-        _depth(request.get("tags") or ()) == last
+        _depth(request) == last
         and _response(request) is not None
         and request.get("failure") is None
         for request in keys.get("requests") or []
@@ -158,9 +157,9 @@ def _step(keys: Mapping[str, Any]) -> str:
         "tls": keys.get("tls_handshakes") or [],
         "http": keys.get("requests") or [],
     }
-    last = max((_depth(item.get("tags") or ()) for items in steps.values() for item in items), default=0)
+    last = max((_depth(item) for items in steps.values() for item in items), default=0)
     for step in ("http", "tls", "tcp"):
-        if any(_depth(item.get("tags") or ()) == last for item in steps[step]):
+        if any(_depth(item) == last for item in steps[step]):
             return step
     return "dns"
 
@@ -170,7 +169,7 @@ def _answer(
 ) -> str | None:
     """The depth-0 answer of *engine* as sorted symbols joined by ``,``; ``none`` when empty."""
     for query in keys.get("queries") or []:
-        if query.get("engine") != engine or _depth(query.get("tags") or ()) != 0:
+        if query.get("engine") != engine or _depth(query) != 0:
             continue
         if query_type is not None and query.get("query_type") != query_type:
             continue

@@ -1,7 +1,7 @@
-"""Small constructors for probe observations and control responses, tagged as webconnectivity tags them.
+"""Small constructors for probe observations and control responses, marked as webconnectivity marks them.
 
-Steps are tagged ``depth=N``; lookups of the system resolver and the endpoints whose address it
-returned also carry ``classic``. ``keys(...)`` takes the steps of a measurement in time order and
+Steps carry their hop (``depth``); lookups of the system resolver and the endpoints whose address
+it returned are also ``classic``. ``keys(...)`` takes the steps of a measurement in time order and
 stores ``requests`` in OONI's reverse time order.
 """
 
@@ -54,10 +54,6 @@ def asn_of(ip: str) -> int:
     return ASNS.get(ip, 0)
 
 
-def _tags(depth: int, classic: bool) -> tuple[str, ...]:
-    return (*(("classic",) if classic else ()), f"depth={depth}")
-
-
 def query(
     *addresses: str,
     failure: str | None = None,
@@ -83,7 +79,8 @@ def query(
         t0=0.0,
         t=0.1,
         transaction_id=next(_ids),
-        tags=_tags(depth, classic),
+        depth=depth,
+        classic=classic,
     )
 
 
@@ -92,7 +89,7 @@ def connect(
 ) -> TCPConnect:
     """A TCP connect; its transaction id is shared with the :func:`handshake` that follows."""
     return TCPConnect(
-        ip, port, TCPStatus(failure is None, failure), 0.1, 0.2, next(_ids), _tags(depth, classic)
+        ip, port, TCPStatus(failure is None, failure), 0.1, 0.2, next(_ids), depth=depth, classic=classic
     )
 
 
@@ -109,7 +106,8 @@ def handshake(tcp: TCPConnect, failure: str | None = None, *, server_name: str =
         t0=0.2,
         t=0.3,
         transaction_id=tcp.transaction_id,
-        tags=tcp.tags,
+        depth=tcp.depth,
+        classic=tcp.classic,
     )
 
 
@@ -143,7 +141,8 @@ def fetch(
         t0=0.3,
         t=0.4,
         transaction_id=next(_ids),
-        tags=tcp.tags,
+        depth=tcp.depth,
+        classic=tcp.classic,
     )
 
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 
-from probe.analysis.observations import Kind, classic_observations, depth_of, linear
+from probe.analysis.observations import Kind, classic_observations, linear
 from tests.analysis.builders import HTTP_URL, HTTPS_URL, IP, IP_OTHER, connect, fetch, handshake, keys, query
 
 
-def test_depth_tag() -> None:
-    assert depth_of(("classic", "depth=3")) == 3
-    assert depth_of(("classic",)) is None
-    assert depth_of(("depth=x",)) is None
+def test_a_step_without_a_hop_sorts_last_and_is_never_depth_0() -> None:
+    """``depth=None`` (a step measured outside a hop) is OONI's missing depth tag."""
+    hopless = dataclasses.replace(connect(IP, 80), depth=None)
+    order = [
+        o.depth for o in linear(classic_observations(keys(query(IP), hopless, connect(IP, 443, depth=1))))
+    ]
+    assert order == [1, 0, None]
 
 
 def test_endpoint_takes_the_kind_and_failure_of_its_last_step() -> None:

@@ -37,10 +37,6 @@ def uid(i: int) -> str:
     return f"20240120100000.000000_PK_webconnectivity_{i + 1:016x}"
 
 
-def ooni_time(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def make_measurement(
     i: int = 0,
     *,
@@ -113,8 +109,8 @@ def make_measurement(
     )
     return Measurement(
         input=url,
-        measurement_start_time=ooni_time(at),
-        test_start_time=ooni_time(at),
+        measurement_start_time=at,
+        test_start_time=at,
         test_runtime=runtime_s,
         software_name="reachprobe",
         software_version="0.1.0",
