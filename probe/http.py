@@ -20,9 +20,11 @@ import asyncio
 import codecs
 import contextlib
 import html
+import http.cookiejar
 import ipaddress
 import re
 import ssl
+import urllib.request
 from typing import Final
 from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
 
@@ -112,6 +114,59 @@ def _host(hostname: str, url: str) -> str:
         raise TargetError(f"invalid host name {hostname!r} in URL {url!r}: {exc}") from None
 
 
+class Cookies:
+    """The cookies of one measurement, carried from a hop's response to the next hops' requests.
+
+    As OONI's probe and test helper do (one Go ``net/http/cookiejar`` per measurement): every
+    response's ``Set-Cookie`` is stored, and every request gets a ``Cookie`` header with the
+    cookies that match it, so a site that sets a cookie on its redirect and requires it on the
+    next hop is measured as a browser sees it, not as a loop to ``too_many_redirects``.
+
+    The rules are the standard library's (:class:`http.cookiejar.DefaultCookiePolicy`, Netscape
+    cookies as RFC 6265 describes them): a cookie without ``Domain`` goes back to its host only,
+    one with ``Domain`` to that domain and its subdomains (only a domain the host is in),
+    ``Path`` (by default the directory of the request path) must prefix the request path,
+    ``Secure`` cookies go over https only, expired ones are dropped; ports are not compared.
+    Go's jar also refuses a ``Domain`` that is a public suffix (``co.uk``); the standard library
+    knows no public suffix list and only refuses a top-level domain: the difference is a
+    cookie a site sets for its whole public suffix, which a measurement of one URL does not
+    meet. Cookies live in memory for the measurement only.
+    """
+
+    def __init__(self) -> None:
+        policy = http.cookiejar.DefaultCookiePolicy(
+            strict_ns_domain=http.cookiejar.DefaultCookiePolicy.DomainStrictNonDomain
+        )
+        self._jar = http.cookiejar.CookieJar(policy)
+
+    def header(self, url: str) -> str | None:
+        """The ``Cookie`` header value for a request to *url* (``None``: no cookie matches)."""
+        request = urllib.request.Request(url)
+        self._jar.add_cookie_header(request)
+        return request.get_header("Cookie")
+
+    def store(self, url: str, set_cookie: list[str]) -> None:
+        """Keep the cookies of a response to *url* whose ``Set-Cookie`` values are *set_cookie*."""
+        if set_cookie:
+            self._jar.extract_cookies(_SetCookies(set_cookie), urllib.request.Request(url))  # type: ignore[arg-type]  # the jar reads only info().get_all()
+
+    def __len__(self) -> int:
+        return len(self._jar)
+
+
+class _SetCookies:
+    """What :meth:`http.cookiejar.CookieJar.extract_cookies` reads of a response."""
+
+    def __init__(self, values: list[str]) -> None:
+        self._values = values
+
+    def info(self) -> _SetCookies:
+        return self
+
+    def get_all(self, name: str, default: list[str] | None = None) -> list[str]:
+        return self._values if name.lower() == "set-cookie" else (default or [])
+
+
 async def fetch(
     url: str,
     *,
@@ -124,13 +179,17 @@ async def fetch(
     body_limit: int = BODY_LIMIT,
     method: str = "GET",
     headers: tuple[tuple[str, str], ...] = DEFAULT_HEADERS,
+    cookies: Cookies | None = None,
 ) -> HTTPTransaction:
     """Send one request for *url* to *address* and read the response, within *timeout*.
 
     *timeout* is an overall deadline for connect, TLS, request, response and body together
     (httpx's own timeouts only bound each read). A ``Host`` header for the URL's host is
-    sent first; any ``Host`` in *headers* is ignored. Note that httpcore sets the ALPN list
-    of *ssl_context* to ``["http/1.1"]``: pass a context of its own if that matters.
+    sent first; any ``Host`` in *headers* is ignored. With *cookies*, the cookies that match
+    *url* are sent in a ``Cookie`` header (last, recorded like every header sent) and the
+    response's ``Set-Cookie`` ones are stored in it, even when the body then fails. Note
+    that httpcore sets the ALPN list of *ssl_context* to ``["http/1.1"]``: pass a context of
+    its own if that matters.
 
     Returns:
         The recorded transaction. On failure ``failure`` holds the failure string and
@@ -150,6 +209,11 @@ async def fetch(
     bracketed = f"[{host}]" if ":" in host else host
     host_header = bracketed if port == _DEFAULT_PORTS[scheme] else f"{bracketed}:{port}"
     sent = [("Host", host_header), *((k, v) for k, v in headers if k.lower() != "host")]
+    # The jar sees the URL with its host name (IDNA-encoded), not the pinned address.
+    named = urlunsplit((scheme, host_header, parts.path or "/", parts.query, ""))
+    cookie = cookies.header(named) if cookies is not None else None
+    if cookie is not None:
+        sent.append(("Cookie", cookie))
     try:
         request = httpx.Request(
             method,
@@ -169,6 +233,8 @@ async def fetch(
             bodies.open_response(request, ssl_context=ssl_context, timeout=timeout) as response,
         ):
             progress.headers_arrived()
+            if cookies is not None:
+                cookies.store(named, response.headers.get_list("set-cookie"))
             operation = "read"
             alpn = _alpn(response) if scheme == "https" else ""
             body, truncated = await bodies.read_body(response, body_limit, on_read=progress.received)

@@ -130,6 +130,8 @@ class _Recorder:
     tcp_connect: list[TCPConnect] = field(default_factory=list)
     tls_handshakes: list[TLSHandshake] = field(default_factory=list)
     requests: list[HTTPTransaction] = field(default_factory=list)
+    cookies: http.Cookies = field(default_factory=http.Cookies)
+    """The measurement's cookie jar: a hop's ``Set-Cookie`` goes with the next hops' requests."""
 
     def next_id(self) -> int:
         return next(self.ids)
@@ -314,6 +316,7 @@ async def _hop(
         clock=rec.clock,
         transaction_id=tids[working],
         body_limit=config.body_limit,
+        cookies=rec.cookies,
     )
     transaction = replace(transaction, depth=depth, classic=working in classic)
     rec.add_request(transaction)

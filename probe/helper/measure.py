@@ -275,6 +275,7 @@ async def _fetch(
     """
     current, lookup = url, first
     context = tls.client_contexts(config.ca_file).httpx  # shared, built once per trust store
+    cookies = http.Cookies()  # one jar per control request, as OONI's oohelperd keeps
     for hop in range(config.max_redirects + 1):
         if hop > 0:
             if deadline.clip(config.dns_timeout) <= 0:
@@ -297,6 +298,7 @@ async def _fetch(
                 clock=clock,
                 body_limit=config.body_limit,
                 headers=headers,
+                cookies=cookies,
             )
             if transaction.failure is None:
                 break

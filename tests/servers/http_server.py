@@ -25,6 +25,9 @@ so that it can misbehave in ways a real framework would not let it. Routes:
   ``gzip, gzip``), ``nested-once`` (gzip of gzip, declared ``gzip``), ``chunked`` (gzip in
   1 KiB chunks); ``application/dns-message`` when the path ends in ``dns-query``, else JSON,
   so that it can stand for a control helper, its ``/whoami`` and a DoH server alike;
+- ``/cookie-gate``: 200 ``welcome`` when the request carries the cookie ``gate=open``, else
+  302 to itself with ``Set-Cookie: gate=open; Path=/`` (a site that needs its cookie);
+- ``/set-cookie?cookie=…&to=…``: 302 to ``to`` (200 without it) with ``Set-Cookie: cookie``;
 - ``/redirect-bytes?to=…``: 302 whose Location is the percent-decoded *bytes* of ``to``,
   verbatim (non-ASCII, invalid UTF-8, control characters);
 - anything else: 404.
@@ -155,9 +158,12 @@ def _drain_body(conn: socket.socket, head: str, headers: tuple[tuple[str, str], 
 class _Handler:
     """Serves one connection (in its own thread)."""
 
-    def __init__(self, conn: socket.socket, stop: threading.Event) -> None:
+    def __init__(
+        self, conn: socket.socket, stop: threading.Event, headers: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         self.conn = conn
         self.stop = stop
+        self.headers = headers
 
     def answer(self, target: str) -> None:
         url = urlsplit(target)
@@ -179,6 +185,13 @@ class _Handler:
             self.conn.sendall(_response("200 OK", body, (("Content-Type", content_type),)))
         elif path == "/redirect":
             self.conn.sendall(_redirect("307 Temporary Redirect", query.get("to", [""])[0]))
+        elif path == "/cookie-gate":
+            self.cookie_gate()
+        elif path == "/set-cookie":
+            cookie = (("Set-Cookie", query.get("cookie", [""])[0]),)
+            to = query.get("to")
+            head = ("302 Found", (("Location", to[0]), *cookie)) if to else ("200 OK", cookie)
+            self.conn.sendall(_response(head[0], b"", head[1]))
         elif path == "/redirect-bytes":
             location = unquote_to_bytes(url.query.removeprefix("to="))
             head = b"HTTP/1.1 302 Found\r\nLocation: %b\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
@@ -195,6 +208,14 @@ class _Handler:
             rst_close(self.conn)
         elif path != "/close":  # /close: return without answering, the caller closes
             self.conn.sendall(_response("404 Not Found", b"not found", (("Content-Type", "text/plain"),)))
+
+    def cookie_gate(self) -> None:
+        sent = [value for name, value in self.headers if name.lower() == "cookie"]
+        if any(pair.strip() == "gate=open" for value in sent for pair in value.split(";")):
+            self.conn.sendall(_response("200 OK", b"welcome", (("Content-Type", "text/plain"),)))
+        else:
+            headers = (("Location", "/cookie-gate"), ("Set-Cookie", "gate=open; Path=/"))
+            self.conn.sendall(_response("302 Found", b"", headers))
 
     def numbered(self, route: str, n: int) -> None:
         if route == "size":
@@ -284,7 +305,7 @@ def http_server(cert: trustme.LeafCert | None = None, *, host: str = "127.0.0.1"
             sni = names.pop(threading.get_ident(), None)
             server.requests.append(Request(method, target, headers, sni))
             _drain_body(conn, head, headers)
-            _Handler(conn, stop).answer(target)
+            _Handler(conn, stop, headers).answer(target)
         finally:
             conn.close()
 
