@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-LAYERS: Final = ("dns", "tcp", "tls", "http")
-"""The layers a series watches, in the order a connection goes through them."""
+from probe.mechanism import Layer
+
+LAYERS: Final = tuple(layer.value for layer in Layer)
+"""The layers a series watches, in the order a connection goes through them
+(:class:`probe.mechanism.Layer`): ``dns``, ``tcp``, ``tls``, ``http``."""
 
 FLAG_KINDS: Final = ("blocking_onset", "blocking_end")
 EVENT_KINDS: Final = ("blocking", "multi_platform", "shutdown")
@@ -39,7 +42,8 @@ class Flag:
     layer: str
     """One of :data:`LAYERS`."""
     mechanism: str | None
-    """The most frequent mechanism label among the blocked measurements (onsets only)."""
+    """The most frequent mechanism label among the blocked measurements (onsets only): a
+    :class:`probe.mechanism.Mechanism` value, or an older version's label as stored."""
     confirmed: str | None
     """The most frequent fingerprint name among them, if a known blockpage or DNS answer matched."""
     first_evidence_at: datetime

@@ -32,6 +32,7 @@ from measurements.events import EventParams, group_onsets
 from measurements.findings import LAYERS, Detection, Event, Flag, OfflinePeriod, SeriesState
 from measurements.outages import OutageParams, RoundBeat, all_failed, offline_periods, shutdown_events
 from measurements.schema import AnySelect, MeasurementRecord, Round, Target
+from probe.mechanism import layer_of_label
 
 if TYPE_CHECKING:
     from measurements.store import Store
@@ -44,7 +45,7 @@ ObservationRow = tuple[int, int, str, str | None, str | None, str | None]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NOT_BLOCKED = len(LAYERS)
 _UNSCORED = -1
-_PREFIX_LAYER = {name: i for i, name in enumerate(LAYERS)}
+_LAYER_INDEX = {name: i for i, name in enumerate(LAYERS)}
 _BLOCKING_LAYER = {"dns": 0, "tcp_ip": 1, "http-failure": 3, "http-diff": 3}
 
 
@@ -61,16 +62,18 @@ def layer_of(blocking: str | None, mechanism: str | None) -> int:
     """The index in :data:`~measurements.findings.LAYERS` at which a measurement was blocked.
 
     ``len(LAYERS)`` when it was not blocked, ``-1`` when it has no verdict. The mechanism's
-    prefix (``tls.reset.sni`` → ``tls``) wins over the coarser OONI ``blocking`` value.
+    layer (:attr:`probe.mechanism.Mechanism.layer`: ``tls.reset.sni`` → ``tls``) wins over the
+    coarser OONI ``blocking`` value; a mechanism that names no layer (``server.block``,
+    ``down``…) leaves it to ``blocking``. A stored label this version does not know counts at
+    the layer its prefix names (:func:`probe.mechanism.layer_of_label`).
     """
     if blocking is None:
         return _UNSCORED
     if blocking == "false":
         return _NOT_BLOCKED
-    if mechanism:
-        layer = _PREFIX_LAYER.get(mechanism.partition(".")[0])
-        if layer is not None:
-            return layer
+    layer = layer_of_label(mechanism)
+    if layer is not None:
+        return _LAYER_INDEX[layer]
     return _BLOCKING_LAYER.get(blocking, 3)
 
 

@@ -56,7 +56,7 @@ def summary_columns(m: Measurement) -> dict[str, Any]:
         "probe_cc": m.probe_cc,
         "blocking": blocking_text(tk.blocking),
         "accessible": tk.accessible,
-        "mechanism": tk.mechanism,
+        "mechanism": None if tk.mechanism is None else str(tk.mechanism),  # a Mechanism's plain text
         "confirmed": tk.confirmed,
         "dns_consistency": tk.dns_consistency,
         "dns_failure": tk.dns_experiment_failure,

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from measurements.findings import Event, Flag
+from probe.mechanism import Mechanism
 from probe.outcome import describe, outcome_of
 
 _LAYER_NAMES = {"dns": "DNS", "tcp": "TCP/IP", "tls": "TLS", "http": "HTTP"}
@@ -23,7 +24,7 @@ def flag_state(f: Flag) -> str:
     censorship)`` for a server-side refusal, and ``throttled`` for shaping, which is not a block:
     the site loads, too slowly to be used.
     """
-    if f.mechanism and f.mechanism.endswith(".throttle"):
+    if f.mechanism == Mechanism.HTTP_THROTTLE:
         return "throttled"
     # An onset is, by construction, a run of measurements OONI called blocking at this layer.
     outcome = outcome_of(

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from probe.mechanism import Mechanism
+
 DNSEngine = Literal["getaddrinfo", "udp", "tcp", "doh"]
 """``getaddrinfo`` is the system resolver (df-002-dnst: ``system`` is its legacy name)."""
 Blocking = bool | str | None
@@ -259,7 +261,8 @@ class WebConnectivityTestKeys:
     title_match: bool | None = None
     blocking: Blocking = None
     accessible: bool | None = None
-    mechanism: str | None = None
+    mechanism: Mechanism | None = None
+    """One of the closed vocabulary (:mod:`probe.mechanism`); ``None``: nothing was measured."""
     confirmed: str | None = None
     x_blocking_flags: int | None = None
     x_dns_flags: int | None = None

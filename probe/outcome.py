@@ -42,6 +42,10 @@ Rule 6 before rules 7-8: a page over verified TLS is the site's whatever the con
 OONI's other ``(false, true)`` without a control, rule 5.1a (a failed lookup nothing could
 check, mechanism ``dns.*``), is no reading at all and falls to rules 7-8.
 Pure: no I/O, no network imports, so the data side (``measurements``) uses it too.
+
+The mechanism is one of :class:`probe.mechanism.Mechanism` (the closed vocabulary); a label
+read from storage may be any text, and one this version does not know matches only the rules
+that need no particular mechanism (rules 4, 5 by ``blocking``, and 7 to 10).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from __future__ import annotations
 import enum
 from typing import Final
 
+from probe.mechanism import ARTEFACTS, Mechanism
 from probe.model import WebConnectivityTestKeys
 
 
@@ -88,11 +93,8 @@ LABELS: Final[dict[Outcome, str]] = {
 
 ANOMALY_BLOCKING: Final = frozenset({"dns", "tcp_ip", "http-failure", "http-diff"})
 """OONI ``blocking`` values that say the probe saw what the control did not."""
-ARTEFACT_MECHANISMS: Final = frozenset({"dns.blockpage", "http.blockpage", "http.redirect"})
+ARTEFACT_MECHANISMS: Final = ARTEFACTS
 """Mechanisms that name something the censor served: blocking even without a diff."""
-SERVER_BLOCK: Final = "server.block"
-OK: Final = "ok"
-"""The mechanism of a page that came and matched (or needed no control)."""
 CONTROL_NOT_CONFIGURED: Final = "control_not_configured"
 """``control_failure`` when no control was configured (the probe's, not OONI's)."""
 
@@ -111,7 +113,8 @@ def outcome_of(
     Args:
         blocking: OONI's ``blocking`` (``False`` or ``"false"``, a string, or ``None``).
         accessible: OONI's ``accessible``.
-        mechanism: reachprobe's mechanism label (``None``: nothing was measured).
+        mechanism: reachprobe's mechanism label (``None``: nothing was measured); a
+            :class:`~probe.mechanism.Mechanism`, or stored text (see the module docstring).
         confirmed: the censorship fingerprint's name, when one matched.
         control_failure: the measurement's ``control_failure``.
         network_up: the round's heartbeat: ``False`` when no TCP connect succeeded in the
@@ -121,14 +124,14 @@ def outcome_of(
         return Outcome.NO_VERDICT_NOT_MEASURED
     if confirmed:
         return Outcome.BLOCKED_CONFIRMED
-    if mechanism == SERVER_BLOCK:
+    if mechanism == Mechanism.SERVER_BLOCK:
         return Outcome.SERVER_REFUSAL
     if network_up is False:
         return Outcome.SHUTDOWN
     verdict = "false" if blocking is False else blocking
     if verdict in ANOMALY_BLOCKING or mechanism in ARTEFACT_MECHANISMS:
         return Outcome.BLOCKED_ANOMALY
-    if verdict == "false" and accessible and mechanism == OK:
+    if verdict == "false" and accessible and mechanism == Mechanism.OK:
         return Outcome.REACHABLE
     if control_failure == CONTROL_NOT_CONFIGURED:
         return Outcome.NO_VERDICT_NO_CONTROL

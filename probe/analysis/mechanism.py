@@ -1,5 +1,7 @@
 """``mechanism`` and ``confirmed``: reachprobe's finer label on top of OONI's verdict.
 
+Every label is a member of :class:`probe.mechanism.Mechanism`, the closed vocabulary.
+
 The first rule that applies gives the label:
 
 1. **Artefacts.** A known fingerprint is proof whatever the diff says. A server-side
@@ -62,8 +64,9 @@ from probe.analysis.observations import Kind, Observation, is_aaaa_no_answer
 from probe.fingerprints import Fingerprint, FingerprintDB
 from probe.http import REDIRECT_CODES
 from probe.ipinfo import IPNetwork, is_bogon, is_loopback
+from probe.mechanism import Mechanism
 from probe.model import ControlResponse, HTTPTransaction, WebConnectivityTestKeys
-from probe.outcome import CONTROL_NOT_CONFIGURED, SERVER_BLOCK
+from probe.outcome import CONTROL_NOT_CONFIGURED
 
 TIMEOUTS = frozenset({failures.GENERIC_TIMEOUT, failures.TIMED_OUT})
 CERTIFICATE_ERRORS = frozenset(
@@ -75,8 +78,6 @@ _TCP_REFUSED = frozenset(
     {failures.CONNECTION_REFUSED, failures.HOST_UNREACHABLE, failures.NETWORK_UNREACHABLE}
 )
 _TCP_RESET = frozenset({failures.CONNECTION_RESET, failures.CONNECTION_ABORTED})
-CONTROL_NONE = "control.none"
-CONTROL_UNREACHABLE = "control.unreachable"
 _UNDECIDED_WITHOUT_CONTROL = frozenset({"1.2", "2.1", "3.1a", "4.1a", "5.1a", "none"})
 
 
@@ -89,7 +90,7 @@ def label(
     *,
     public_networks: Iterable[IPNetwork] = (),
     control_failure: str | None = None,
-) -> tuple[str | None, str | None]:
+) -> tuple[Mechanism | None, str | None]:
     """The mechanism of *keys* given its *decision*; *public_networks* are never bogons.
 
     *control_failure* tells a control switched off (``control_not_configured``) from one that
@@ -102,92 +103,93 @@ def label(
     if artefact is not None:
         mechanism, fingerprint = artefact
         if fingerprint.is_server_side:
-            return SERVER_BLOCK, None
+            return Mechanism.SERVER_BLOCK, None
         return mechanism, fingerprint.name if fingerprint.is_censorship else None
     if not (keys.queries or keys.tcp_connect or keys.tls_handshakes or keys.requests):
         return None, None
     if control is None and decision.rule in _UNDECIDED_WITHOUT_CONTROL:
         return _seen(decision, observations, control_failure), None
     if decision.blocking is None:
-        return "down", None
+        return Mechanism.DOWN, None
     if decision.blocking is False:
-        return ("ok" if decision.accessible else "down"), None
+        return (Mechanism.OK if decision.accessible else Mechanism.DOWN), None
     if decision.blocking == "dns":
         return _dns(decision, control, observations, tuple(public_networks)), None
     if decision.blocking == "http-diff":
-        return "http.diff", None
+        return Mechanism.HTTP_DIFF, None
     entry = decision.entry
     failure = entry.failure if entry is not None else None
     if entry is not None and entry.kind is Kind.TLS:
         return tls_label(failure), None
     if entry is not None and entry.kind is Kind.HTTP:
         if entry.http is not None and is_throttled(entry.http):
-            return "http.throttle", None
+            return Mechanism.HTTP_THROTTLE, None
         return http_label(failure), None
     return tcp_label(failure), None
 
 
-def _seen(decision: Decision, observations: Iterable[Observation], control_failure: str | None) -> str:
+def _seen(decision: Decision, observations: Iterable[Observation], control_failure: str | None) -> Mechanism:
     """Rule 3: what the probe saw, without a control to say whose doing it was."""
     entry = decision.entry
     failure = entry.failure if entry is not None else None
     if entry is None:  # nothing decided; only loopback answers leave nothing to connect to
         depth0 = (obs.query for obs in observations if obs.kind is Kind.DNS and obs.depth == 0)
         if any(q is not None and q.failure is None and only_loopback(q.addresses) for q in depth0):
-            return "dns.localhost"
+            return Mechanism.DNS_LOCALHOST
     if entry is None or failure is None:
-        return CONTROL_NONE if control_failure == CONTROL_NOT_CONFIGURED else CONTROL_UNREACHABLE
+        none = control_failure == CONTROL_NOT_CONFIGURED
+        return Mechanism.CONTROL_NONE if none else Mechanism.CONTROL_UNREACHABLE
     if entry.kind is Kind.DNS:
         return dns_label(failure)
     if entry.kind is Kind.TCP:
         return tcp_label(failure)
     if failure in CERTIFICATE_ERRORS:
-        return "tls.certificate"
+        return Mechanism.TLS_CERTIFICATE
     if entry.kind is Kind.TLS:
-        return "tls.reset" if failure == failures.CONNECTION_RESET else tls_label(failure)
+        return Mechanism.TLS_RESET if failure == failures.CONNECTION_RESET else tls_label(failure)
     if entry.http is not None and is_throttled(entry.http):
-        return "http.throttle"
+        return Mechanism.HTTP_THROTTLE
     return http_label(failure)
 
 
-def dns_label(failure: str | None) -> str:
+def dns_label(failure: str | None) -> Mechanism:
     """The mechanism of a DNS lookup that failed with *failure*."""
     if failure in _DNS_NXDOMAIN:
-        return "dns.nxdomain"
+        return Mechanism.DNS_NXDOMAIN
     if failure in _DNS_TIMEOUT:
-        return "dns.timeout"
+        return Mechanism.DNS_TIMEOUT
     if failure == failures.DNS_REFUSED:
-        return "dns.refused"
-    return "dns.servfail"
+        return Mechanism.DNS_REFUSED
+    return Mechanism.DNS_SERVFAIL
 
 
-def tcp_label(failure: str | None) -> str:
+def tcp_label(failure: str | None) -> Mechanism:
     """The mechanism of a TCP connect that failed with *failure*."""
     if failure in _TCP_REFUSED:
-        return "tcp.refused"
+        return Mechanism.TCP_REFUSED
     if failure in _TCP_RESET:
-        return "tcp.reset"
-    return "tcp.timeout"
+        return Mechanism.TCP_RESET
+    return Mechanism.TCP_TIMEOUT
 
 
-def tls_label(failure: str | None) -> str:
+def tls_label(failure: str | None) -> Mechanism:
     """The mechanism of a TLS handshake that failed with *failure* while the control's worked."""
     if failure == failures.CONNECTION_RESET:
-        return "tls.reset.sni"
+        return Mechanism.TLS_RESET_SNI
     if failure in CERTIFICATE_ERRORS:
-        return "tls.mitm"
+        return Mechanism.TLS_MITM
     if failure in TIMEOUTS:
-        return "tls.timeout"
-    return "tls.eof"
+        return Mechanism.TLS_TIMEOUT
+    return Mechanism.TLS_EOF
 
 
-def http_label(failure: str | None) -> str:
+def http_label(failure: str | None) -> Mechanism:
     """The mechanism of an HTTP round trip that failed with *failure* while the control's worked."""
     if failure in CERTIFICATE_ERRORS:
-        return "tls.mitm"
+        return Mechanism.TLS_MITM
     if failure in TIMEOUTS:
-        return "http.timeout"
-    return "http.reset"
+        return Mechanism.HTTP_TIMEOUT
+    return Mechanism.HTTP_RESET
 
 
 def is_throttled(transaction: HTTPTransaction) -> bool:
@@ -218,7 +220,9 @@ def is_throttled(transaction: HTTPTransaction) -> bool:
     return round(transaction.t - last, 6) <= round(last - headers, 6)
 
 
-def _artefact(keys: WebConnectivityTestKeys, fingerprints: FingerprintDB) -> tuple[str, Fingerprint] | None:
+def _artefact(
+    keys: WebConnectivityTestKeys, fingerprints: FingerprintDB
+) -> tuple[Mechanism, Fingerprint] | None:
     """The first fingerprinted artefact, hop by hop: a hop's DNS answers, then its response.
 
     Hop order matters: a redirect to the ISP's block URL (a fingerprinted ``Location``) is the
@@ -233,14 +237,16 @@ def _artefact(keys: WebConnectivityTestKeys, fingerprints: FingerprintDB) -> tup
             names = (*query.addresses, *(a.hostname or "" for a in query.answers if a.answer_type == "CNAME"))
             found = fingerprints.match_dns(names)
             if found is not None:
-                return "dns.blockpage", found
+                return Mechanism.DNS_BLOCKPAGE, found
         for transaction in requests:
             response = transaction.response
             if response is None or transaction.depth != depth:
                 continue
             found = fingerprints.match_http(response)
             if found is not None:
-                return ("http.redirect" if response.code in REDIRECT_CODES else "http.blockpage"), found
+                return (
+                    Mechanism.HTTP_REDIRECT if response.code in REDIRECT_CODES else Mechanism.HTTP_BLOCKPAGE
+                ), found
     return None
 
 
@@ -254,20 +260,20 @@ def _dns(
     control: ControlResponse | None,
     observations: Iterable[Observation],
     public: tuple[IPNetwork, ...],
-) -> str:
+) -> Mechanism:
     entry = decision.entry
     if decision.rule == "6":
-        return "dns.localhost"
+        return Mechanism.DNS_LOCALHOST
     if entry is not None and entry.kind is Kind.DNS and entry.failure is not None:
         return dns_label(entry.failure)
     depth0 = [obs.query for obs in observations if obs.kind is Kind.DNS and obs.depth == 0 and obs.query]
     expected = set(control.dns.addrs) if control is not None else set()
     unexplained = [a for q in depth0 if q.failure is None for a in q.addresses if a not in expected]
     if any(is_loopback(a) for a in unexplained):
-        return "dns.localhost"
+        return Mechanism.DNS_LOCALHOST
     if any(is_bogon(a, public=public) for a in unexplained):
-        return "dns.bogon"
+        return Mechanism.DNS_BOGON
     failed = [q for q in depth0 if q.failure is not None and not is_aaaa_no_answer(q)]
     if failed and not (control is not None and control.dns.failure is not None):
         return dns_label(failed[0].failure)
-    return "dns.blockpage"
+    return Mechanism.DNS_BLOCKPAGE

@@ -22,9 +22,10 @@ Optional expectation keys, compared only when present (the string ``"null"`` mea
 and the public resolver answered, symbolically: ``site``, ``blockpage``, ``bogon``, ``localhost``,
 ``none``, ``site:<domain>`` or an address), ``status``, ``title``, ``final_host`` (the host of the
 last request), ``control_failure``, the verdict keys ``blocking``, ``accessible``,
-``dns_consistency``, ``mechanism`` and ``confirmed`` (the fingerprint's name), and ``outcome``,
-what a volunteer reads (a :class:`probe.outcome.Outcome` value: ``reachable``,
-``blocked.confirmed``, ``blocked.anomaly``, ``shutdown``, ``no_verdict.control``, …).
+``dns_consistency``, ``mechanism`` (a :class:`probe.mechanism.Mechanism` value, or ``"null"``)
+and ``confirmed`` (the fingerprint's name), and ``outcome``, what a volunteer reads (a
+:class:`probe.outcome.Outcome` value: ``reachable``, ``blocked.confirmed``, ``blocked.anomaly``,
+``shutdown``, ``no_verdict.control``, …).
 
 Every problem is one line, ``file:key: problem``, raised as :class:`ScenarioError`.
 """
@@ -40,6 +41,7 @@ from typing import Any, Final
 
 from probe.errors import ConfigError
 from probe.lab.censor import KINDS, Censorship, target_problem
+from probe.mechanism import Mechanism
 from probe.outcome import Outcome
 from probe.tomlfile import read_toml
 
@@ -62,6 +64,7 @@ _STRING_EXPECTATIONS: Final = (
 )
 _TARGET_KEYS: Final = {"url", "step", "status", "blocking", "accessible", *_STRING_EXPECTATIONS}
 OUTCOMES: Final = tuple(outcome.value for outcome in Outcome)
+MECHANISMS: Final = tuple(mechanism.value for mechanism in Mechanism)
 RENAMED: Final = {
     "tls.sni_reset": "tls.reset.sni",
     "tls.sni_drop": "tls.drop.sni",
@@ -230,6 +233,8 @@ class _Validator:
                 expect[key] = _null(self._string(item, key, where))
         if "outcome" in item and item["outcome"] not in OUTCOMES:
             raise self.fail(f"{where}.outcome", f"must be one of {', '.join(OUTCOMES)}")
+        if "mechanism" in item and item["mechanism"] not in (*MECHANISMS, NULL):
+            raise self.fail(f"{where}.mechanism", f'must be "null" or one of {", ".join(MECHANISMS)}')
         if "status" in item:
             status = item["status"]
             if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:

@@ -59,6 +59,7 @@ def test_a_valid_file(tmp_path: Path) -> None:
         "blocking": "http-failure",
         "accessible": False,
     }
+    assert "mechanism" not in scenario.targets[0].expect
     assert scenario.targets[1].expect == {
         "step": "none",
         "failure": None,
@@ -92,6 +93,11 @@ def test_a_valid_file(tmp_path: Path) -> None:
             'targets[0].accessible: must be true, false, a string or "null"',
         ),
         ('title = "Example Domain"', "title = 4", "targets[1].title: must be a non-empty string"),
+        (
+            "accessible = false",
+            'accessible = false\nmechanism = "tls.sni_reset"',
+            'targets[0].mechanism: must be "null" or one of dns.nxdomain, dns.timeout, ',
+        ),
     ],
 )
 def test_one_line_errors(tmp_path: Path, old: str, new: str, problem: str) -> None:
@@ -140,3 +146,10 @@ def test_find_scenario() -> None:
 def test_every_shipped_scenario_is_valid(path: Path) -> None:
     scenario = load_scenario(path)
     assert scenario.description and scenario.targets
+
+
+@pytest.mark.parametrize("mechanism", ["tls.reset.sni", "server.block", "null"])
+def test_a_mechanism_expectation_is_of_the_vocabulary(tmp_path: Path, mechanism: str) -> None:
+    text = GOOD.replace("accessible = false", f'accessible = false\nmechanism = "{mechanism}"', 1)
+    expect = load_scenario(_write(tmp_path, text)).targets[0].expect
+    assert expect["mechanism"] == (None if mechanism == "null" else mechanism)
