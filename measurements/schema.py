@@ -53,6 +53,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.sql import Select
 
+from probe.roundstore import TargetInfo as TargetInfo  # defined on the round's side, which hands it in
+
 ROUND_STATUSES: Final = ("running", "complete", "interrupted")
 BLOCKING_VALUES: Final = ("false", "dns", "tcp_ip", "http-failure", "http-diff")
 """The text stored in ``measurements.blocking``; ``NULL`` is OONI's ``null`` (undecided)."""
@@ -259,23 +261,6 @@ class FlagRecord(Base):
 
 
 # --- what the store reads back ----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class TargetInfo:
-    """Test-list metadata of one URL, given to :meth:`~measurements.store.Store.finish_round`."""
-
-    url: str
-    category_code: str = ""
-    category_description: str = ""
-    date_added: str = ""
-    source: str = ""
-    notes: str = ""
-
-    @property
-    def has_metadata(self) -> bool:
-        """Does the test list say anything about the URL (then the stored metadata is refreshed)?"""
-        return any((self.category_code, self.category_description, self.date_added, self.source, self.notes))
 
 
 TARGET_METADATA: Final = ("category_code", "category_description", "date_added", "source", "notes")

@@ -22,7 +22,7 @@ the database and the problem.
 from __future__ import annotations
 
 import os
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
@@ -56,13 +56,13 @@ from measurements.schema import (
     Round,
     RoundInfo,
     Target,
-    TargetInfo,
     failing_query,
     measurement_query,
 )
-from measurements.summary import Heartbeat, heartbeat_of, is_failed, stored_row
+from measurements.summary import is_failed, stored_row
 from probe.errors import StorageError
 from probe.model import Measurement
+from probe.roundstore import Heartbeat, TargetInfo, heartbeat_of
 
 __all__ = [
     "FailingTarget",
@@ -105,7 +105,11 @@ def open_store(url: str | None = None, *, installation: Installation | None = No
 
 
 class Store:
-    """A handle on one measurement database. Thread-safe; cheap to keep open for a daemon's life."""
+    """A handle on one measurement database. Thread-safe; cheap to keep open for a daemon's life.
+
+    It is the :class:`~probe.roundstore.RoundStore` a round writes through: its calls block,
+    and the round makes them in a worker thread, off its event loop.
+    """
 
     def __init__(self, engine: Engine, name: str, *, installation: Installation | None = None) -> None:
         self._engine = engine
@@ -300,10 +304,12 @@ class Store:
             for lock in taken:
                 lock.release()
 
-    def prune(self, older_than: datetime) -> int:
+    def prune(self, older_than: datetime, *, stop: Callable[[], bool] | None = None) -> int:
         """Delete measurements taken before *older_than*, and rounds left without any.
 
-        Deletes in small transactions, so a daemon's round never waits long behind it.
+        Deletes in small transactions, so a daemon's round never waits long behind it, and
+        a shutdown neither: *stop* is asked between two of them, and once it says true the
+        prune ends there (what is left goes at the next prune).
         The SQLite file keeps its size (pages are reused); ``VACUUM`` shrinks it.
 
         Returns:
@@ -321,6 +327,8 @@ class Store:
             total += n
             if n < _CHUNK:
                 break
+            if stop is not None and stop():
+                return total
         empty = ~select(m.id).where(m.round_id == Round.id).exists()
         with self._write("prune old rounds") as conn:
             conn.execute(delete(Round).where(Round.started_at < older_than, Round.status != "running", empty))

@@ -1,4 +1,7 @@
-"""Summary columns derived from a :class:`~probe.model.Measurement`, and a round's heartbeat.
+"""Summary columns derived from a :class:`~probe.model.Measurement`.
+
+A round's heartbeat (:class:`~probe.roundstore.Heartbeat`, :func:`~probe.roundstore.heartbeat_of`)
+is the round's to report; it is re-exported here for the readers of the data side.
 
 These are read off the measurement as the probe recorded it — never re-derived from the
 stored JSON text — so the columns and the body cannot disagree.
@@ -7,29 +10,23 @@ stored JSON text — so the columns and the body cannot disagree.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from probe.model import Measurement
 from probe.outcome import Outcome, outcome_of
+from probe.roundstore import Heartbeat, heartbeat_of
 from probe.serialize import to_json
 
-
-@dataclass(frozen=True, slots=True)
-class Heartbeat:
-    """What a round says about the network as a whole, stored on its ``rounds`` row.
-
-    A gap with no round at all means the probe was offline; a round with ``network_up``
-    false means the probe ran and could reach nothing (a shutdown, or the volunteer's link).
-    """
-
-    network_up: bool | None
-    """Did any TCP connect of the round succeed? ``None``: nothing was measured."""
-    control_reachable: bool | None
-    """Did the control vantage answer at least once? ``None``: no control was asked."""
-    n_errors: int = 0
-    """Targets that produced no measurement (the measurement itself raised)."""
+__all__ = [
+    "Heartbeat",
+    "blocking_text",
+    "heartbeat_of",
+    "is_failed",
+    "outcome_column",
+    "stored_row",
+    "summary_columns",
+]
 
 
 def blocking_text(blocking: bool | str | None) -> str | None:
@@ -114,24 +111,3 @@ def stored_row(m: Measurement, *, network_up: bool | None = None) -> dict[str, A
         m = dataclasses.replace(m, probe_ip="127.0.0.1")
     columns = summary_columns(m)
     return {**columns, "outcome": outcome_column(columns, network_up=network_up).value, "body": to_json(m)}
-
-
-def heartbeat_of(measurements: Sequence[Measurement], *, n_errors: int = 0) -> Heartbeat:
-    """Derive a round's heartbeat from its measurements.
-
-    ``network_up`` is true when any TCP connect succeeded, false when measurements exist
-    and none did, ``None`` when there are none. A measurement confirmed as a block page does
-    not count: the censor's own server, inside the ISP, answering says nothing of the network
-    beyond it (a mobile-data shutdown with the ISP's DNS blockpage still served; the lab's
-    :func:`probe.lab.outcome.network_up` applies the same rule to the JSON it reads).
-    ``control_reachable`` is true when any measurement has a control response, false when
-    control was asked and always failed, ``None`` when no measurement asked for control.
-    """
-    if not measurements:
-        return Heartbeat(network_up=None, control_reachable=None, n_errors=n_errors)
-    network_up = any(
-        c.status.success for m in measurements if not m.test_keys.confirmed for c in m.test_keys.tcp_connect
-    )
-    asked = [m for m in measurements if m.test_keys.control is not None or m.test_keys.control_failure]
-    control = any(m.test_keys.control is not None for m in asked) if asked else None
-    return Heartbeat(network_up=network_up, control_reachable=control, n_errors=n_errors)

@@ -7,35 +7,21 @@ answers — the commonest shape of blocking: dropped packets, a silent server �
 nothing, and the round runner lets it give its slot to the next target while it runs on
 to its own timeouts (:func:`probe.runner.measure_round`).
 
-The steps call :func:`note` whenever something arrives: a step completed (a DNS answer, a
-connect, a handshake, a response) or a chunk of a body. The runner listens per measurement
-through a context variable, so the steps need no reference to the round that runs them, and
-outside a round :func:`note` does nothing.
+The runner hands each measurement a :data:`Progress` callback
+(:func:`probe.webconnectivity.measure`'s ``on_progress``), as OONI hands its steps a trace:
+the measurement calls it whenever something arrives — a step completed (a DNS answer, a
+connect, a handshake, a response) — and passes it on to the HTTP step, which calls it for
+every chunk of a body. Outside a round nobody listens: :func:`nothing`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Callable
+from typing import TypeAlias
 
-Listener = Callable[[], None]
-
-_listener: ContextVar[Listener | None] = ContextVar("reachprobe_activity", default=None)
+Progress: TypeAlias = Callable[[], None]
+"""Called, with no argument, each time the network gives the measurement something."""
 
 
-def note() -> None:
-    """Tell whoever runs the current measurement that the network just gave something."""
-    listener = _listener.get()
-    if listener is not None:
-        listener()
-
-
-@contextmanager
-def listening(listener: Listener) -> Iterator[None]:
-    """Call *listener* on every :func:`note` of the code run inside (tasks it starts too)."""
-    token = _listener.set(listener)
-    try:
-        yield
-    finally:
-        _listener.reset(token)
+def nothing() -> None:
+    """The :data:`Progress` of a measurement nobody watches."""

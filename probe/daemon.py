@@ -29,10 +29,18 @@ process:
   this installation left ``running`` and no process holds in flight any more are marked
   ``interrupted`` (:meth:`~measurements.store.Store.mark_interrupted`): never the rounds of
   other probes sharing the database, nor a round ``probe run`` is measuring beside the daemon.
+- **Off the event loop.** Every database call (opening and migrating, the clean-up, the
+  round's writes, the prune) and the re-reading of files before each round run in a worker
+  thread (:func:`probe.service.off_loop`), so the loop keeps serving the round's measurements
+  and the signal handlers while the database is slow or busy.
+- **Files read each round.** Before each round the plan's TLS trust, fingerprints and ASN
+  database are read again (:func:`probe.service.replan`): a rotated CA file is trusted from
+  the next round on. If they cannot be read then, the round runs with the previous ones.
 - **Shutdown.** The first SIGTERM or SIGINT stops the scheduler and cancels the round in flight
   at once: it is marked ``interrupted`` (or, if its transaction already ran, it is complete).
   Waiting for the round instead could take its whole timeout budget, longer than
-  ``docker stop`` (10 s) grants.
+  ``docker stop`` (10 s) grants. A prune under way stops after its current small
+  transaction (the rest goes at the next prune).
 - **Logging** goes to stderr through :mod:`logging`. It names rounds, counts and the database,
   never an address of the volunteer's (the store does not even know it).
 """
@@ -42,16 +50,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # 3.x: no hints
 from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]  # 3.x: no hints
 
 from measurements.engine import database_name
 from measurements.store import Store, open_store
-from measurements.summary import heartbeat_of, is_failed, summary_columns
+from measurements.summary import is_failed, summary_columns
 from probe import service
 from probe.errors import ConfigError, StorageError
 from probe.settings import Schedule
@@ -96,6 +106,8 @@ class Daemon:
         """Rounds a crash (or a failed write) left ``running`` are to be marked ``interrupted``."""
         self._round: asyncio.Task[object] | None = None
         self._stopping: asyncio.Event | None = None
+        self._halt = threading.Event()
+        """Set with :meth:`stop`: what the worker threads (the prune) see of it."""
 
     async def run(self) -> None:
         """Schedule rounds and return once :meth:`stop` was called and the round in flight ended.
@@ -104,8 +116,8 @@ class Daemon:
             ConfigError: the database URL is invalid (before anything is scheduled).
         """
         self._stopping = asyncio.Event()
-        if self._open("will retry") is not None:
-            self._mark_crashed_rounds()
+        if await self._open("will retry") is not None:
+            await self._mark_crashed_rounds()
         scheduler = AsyncIOScheduler(timezone=UTC)
         scheduler.add_job(
             self._job,
@@ -142,6 +154,7 @@ class Daemon:
             return
         log.info("%s: stopping", reason)
         self._stopping.set()
+        self._halt.set()
         if self._round is not None:
             self._round.cancel()
 
@@ -159,10 +172,11 @@ class Daemon:
             self._round = None
 
     async def _one_round(self) -> None:
-        store = self._open("round skipped")
+        store = await self._open("round skipped")
         if store is None:  # measuring what cannot be stored would only load the network
             return
-        self._mark_crashed_rounds()
+        await self._mark_crashed_rounds()
+        await self._replan()
         t0 = time.monotonic()
         try:
             report = await service.run_round(self.plan, store)
@@ -176,7 +190,6 @@ class Daemon:
         self.rounds_stored += 1
         measured = [r.measurement for r in report.results if r.measurement is not None]
         failed = sum(1 for m in measured if is_failed(summary_columns(m)))
-        beat = heartbeat_of(measured)
         network = {True: "network up", False: "network DOWN (no TCP connect succeeded)", None: "no data"}
         log.info(
             "round %d complete in %.1f s: %d measured, %d failed, %d errors; %s",
@@ -185,11 +198,18 @@ class Daemon:
             len(measured),
             failed,
             len(report.results) - len(measured),
-            network[beat.network_up],
+            network[report.network_up],
         )
-        self._prune()
+        await self._prune()
 
-    def _open(self, consequence: str) -> Store | None:
+    async def _replan(self) -> None:
+        """Read the plan's files again (a rotated CA file); keep the plan if they cannot be."""
+        try:
+            self.plan = await service.off_loop(partial(service.replan, self.plan))
+        except ConfigError as exc:
+            log.error("%s (measuring with what was read before)", exc)
+
+    async def _open(self, consequence: str) -> Store | None:
         """The store, opened now if it is not yet; ``None`` (and one line logged) if it cannot be.
 
         Raises:
@@ -197,7 +217,7 @@ class Daemon:
         """
         if self.store is None:
             try:
-                self.store = self._connect()
+                self.store = await service.off_loop(self._connect)
             except ConfigError:
                 raise
             except StorageError as exc:
@@ -205,12 +225,12 @@ class Daemon:
                 return None
         return self.store
 
-    def _mark_crashed_rounds(self) -> None:
+    async def _mark_crashed_rounds(self) -> None:
         if not self._cleanup_pending or self.store is None:
             return
         try:
             # Only ever between rounds: a round the store still holds is one a failure left.
-            n = self.store.mark_interrupted()
+            n = await service.off_loop(self.store.mark_interrupted)
         except StorageError as exc:
             self._storage_failed(exc, "will retry before the next round")
             return
@@ -218,12 +238,16 @@ class Daemon:
         if n:
             log.info("marked %d unfinished round(s) of this probe as interrupted", n)
 
-    def _prune(self) -> None:
+    async def _prune(self) -> None:
         if self.store is None:
             return
         days = self.plan.settings.storage.retention_days
+        prune = partial(self.store.prune, datetime.now(UTC) - timedelta(days=days), stop=self._halt.is_set)
         try:
-            n = self.store.prune(datetime.now(UTC) - timedelta(days=days))
+            n = await service.off_loop(prune)
+        except asyncio.CancelledError:  # it stopped between two transactions; the job ends here
+            log.info("prune stopped by shutdown (the rest goes at the next prune)")
+            return
         except StorageError as exc:
             self._storage_failed(exc, "will retry after the next round")
             return

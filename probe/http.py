@@ -180,8 +180,11 @@ async def fetch(
     method: str = "GET",
     headers: tuple[tuple[str, str], ...] = DEFAULT_HEADERS,
     cookies: Cookies | None = None,
+    on_progress: activity.Progress = activity.nothing,
 ) -> HTTPTransaction:
     """Send one request for *url* to *address* and read the response, within *timeout*.
+
+    *on_progress* is called for every chunk of the body that arrives (:mod:`probe.activity`).
 
     *timeout* is an overall deadline for connect, TLS, request, response and body together
     (httpx's own timeouts only bound each read). A ``Host`` header for the URL's host is
@@ -225,7 +228,7 @@ async def fetch(
         raise TargetError(f"invalid URL {url!r}: {exc}") from None
     record = HTTPRequest(url=url, method=method, headers_list=_headers(request.headers))
     t0 = clock()
-    progress = _Progress(clock)
+    progress = _Progress(clock, on_progress)
     operation: failures.Operation = "http_round_trip"
     try:
         async with (
@@ -278,10 +281,11 @@ async def fetch(
 class _Progress:
     """How far one exchange got, and when: the ``x_`` evidence of :class:`HTTPTransaction`."""
 
-    __slots__ = ("_clock", "body_bytes", "headers_t", "last_byte_t")
+    __slots__ = ("_clock", "_on_progress", "body_bytes", "headers_t", "last_byte_t")
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: Clock, on_progress: activity.Progress) -> None:
         self._clock = clock
+        self._on_progress = on_progress
         self.headers_t: float | None = None
         self.last_byte_t: float | None = None
         self.body_bytes: int | None = None  # None until the headers arrive: no response at all
@@ -291,7 +295,7 @@ class _Progress:
         self.body_bytes = 0
 
     def received(self, size: int) -> None:
-        activity.note()  # a body arriving, however slowly, is a measurement at work
+        self._on_progress()  # a body arriving, however slowly, is a measurement at work
         if size:
             self.body_bytes = (self.body_bytes or 0) + size
             self.last_byte_t = self._clock()

@@ -10,7 +10,12 @@ network for *stall_after* seconds (a dropped connect, a silent server, a helper 
 not answer) gives its slot up for good and runs on to its own timeouts; without this, a
 list in a country that blackholes its blocked sites would queue behind those timeouts,
 ``concurrency`` at a time. *max_open* bounds the measurements in progress, stalled or not
-(sockets, memory); ``max_open == concurrency`` makes the bound strict.
+(sockets, memory); ``max_open == concurrency`` makes the bound strict. Each measurement
+tells its slot it is at work through the progress callback the runner hands it
+(:mod:`probe.activity`).
+
+A round ends as a whole: when it is cancelled, or when *on_result* raises, the measurements
+still running are cancelled and awaited before the cancellation or the error is raised.
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from probe import activity, serialize, webconnectivity
+from probe import serialize, webconnectivity
 from probe.model import Measurement
 from probe.targets import Target
 
 Measure = Callable[..., Awaitable[Measurement]]
+"""Called as :func:`probe.webconnectivity.measure` is: ``(url, *, config, on_progress)``."""
 
 DEFAULT_CONCURRENCY = 16
 DEFAULT_MAX_OPEN = 64
@@ -92,9 +98,15 @@ async def measure_round(
 
     The round is one OONI report: unless *config* names one, every measurement of the round
     gets the same new ``report_id`` (with the round's network, ``config.probe_cc``/``asn``).
+    A *config* not yet prepared gets its TLS contexts and fingerprints built once, here
+    (:func:`probe.webconnectivity.prepare`), for all of the round's measurements.
 
     Returns:
         One result per target, in the order of *targets*.
+
+    Raises:
+        ConfigError: *config*'s CA file cannot be read.
+        Exception: what *on_result* raised (the other measurements are cancelled first).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -110,21 +122,30 @@ async def measure_round(
             probe_asn=config.probe_asn,
         )
         config = replace(config, report_id=report_id)
+    config = webconnectivity.prepare(config)
     active = asyncio.Semaphore(concurrency)
     in_progress = asyncio.Semaphore(max_open)
 
     async def one(target: Target) -> Result:
         async with in_progress, _Slot(active, stall_after) as slot:
-            with activity.listening(slot.touch):
-                try:
-                    result = Result(target, await measure(target.url, config=config))
-                except Exception as exc:  # a bug in one target must not cost the round the others
-                    result = Result(target, None, error=f"{type(exc).__name__}: {exc}")
+            try:
+                result = Result(target, await measure(target.url, config=config, on_progress=slot.touch))
+            except Exception as exc:  # a bug in one target must not cost the round the others
+                result = Result(target, None, error=f"{type(exc).__name__}: {exc}")
         if on_result is not None:
             on_result(result)
         return result
 
-    return list(await asyncio.gather(*(one(target) for target in targets)))
+    tasks = [asyncio.ensure_future(one(target)) for target in targets]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        # gather leaves the others running when one raises: the round ends with none in flight.
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks)
+        raise
 
 
 class _Slot:

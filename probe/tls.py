@@ -60,17 +60,45 @@ class ClientContexts:
     """For everything httpx does: page fetches, DNS over HTTPS, the control client."""
 
 
-@functools.lru_cache(maxsize=16)
-def client_contexts(ca_file: Path | None = None) -> ClientContexts:
-    """The shared contexts trusting the system store, or only *ca_file* when given.
+def load_client_contexts(ca_file: Path | None = None) -> ClientContexts:
+    """New contexts trusting the system store, or only *ca_file* when given, read now.
+
+    What a round's plan holds (:func:`probe.webconnectivity.prepare`): built once per round
+    and passed to its measurements, so a CA file rotated between rounds counts from the next.
 
     Raises:
-        ConfigError: *ca_file* cannot be read or holds no PEM certificate (not cached).
+        ConfigError: *ca_file* cannot be read or holds no PEM certificate.
     """
     return ClientContexts(
         handshake=make_ssl_context(ca_file),
         httpx=make_ssl_context(ca_file, alpn=("http/1.1",)),
     )
+
+
+def client_contexts(ca_file: Path | None = None) -> ClientContexts:
+    """Contexts trusting the system store, or only *ca_file*, shared while the file is unchanged.
+
+    For callers with no plan to keep contexts in (the control helper answers each request
+    with the contexts of its ``ca_file``): the contexts are remembered per file *version*
+    (its inode, size and modification time), so a rotated file is read again at the next
+    call, never trusted stale for the process's life.
+
+    Raises:
+        ConfigError: *ca_file* cannot be read or holds no PEM certificate (not remembered).
+    """
+    version: tuple[int, ...] = ()
+    if ca_file is not None:
+        try:
+            st = ca_file.stat()
+        except OSError:
+            return load_client_contexts(ca_file)  # raises the one-line ConfigError
+        version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    return _remembered(ca_file, version)
+
+
+@functools.lru_cache(maxsize=16)
+def _remembered(ca_file: Path | None, version: tuple[int, ...]) -> ClientContexts:
+    return load_client_contexts(ca_file)
 
 
 async def handshake(

@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from functools import cache
 from pathlib import Path
 
 from probe import (
@@ -103,7 +102,12 @@ class MeasureConfig:
     asn_of: AsnLookup = no_asn
     """IP → ASN (:func:`probe.ipinfo.load_asn_database`); 0 for unknown."""
     fingerprints: FingerprintDB | None = None
-    """Blockpage and DNS fingerprints; ``None``: the shipped ones."""
+    """Blockpage and DNS fingerprints; ``None``: the shipped ones, loaded by :func:`prepare`."""
+    contexts: tls.ClientContexts | None = field(default=None, repr=False, compare=False)
+    """The TLS client contexts trusting ``ca_file`` (the system store when unset), built by
+    :func:`prepare` — once per round, from the CA file as it is then; ``None``: those of the
+    CA file as it is at the measurement's start (:func:`probe.tls.client_contexts`). Passed,
+    never cached for the process's life: a rotated CA file counts from the next round on."""
     report_id: str | None = None
     """The round's OONI ``report_id`` (:func:`probe.runner.measure_round` sets one per round);
     ``None``: this measurement makes its own (one ``probe measure`` is one report)."""
@@ -120,11 +124,30 @@ class MeasureConfig:
         )
 
 
+def prepare(config: MeasureConfig) -> MeasureConfig:
+    """*config* with what it reads from files loaded: its TLS contexts and the shipped fingerprints.
+
+    A round prepares its configuration once (:func:`probe.service.plan_round`, or
+    :func:`probe.runner.measure_round` for a configuration that is not yet), so its
+    measurements share one trust store and one fingerprint table; what is given is kept.
+
+    Raises:
+        ConfigError: ``ca_file`` cannot be read or holds no PEM certificate, or a shipped
+            fingerprint file is invalid.
+    """
+    return replace(
+        config,
+        contexts=config.contexts or tls.load_client_contexts(config.ca_file),
+        fingerprints=config.fingerprints if config.fingerprints is not None else default_fingerprints(),
+    )
+
+
 @dataclass(slots=True)
 class _Recorder:
-    """Collects the steps of one measurement as they complete."""
+    """Collects the steps of one measurement as they complete; each tells *progress*."""
 
     clock: Clock
+    progress: activity.Progress = activity.nothing
     ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     queries: list[DNSQuery] = field(default_factory=list)
     tcp_connect: list[TCPConnect] = field(default_factory=list)
@@ -138,23 +161,28 @@ class _Recorder:
 
     def add_queries(self, queries: Iterable[DNSQuery]) -> None:
         self.queries.extend(queries)
-        activity.note()
+        self.progress()
 
     def add_connect(self, connect: TCPConnect) -> None:
         self.tcp_connect.append(connect)
-        activity.note()
+        self.progress()
 
     def add_handshake(self, handshake: TLSHandshake) -> None:
         self.tls_handshakes.append(handshake)
-        activity.note()
+        self.progress()
 
     def add_request(self, transaction: HTTPTransaction) -> None:
         self.requests.append(transaction)
-        activity.note()
+        self.progress()
 
 
-async def measure(url: str, *, config: MeasureConfig | None = None) -> Measurement:
+async def measure(
+    url: str, *, config: MeasureConfig | None = None, on_progress: activity.Progress | None = None
+) -> Measurement:
     """Measure *url* from this vantage point.
+
+    *on_progress* is called each time the network gives the measurement something: a step
+    completed, a chunk of a body (:mod:`probe.activity`; the round runner listens).
 
     Returns:
         The complete measurement, whatever the network did.
@@ -166,10 +194,11 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
     config = config or MeasureConfig()
     _, _, port = http.split_url(url)  # validate before any traffic
     public = parse_networks(config.public_networks)
-    contexts = tls.client_contexts(config.ca_file)
+    # Not prepared (one `probe measure`): the contexts of the CA file as it is now.
+    contexts = config.contexts or tls.client_contexts(config.ca_file)
     started = datetime.now(UTC)
     t_start = time.monotonic()
-    recorder = _Recorder(clock=relative_clock())
+    recorder = _Recorder(clock=relative_clock(), progress=on_progress or activity.nothing)
     vantage = control.Session(
         config.control_url,
         url,
@@ -209,7 +238,7 @@ async def measure(url: str, *, config: MeasureConfig | None = None) -> Measureme
         control_failure=control_failure,
         url=url,
         asn_of=config.asn_of,
-        fingerprints=config.fingerprints if config.fingerprints is not None else _shipped_fingerprints(),
+        fingerprints=config.fingerprints if config.fingerprints is not None else default_fingerprints(),
         public_networks=public,
     )
     keys = flags.with_flags(
@@ -267,11 +296,6 @@ def control_wait(config: MeasureConfig) -> float:
     )
 
 
-@cache
-def _shipped_fingerprints() -> FingerprintDB:
-    return default_fingerprints()
-
-
 async def _hop(
     url: str,
     depth: int,
@@ -317,6 +341,7 @@ async def _hop(
         transaction_id=tids[working],
         body_limit=config.body_limit,
         cookies=rec.cookies,
+        on_progress=rec.progress,
     )
     transaction = replace(transaction, depth=depth, classic=working in classic)
     rec.add_request(transaction)

@@ -58,8 +58,12 @@ def write_settings(
     interval_s: float = 1.0,
     timeout_s: float = 0.5,
     retention_days: int = 365,
+    ca_file: Path | None = None,
 ) -> Path:
-    """Write ``targets.csv`` and ``settings.toml`` into *directory*; return the settings path."""
+    """Write ``targets.csv`` and ``settings.toml`` into *directory*; return the settings path.
+
+    *ca_file*: the CAs the probe trusts instead of the system store (``measure.ca_file``).
+    """
     rows = "".join(f"{url},NEWS,News Media,2024-01-01,test,\n" for url in urls)
     (directory / "targets.csv").write_text(
         "url,category_code,category_description,date_added,source,notes\n" + rows, encoding="utf-8"
@@ -80,6 +84,7 @@ http_timeout = {timeout_s!r}
 resolvers = []
 use_system_resolver = true
 allow_loopback = true
+{f"ca_file = {str(ca_file)!r}" if ca_file else ""}
 
 [targets]
 lists = ["targets.csv"]

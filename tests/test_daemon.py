@@ -21,11 +21,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import trustme
 
 from measurements.store import Installation, open_store
 from probe.daemon import next_run_window, trigger
 from probe.settings import Schedule
 from tests.daemon_harness import loopback_targets, running_daemon, start_daemon, write_settings
+from tests.servers.http_server import http_server
 from tests.storage.factories import BASE, make_round
 from tests.storage.workers import round_violations, sqlite_write_locked, statuses
 
@@ -184,6 +186,79 @@ def test_each_round_prunes_what_is_older_than_the_retention(tmp_path: Path) -> N
             assert daemon.stop() == 0
     with open_store(url) as store:
         assert [(r.status, r.n_measurements) for r in store.last_rounds(5)] == [("complete", 1)]
+
+
+def test_sigterm_during_a_long_prune_stops_the_daemon_promptly(tmp_path: Path) -> None:
+    """The prune runs off the event loop and stops between its small transactions: a SIGTERM
+    does not wait for the rest of it (docker stop grants 10 s)."""
+    db = tmp_path / "probe.sqlite3"
+    url = f"sqlite:///{db}"
+    with open_store(url) as store:  # 8000 measurements from 2024, long past a 30-day retention
+        rid = store.begin_round(started_at=BASE, n_targets=8000)
+        store.finish_round(rid, make_round(8000), ended_at=BASE)
+    with contextlib.closing(sqlite3.connect(db)) as slow:  # ~1 ms per deleted row: ~10 s in all
+        slow.executescript(
+            """
+            CREATE TABLE slow_filler(x);
+            WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300)
+                INSERT INTO slow_filler SELECT x FROM c;
+            CREATE TRIGGER slow_prune BEFORE DELETE ON measurements
+                BEGIN SELECT count(*) FROM slow_filler a, slow_filler b; END;
+            """
+        )
+    with loopback_targets(answering=1, silent=0, refused=0) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=60, retention_days=30)
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(COMPLETE)  # the prune follows the round at once
+            time.sleep(1.0)
+            t0 = time.monotonic()
+            daemon.proc.send_signal(signal.SIGTERM)
+            assert daemon.wait(30) == 0, "\n".join(daemon.log)
+            stopped_in = time.monotonic() - t0
+    assert stopped_in < 4, f"shutdown waited {stopped_in:.1f} s for the prune"
+    assert daemon.log[-1].endswith("probe.daemon: daemon stopped")
+    assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
+    assert _integrity(db) == [("ok",)]
+    with open_store(url) as store:
+        (old, new) = sorted(store.last_rounds(5), key=lambda r: r.id)
+    assert (old.status, new.status, new.n_measurements) == ("complete", "complete", 1)
+    assert old.n_measurements > 0  # the round row keeps its count; some measurements remain
+    with contextlib.closing(sqlite3.connect(db)) as check:
+        (left,) = check.execute("SELECT count(*) FROM measurements WHERE round_id = ?", (old.id,)).fetchone()
+    assert 0 < left < 8000  # stopped part-way, between two of its transactions
+
+
+def test_a_rotated_ca_file_is_trusted_from_the_next_round_on(tmp_path: Path) -> None:
+    """The daemon builds each round's TLS trust from the CA file as it is then, not once."""
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    old_ca, new_ca = trustme.CA(), trustme.CA()
+    ca_file = tmp_path / "ca.pem"
+    old_ca.cert_pem.write_to_path(str(ca_file))
+    with (
+        http_server(old_ca.issue_cert("127.0.0.1")) as old_site,
+        http_server(new_ca.issue_cert("127.0.0.1")) as new_site,
+    ):
+        old_url, new_url = f"https://127.0.0.1:{old_site.port}/", f"https://127.0.0.1:{new_site.port}/"
+        settings = write_settings(
+            tmp_path, [old_url, new_url], db_url=url, interval_s=2.0, timeout_s=2.0, ca_file=ca_file
+        )
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(COMPLETE)
+            rotated = tmp_path / "ca.pem.new"  # as an operator (or certbot) rotates it: a new file renamed
+            new_ca.cert_pem.write_to_path(str(rotated))
+            rotated.replace(ca_file)
+            daemon.wait_for(COMPLETE, count=2)
+            assert daemon.stop() == 0
+    with contextlib.closing(sqlite3.connect(tmp_path / "probe.sqlite3")) as db:
+        rows = db.execute(
+            "SELECT round_id, input, tls_failure FROM measurements ORDER BY round_id, input"
+        ).fetchall()
+    first, second = sorted({rid for rid, _, _ in rows})[:2]
+    by_round = {rid: {u: failure for r, u, failure in rows if r == rid} for rid in (first, second)}
+    assert by_round == {
+        first: {old_url: None, new_url: "ssl_unknown_authority"},
+        second: {old_url: "ssl_unknown_authority", new_url: None},
+    }
 
 
 def test_bad_settings_exit_2_with_one_line_before_anything_is_written(tmp_path: Path) -> None:

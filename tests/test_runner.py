@@ -39,12 +39,14 @@ class InFlight:
     peak: int = 0
     order: list[str] = field(default_factory=list)
 
-    async def __call__(self, url: str, *, config: webconnectivity.MeasureConfig) -> Measurement:
+    async def __call__(
+        self, url: str, *, config: webconnectivity.MeasureConfig, on_progress: activity.Progress
+    ) -> Measurement:
         self.now += 1
         self.peak = max(self.peak, self.now)
         self.order.append(url)
         try:
-            return await self.measure(url, config=config)
+            return await self.measure(url, config=config, on_progress=on_progress)
         finally:
             self.now -= 1
 
@@ -52,11 +54,13 @@ class InFlight:
 def _scripted(busy: float = 0.0, silent: float = 0.0) -> Callable[..., Awaitable[Measurement]]:
     """A measurement that is *busy* (noting activity every 10 ms), then *silent*, then done."""
 
-    async def measure(url: str, *, config: webconnectivity.MeasureConfig) -> Measurement:
+    async def measure(
+        url: str, *, config: webconnectivity.MeasureConfig, on_progress: activity.Progress
+    ) -> Measurement:
         loop = asyncio.get_running_loop()
         end = loop.time() + busy
         while loop.time() < end:
-            activity.note()
+            on_progress()
             await asyncio.sleep(0.01)
         await asyncio.sleep(silent)
         if "bug" in url:
@@ -86,6 +90,27 @@ def test_one_result_per_target_in_order_and_a_bug_costs_only_its_target() -> Non
     assert [r.error for r in results[:5]] == [None] * 5
     assert results[5].measurement is None
     assert results[5].error == "KeyError: 'a programming error'"
+
+
+def test_a_hook_that_raises_ends_the_round_with_no_measurement_left_running() -> None:
+    flight = InFlight(_scripted(silent=0.3))
+    urls = ["http://quick.example/"] + [f"http://t{i}.example/" for i in range(4)]
+
+    def hook(result: runner.Result) -> None:
+        raise RuntimeError(f"hook failed on {result.target.url}")
+
+    async def main() -> set[asyncio.Task[object]]:
+        quick = InFlight(_scripted())  # the first target ends at once, the others wait 0.3 s
+
+        async def measure(url: str, **kwargs: Any) -> Measurement:
+            return await (quick if "quick" in url else flight)(url, **kwargs)
+
+        with pytest.raises(RuntimeError, match=r"hook failed on http://quick\.example/"):
+            await runner.measure_round(_targets(urls), config=CONFIG, measure=measure, on_result=hook)
+        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[return-value]
+
+    assert asyncio.run(main()) == set()
+    assert flight.now == 0  # every other measurement was cancelled, and has ended
 
 
 def test_busy_measurements_never_exceed_the_concurrency() -> None:
