@@ -97,7 +97,7 @@ def _base_config(path: Path | None) -> webconnectivity.MeasureConfig:
 
     if path is None:
         return webconnectivity.MeasureConfig()
-    from probe.service import measure_config  # imports storage: only when a file is given
+    from probe.service import measure_config  # loads the settings machinery: only when a file is given
     from probe.settings import load_settings
 
     return measure_config(load_settings(path))

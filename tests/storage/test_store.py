@@ -239,6 +239,21 @@ def test_prune_many_in_chunks(store: Store) -> None:
     assert list(store.iter_measurements()) == [] and store.last_rounds() == []
 
 
+def test_a_prune_told_to_stop_ends_between_two_transactions(store: Store) -> None:
+    rid = store.begin_round(started_at=BASE)
+    store.finish_round(rid, make_round(1234, at=BASE, step=timedelta(0)))
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return True  # a shutdown came during the first transaction
+
+    assert store.prune(BASE + timedelta(seconds=1), stop=stop) == 500  # one transaction's worth
+    assert (len(asked), len(list(store.iter_measurements()))) == (1, 734)
+    assert [r.id for r in store.last_rounds()] == [rid]  # not left without measurements: kept
+    assert store.prune(BASE + timedelta(seconds=1)) == 734  # the next prune takes the rest
+
+
 def test_probe_ip_is_never_stored(store: Store) -> None:
     leaky = make_measurement(0, probe_ip="203.0.113.7")
     store.finish_round(store.begin_round(), [leaky])
