@@ -136,9 +136,7 @@ def _got_page(keys: Mapping[str, Any]) -> bool:
     steps = ("queries", "tcp_connect", "tls_handshakes", "requests")
     last = max((_depth(item) for key in steps for item in keys.get(key) or []), default=0)
     return any(
-        _depth(request) == last
-        and _response(request) is not None
-        and request.get("failure") is None
+        _depth(request) == last and _response(request) is not None and request.get("failure") is None
         for request in keys.get("requests") or []
     )
 
