@@ -52,7 +52,7 @@ from probe.helper.measure import ANSWER_MARGIN_S, BUDGET_HEADER, control_budget
 from probe.helper.wire import MAX_ENDPOINTS, WireError, parse_response, request_json
 from probe.ipinfo import IPNetwork, is_bogon
 from probe.model import ControlRequest, ControlResponse
-from probe.tcp import endpoint
+from probe.urls import endpoint
 
 CONTROL_NOT_CONFIGURED: Final = "control_not_configured"
 """``control_failure`` when no helper is configured (``--control none``)."""

@@ -13,17 +13,15 @@ raise for what the network did:
   system configuration.
 
 Resolvers are configured as text (``--resolver``, settings) and parsed by
-:func:`parse_resolver`; host names are IDNA-encoded by :func:`encode_hostname` before anything
-is sent, so the name recorded is the name on the wire.
+:func:`parse_resolver`; host names are IDNA-encoded by :func:`probe.urls.encode_hostname`
+before anything is sent, so the name recorded is the name on the wire.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import queue
-import re
 import socket
 import ssl
 import threading
@@ -41,11 +39,10 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import httpx
-import idna
 
-from probe import bodies, failures
+from probe import bodies, failures, urls
 from probe.clock import Clock
-from probe.errors import ConfigError, TargetError
+from probe.errors import ConfigError
 from probe.model import DNSAnswer, DNSEngine, DNSQuery
 
 EDNS_PAYLOAD = 1232
@@ -57,7 +54,6 @@ and answered, over TCP (the record's ``engine``); its time spans both exchanges.
 _MAX_MESSAGE = 65535
 _ENGINES: dict[str, DNSEngine] = {"udp": "udp", "tcp": "tcp"}
 _QUERY_TYPES = {"A": dns.rdatatype.A, "AAAA": dns.rdatatype.AAAA}
-_LABEL = re.compile(r"[a-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +73,7 @@ class ResolverSpec:
         """``ip:port`` (IPv6 in brackets) for udp/tcp, the URL for doh, as OONI records it."""
         if self.engine == "doh":
             return self.url
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return urls.endpoint(self.host, self.port)
 
 
 class _BadDoHReply(dns.exception.DNSException):
@@ -118,60 +114,17 @@ def parse_resolver(text: str) -> ResolverSpec:
     engine = _ENGINES.get(scheme)
     if engine is None:
         raise _bad(text, f"unsupported scheme {scheme}:// (use udp://, tcp:// or https://)")
-    host, port_text = rest, None  # a bare IPv4 or IPv6 address
-    if rest.startswith("["):
-        host, closed, tail = rest[1:].partition("]")
-        if not closed or (tail and not tail.startswith(":")):
-            raise _bad(text, "expected [IPv6]:port")
-        port_text = tail[1:] if tail else None
-    elif rest.count(":") == 1:
-        host, _, port_text = rest.partition(":")
     try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise _bad(text, "udp and tcp resolvers need an IP address, not a host name") from None
-    if port_text is None:
-        return ResolverSpec(engine, str(ip), 53)
-    if not (port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
-        raise _bad(text, "port must be 1-65535")
-    return ResolverSpec(engine, str(ip), int(port_text))
+        ip, port = urls.parse_endpoint(rest, default_port=53)
+    except urls.EndpointError as exc:
+        if exc.reason == urls.NOT_AN_ENDPOINT:
+            raise _bad(text, "udp and tcp resolvers need an IP address, not a host name") from None
+        raise _bad(text, exc.reason) from None
+    return ResolverSpec(engine, ip, port)
 
 
 def _bad(text: str, why: str) -> ConfigError:
     return ConfigError(f"invalid resolver {text!r}: {why}")
-
-
-def encode_hostname(name: str) -> str:
-    """The name as it goes on the wire: IDNA (UTS #46), lower case, no final dot.
-
-    Only non-ASCII labels are IDNA-encoded: ASCII ones are checked for letters, digits,
-    ``-`` and ``_`` but not against IDNA 2008's hyphen rules, which would reject real host
-    names such as ``rr3---sn-abc.googlevideo.com``. An IP literal is returned in its
-    canonical form.
-
-    Raises:
-        TargetError: an empty label, a label over 63 or a name over 253 bytes, or a
-            character no host name can hold.
-    """
-    with contextlib.suppress(ValueError):
-        return str(ipaddress.ip_address(name))
-    try:
-        mapped = idna.uts46_remap(name, std3_rules=False, transitional=False)
-        mapped = mapped[:-1] if mapped.endswith(".") else mapped
-        labels = [label if label.isascii() else idna.alabel(label).decode() for label in mapped.split(".")]
-    except idna.IDNAError as exc:
-        raise TargetError(f"invalid host name {name!r}: {exc}") from None
-    for label in labels:
-        if not label:
-            raise TargetError(f"invalid host name {name!r}: empty label")
-        if len(label) > 63:
-            raise TargetError(f"invalid host name {name!r}: label longer than 63 bytes")
-        if not _LABEL.fullmatch(label):
-            raise TargetError(f"invalid host name {name!r}: bad character in {label!r}")
-    encoded = ".".join(labels)
-    if len(encoded) > 253:
-        raise TargetError(f"invalid host name {name!r}: longer than 253 bytes")
-    return encoded
 
 
 _AddrInfo = list[tuple[int, str]]
@@ -290,7 +243,7 @@ async def resolve_system(
     Raises:
         TargetError: *hostname* is not a valid host name.
     """
-    name = encode_hostname(hostname)
+    name = urls.encode_hostname(hostname)
     t0 = clock()
     try:
         async with asyncio.timeout(timeout):
@@ -352,7 +305,7 @@ async def resolve(
         TargetError: *hostname* is not a valid host name.
         ValueError: *query_type* is neither ``A`` nor ``AAAA``.
     """
-    name = encode_hostname(hostname)
+    name = urls.encode_hostname(hostname)
     if query_type not in _QUERY_TYPES:
         raise ValueError(f"query type {query_type!r}: expected A or AAAA")
     query = dns.message.make_query(name, _QUERY_TYPES[query_type], use_edns=0, payload=EDNS_PAYLOAD)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import codecs
-import contextlib
 import html
 import http.cookiejar
 import ipaddress
@@ -26,15 +25,15 @@ import re
 import ssl
 import urllib.request
 from typing import Final
-from urllib.parse import SplitResult, urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
-import idna
 
-from probe import activity, bodies, failures
+from probe import activity, bodies, failures, urls
 from probe.clock import Clock
 from probe.errors import TargetError
 from probe.model import HTTPRequest, HTTPResponse, HTTPTransaction
+from probe.urls import split_url as split_url  # re-exported: its callers predate probe.urls
 
 BODY_LIMIT: Final = 512 * 1024
 """OONI's response body snapshot size (``1 << 19``)."""
@@ -55,63 +54,8 @@ UNSUPPORTED_REDIRECT_SCHEME: Final = "unknown_failure: unsupported redirect sche
 """A redirect to a scheme other than http/https (``ftp:``, ``mailto:``…). OONI defines no
 string for it; this one is fixed text, so it groups in analysis."""
 
-_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
-_MAX_URL_LENGTH: Final = 65536  # httpx's limit
-_ASCII_HOST = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)(?:\.(?!-)[a-z0-9_-]{1,63}(?<!-))*\.?")
 _TITLE_OPEN = re.compile(r"<title(?:\s[^<>]{0,1024})?>", re.IGNORECASE)
 _TITLE_CLOSE = re.compile(r"</title\s*>", re.IGNORECASE)
-
-
-def split_url(url: str) -> tuple[str, str, int]:
-    """Split *url* into what the measurement steps need.
-
-    Returns:
-        ``(scheme, host, port)``: scheme ``http`` or ``https``; the host IDNA-encoded
-        (UTS #46) and lower case, IPv6 without brackets; the port, defaulting to 80/443.
-
-    Raises:
-        TargetError: the URL is malformed, its scheme is not http/https, it has no host,
-            the host is not a valid name or address, or the port is invalid.
-    """
-    return _split(url)[:3]
-
-
-def _split(url: str) -> tuple[str, str, int, SplitResult]:
-    if len(url) > _MAX_URL_LENGTH or any(c.isascii() and not c.isprintable() for c in url):
-        raise TargetError(f"invalid URL {url[:100]!r}: too long or with control characters")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise TargetError(f"invalid URL {url!r}: {exc}") from None
-    if parts.scheme not in _DEFAULT_PORTS:
-        raise TargetError(f"unsupported URL scheme {parts.scheme!r} in {url!r}: only http and https")
-    if not parts.hostname:
-        raise TargetError(f"no host name in URL {url!r}")
-    if port == 0:
-        raise TargetError(f"invalid port 0 in URL {url!r}")
-    return parts.scheme, _host(parts.hostname, url), port or _DEFAULT_PORTS[parts.scheme], parts
-
-
-def _host(hostname: str, url: str) -> str:
-    if ":" in hostname:  # urlsplit accepted it in brackets; it must be an IPv6 address
-        try:
-            return str(ipaddress.IPv6Address(hostname))
-        except ValueError:
-            raise TargetError(f"invalid IPv6 address {hostname!r} in URL {url!r}") from None
-    if hostname.isascii():
-        # IDNA 2008 would refuse ``_``, which real host names do use (httpx accepts them too).
-        if len(hostname) <= 253 and _ASCII_HOST.fullmatch(hostname):
-            if not hostname.rstrip(".").rsplit(".", 1)[-1].isdigit():
-                return hostname
-            # A numeric last label makes it an IPv4 address (WHATWG, httpx): it must be one.
-            with contextlib.suppress(ValueError):
-                return str(ipaddress.IPv4Address(hostname))
-        raise TargetError(f"invalid host name {hostname!r} in URL {url!r}")
-    try:
-        return idna.encode(hostname, uts46=True).decode("ascii")
-    except idna.IDNAError as exc:
-        raise TargetError(f"invalid host name {hostname!r} in URL {url!r}: {exc}") from None
 
 
 class Cookies:
@@ -204,13 +148,12 @@ async def fetch(
         TargetError: *url* is not a valid http/https URL.
         ValueError: *address* is not an IP address, or *body_limit* is negative.
     """
-    scheme, host, port, parts = _split(url)
-    ip = ipaddress.ip_address(address)
+    scheme, host, port, parts = urls.split_url_parts(url)
+    ipaddress.ip_address(address)  # ValueError when it is not an IP address
     if body_limit < 0:
         raise ValueError(f"body_limit must not be negative: {body_limit}")
-    endpoint = f"[{address}]:{port}" if ip.version == 6 else f"{address}:{port}"
-    bracketed = f"[{host}]" if ":" in host else host
-    host_header = bracketed if port == _DEFAULT_PORTS[scheme] else f"{bracketed}:{port}"
+    endpoint = urls.endpoint(address, port)
+    host_header = urls.authority(host, port, default_port=urls.DEFAULT_PORTS[scheme])
     sent = [("Host", host_header), *((k, v) for k, v in headers if k.lower() != "host")]
     # The jar sees the URL with its host name (IDNA-encoded), not the pinned address.
     named = urlunsplit((scheme, host_header, parts.path or "/", parts.query, ""))
@@ -368,10 +311,10 @@ def validate_redirect(location: str) -> str | None:
         scheme = urlsplit(location).scheme
     except ValueError:
         return failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
-    if scheme not in _DEFAULT_PORTS:
+    if scheme not in urls.DEFAULT_PORTS:
         return UNSUPPORTED_REDIRECT_SCHEME
     try:
-        _split(location)
+        urls.split_url(location)
     except TargetError:
         return failures.HTTP_INVALID_REDIRECT_LOCATION_HOST
     return None

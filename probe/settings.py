@@ -41,7 +41,7 @@ from pydantic import (
     model_validator,
 )
 
-from probe import dns, http, runner
+from probe import dns, runner, urls
 from probe.errors import ConfigError, TargetError
 from probe.resources import config_dir
 from probe.tomlfile import read_toml
@@ -138,7 +138,7 @@ class Control(_Section):
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None:
             try:
-                http.split_url(value)  # http or https, with a valid host and port
+                urls.split_url(value)  # http or https, with a valid host and port
             except TargetError as exc:
                 raise ValueError(str(exc)) from None
         return value

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from probe import failures
 from probe.clock import Clock
 from probe.model import TCPConnect, TCPStatus
+from probe.urls import endpoint as endpoint  # re-exported: its callers predate probe.urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +28,6 @@ class Connection:
         # abort() only schedules the socket's close (call_soon): one turn of the loop runs it,
         # even after a failed start_tls, when the stream protocol no longer hears about it.
         await asyncio.sleep(0)
-
-
-def endpoint(ip: str, port: int) -> str:
-    """``ip:port`` with IPv6 addresses in brackets, as OONI writes endpoints."""
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 async def connect(

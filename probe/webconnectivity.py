@@ -46,6 +46,7 @@ from probe import (
     serialize,
     tcp,
     tls,
+    urls,
 )
 from probe.analysis import flags
 from probe.clock import Clock, relative_clock
@@ -428,7 +429,7 @@ async def _endpoint(
             return "tcp", None
         handshake = await tls.handshake(
             connection,
-            address=tcp.endpoint(ip, port),
+            address=urls.endpoint(ip, port),
             server_name=host,
             ssl_context=ssl_context,
             timeout=config.tls_timeout,

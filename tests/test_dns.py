@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 import socket
 import ssl
 import threading
@@ -25,7 +24,6 @@ from probe.clock import relative_clock
 from probe.dns import (
     LookupThreads,
     ResolverSpec,
-    encode_hostname,
     parse_resolver,
     resolve,
     resolve_system,
@@ -499,54 +497,6 @@ def test_parse_resolver_rejects(text: str, reason: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_resolver(text)
     assert str(caught.value) == f"invalid resolver {text!r}: {reason}"
-
-
-@pytest.mark.parametrize(
-    ("name", "encoded"),
-    [
-        ("яндекс.рф", "xn--d1acpjx3f.xn--p1ai"),
-        ("ЯНДЕКС。РФ", "xn--d1acpjx3f.xn--p1ai"),  # upper case and an ideographic full stop
-        ("xn--d1acpjx3f.xn--p1ai", "xn--d1acpjx3f.xn--p1ai"),
-        ("EXAMPLE.com", "example.com"),
-        ("example.com.", "example.com"),
-        ("münchen.de", "xn--mnchen-3ya.de"),
-        ("faß.de", "xn--fa-hia.de"),  # IDNA 2008, not the transitional ss mapping
-        ("rr3---sn-4g5e6nsz.googlevideo.com", "rr3---sn-4g5e6nsz.googlevideo.com"),
-        ("_dmarc.example.com", "_dmarc.example.com"),
-        ("localhost", "localhost"),
-        ("a" * 63 + ".com", "a" * 63 + ".com"),
-        ("127.0.0.1", "127.0.0.1"),
-        ("2001:DB8::1", "2001:db8::1"),
-    ],
-)
-def test_encode_hostname(name: str, encoded: str) -> None:
-    assert encode_hostname(name) == encoded
-
-
-@pytest.mark.parametrize(
-    ("name", "reason"),
-    [
-        ("", "empty label"),
-        (".", "empty label"),
-        ("a..b", "empty label"),
-        (".example.com", "empty label"),
-        ("a" * 64 + ".com", "label longer than 63 bytes"),
-        (".".join(["a" * 63] * 4), "longer than 253 bytes"),
-        ("exa mple.com", "bad character in 'exa mple'"),
-        ("example.com/path", "bad character in 'com/path'"),
-        ("user@example.com", "bad character in 'user@example'"),
-    ],
-)
-def test_encode_hostname_rejects(name: str, reason: str) -> None:
-    with pytest.raises(TargetError) as caught:
-        encode_hostname(name)
-    assert str(caught.value) == f"invalid host name {name!r}: {reason}"
-
-
-def test_encode_hostname_rejects_invalid_idna() -> None:
-    # The reason is the idna library's own sentence, which may be reworded between versions.
-    with pytest.raises(TargetError, match=re.escape("invalid host name 'a\\u200db.com': ")):
-        encode_hostname("a\u200db.com")
 
 
 @settings(max_examples=300, database=None, deadline=None)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import gzip
-import re
 import socket
 import ssl
 import threading
@@ -21,8 +20,7 @@ import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe import dns as probe_dns
-from probe import http
+from probe import http, urls
 from probe.analysis import mechanism
 from probe.clock import relative_clock
 from probe.errors import TargetError
@@ -527,65 +525,13 @@ def test_any_location_is_judged_and_a_valid_one_is_measurable(location: str) -> 
     if found is None or http.validate_redirect(found) is not None:
         return
     _, host, _ = http.split_url(found)
-    probe_dns.encode_hostname(host)
+    urls.encode_hostname(host)
     scheme = found.partition(":")[0].lower()
     port = closed_port()
     moved = urlunsplit(
         urlsplit(found)._replace(netloc=f"{host}:{port}" if ":" not in host else f"[{host}]:{port}")
     )
     assert fetch(moved, timeout=1.0).failure == "connection_refused", (scheme, moved)
-
-
-@pytest.mark.parametrize(
-    ("url", "expected"),
-    [
-        ("http://example.com", ("http", "example.com", 80)),
-        ("HTTPS://WWW.Example.COM:8443/a?b#c", ("https", "www.example.com", 8443)),
-        ("http://example.com:/", ("http", "example.com", 80)),
-        ("http://user:pw@example.com/", ("http", "example.com", 80)),
-        ("http://example.com./", ("http", "example.com.", 80)),
-        ("http://foo_bar.example.com/", ("http", "foo_bar.example.com", 80)),
-        ("http://192.0.2.1:8080/", ("http", "192.0.2.1", 8080)),
-        ("http://[2001:DB8:0::1]/", ("http", "2001:db8::1", 80)),
-        ("https://bücher.example/", ("https", "xn--bcher-kva.example", 443)),
-        (
-            "https://\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\u3002com/",
-            ("https", "example.com", 443),
-        ),  # UTS 46
-    ],
-)
-def test_split_url(url: str, expected: tuple[str, str, int]) -> None:
-    assert http.split_url(url) == expected
-
-
-@pytest.mark.parametrize(
-    ("url", "message"),
-    [
-        ("ftp://example.com/", "unsupported URL scheme 'ftp' in 'ftp://example.com/': only http and https"),
-        ("example.com", "unsupported URL scheme '' in 'example.com': only http and https"),
-        ("http://", "no host name in URL 'http://'"),
-        ("http:///path", "no host name in URL 'http:///path'"),
-        ("https://:443/", "no host name in URL 'https://:443/'"),
-        ("http://example.com:99999/", "invalid URL 'http://example.com:99999/': Port out of range 0-65535"),
-        ("http://example.com:0/", "invalid port 0 in URL 'http://example.com:0/'"),
-        ("http://[::1/", "invalid URL 'http://[::1/': Invalid IPv6 URL"),
-        ("http://exa mple.com/", "invalid host name 'exa mple.com' in URL 'http://exa mple.com/'"),
-        ("http://-bad.example/", "invalid host name '-bad.example' in URL 'http://-bad.example/'"),
-        ("http://192.0.2.999/", "invalid host name '192.0.2.999' in URL 'http://192.0.2.999/'"),
-        (
-            "http://a\x00b.example/",
-            "invalid URL 'http://a\\x00b.example/': too long or with control characters",
-        ),
-        (
-            "http://☃-⌘.com/",
-            "invalid host name '☃-⌘.com' in URL 'http://☃-⌘.com/': "
-            "Codepoint U+2603 at position 1 of '☃-⌘' not allowed",
-        ),
-    ],
-)
-def test_split_url_rejects(url: str, message: str) -> None:
-    with pytest.raises(TargetError, match=f"^{re.escape(message)}$"):
-        http.split_url(url)
 
 
 def test_fetch_rejects_bad_input() -> None:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from probe import dns, failures, http, tcp, tls
+from probe import dns, failures, http, tcp, tls, urls
 from probe.clock import Clock, relative_clock
 from probe.helper.policy import AddressPolicy
 from probe.ipinfo import AsnLookup, no_asn
@@ -154,10 +154,10 @@ async def measure_control(
     deadline = _Deadline(
         asyncio.get_running_loop().time() + (config.budget_s if budget_s is None else budget_s)
     )
-    scheme, host, port = http.split_url(request.http_request)
+    scheme, host, port = urls.split_url(request.http_request)
     lookup = await _resolve(host, config, clock, deadline)
     own = [ip for ip in lookup.addresses if policy.is_allowed(ip)]
-    endpoints = list(dict.fromkeys([*request.tcp_connect, *(tcp.endpoint(ip, port) for ip in own)]))
+    endpoints = list(dict.fromkeys([*request.tcp_connect, *(urls.endpoint(ip, port) for ip in own)]))
     endpoints = endpoints[: config.max_endpoints]
     context = tls.client_contexts(config.ca_file).handshake
     headers = _forwarded(request.http_request_headers)
@@ -233,11 +233,8 @@ async def _connect(
     clock: Clock,
     deadline: _Deadline,
 ) -> tuple[ControlTCPConnect, ControlTLSHandshake | None]:
-    ip, _, port = ep.rpartition(":")
-    ip = ip.strip("[]")
-    connect, connection = await tcp.connect(
-        ip, int(port), timeout=deadline.clip(config.tcp_timeout), clock=clock
-    )
+    ip, port = urls.parse_endpoint(ep)  # validated with the request
+    connect, connection = await tcp.connect(ip, port, timeout=deadline.clip(config.tcp_timeout), clock=clock)
     result = ControlTCPConnect(status=connect.status.success, failure=connect.status.failure)
     if connection is None or scheme != "https":
         if connection is not None:
@@ -280,7 +277,7 @@ async def _fetch(
         if hop > 0:
             if deadline.clip(config.dns_timeout) <= 0:
                 return _http_failure(failures.GENERIC_TIMEOUT)
-            lookup = await _resolve(http.split_url(current)[1], config, clock, deadline)
+            lookup = await _resolve(urls.split_url(current)[1], config, clock, deadline)
         if not lookup.addresses:
             return _http_failure(lookup.failure or failures.DNS_NO_ANSWER)
         allowed = [ip for ip in lookup.addresses if policy.is_allowed(ip)]
@@ -339,7 +336,7 @@ def _forwarded(headers: dict[str, tuple[str, ...]]) -> tuple[tuple[str, str], ..
 
 
 def _ip_of(ep: str) -> str:
-    return ep.rpartition(":")[0].strip("[]")
+    return urls.parse_endpoint(ep)[0]
 
 
 def _ip_info(

@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from probe.errors import TargetError
-from probe.http import split_url
 from probe.model import (
     ControlDNS,
     ControlHTTPRequest,
@@ -26,7 +25,8 @@ from probe.model import (
     ControlTLSHandshake,
 )
 from probe.serialize import as_dict
-from probe.tcp import endpoint
+from probe.urls import EndpointError, endpoint, split_url
+from probe.urls import parse_endpoint as parse_ip_port
 
 MAX_URL_LENGTH: Final = 8192
 MAX_ENDPOINTS: Final = 64
@@ -83,19 +83,11 @@ def parse_endpoint(text: str) -> tuple[str, int, str]:
     Raises:
         WireError: not an IP address and a port in 1-65535.
     """
-    host, sep, port_text = text.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise WireError(f"tcp_connect: {text[:100]!r}: an IPv6 endpoint needs brackets")
     try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        raise WireError(f"tcp_connect: {text[:100]!r}: not an IP address and port") from None
-    if not (sep and port_text.isascii() and port_text.isdigit() and 1 <= int(port_text) <= 65535):
-        raise WireError(f"tcp_connect: {text[:100]!r}: port must be 1-65535")
-    port = int(port_text)
-    return str(ip), port, endpoint(str(ip), port)
+        ip, port = parse_ip_port(text)
+    except EndpointError as exc:
+        raise WireError(f"tcp_connect: {text[:100]!r}: {exc.reason}") from None
+    return ip, port, endpoint(ip, port)
 
 
 def request_json(request: ControlRequest) -> bytes:
