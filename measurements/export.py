@@ -1,10 +1,10 @@
 """Streaming export of stored measurements: CSV for spreadsheets, JSONL for OONI tooling.
 
-Both write as the store streams the rows (:func:`csv_rows`,
-:meth:`~measurements.store.Store.iter_measurements`), holding a batch at most, so memory
-stays flat whatever the size of the store; :func:`export` is the one call ``probe export``
-needs. Neither format can contain the volunteer's IP address: the store has no column for
-it, and the stored JSON carries OONI's ``127.0.0.1`` marker.
+Both write as the store streams the rows (:func:`csv_rows`, :func:`measurement_rows`),
+holding a batch at most, so memory stays flat whatever the size of the store; :func:`export`
+is the one call ``probe export`` needs. Neither format can contain the volunteer's IP
+address: the store has no column for it, and the stored JSON carries OONI's ``127.0.0.1``
+marker.
 
 CSV (excel dialect, ``\\r\\n`` line ends; open the file with ``newline=""``): a header row,
 then one row per measurement with the summary columns of :class:`MeasurementRow` — never the
@@ -26,6 +26,20 @@ written the same (:func:`_plain_csv`), and only a batch that fails goes row by r
 csv for the rows that fail too.
 
 JSONL: each stored measurement's OONI JSON on its own line, byte for byte as stored.
+
+What an export holds (:func:`committed_rows`): exactly the measurements committed when it
+began — whole rounds, as a quiet database would give them — however long it runs beside a
+daemon. On SQLite it reads 1,000 rows at a time, each batch in its own short read
+transaction, resuming after the previous batch's last ``(measured_at, id)`` and taking no id
+above the largest at its start: SQLite gives a new row a larger id than every stored one,
+and a round's rows commit together. One transaction for the whole export would stop every
+checkpoint while it lasts, and the WAL file would grow with each round written meanwhile
+(by the round's size: megabytes a round, gigabytes over a long export); between batches the
+checkpoints run and the WAL stays at its usual few MB. The price: rows deleted during the
+export (a prune) are missing from the batches read after, and a target's test-list columns
+are as they were when its rows' batch was read. On PostgreSQL, where ids come from a
+sequence (a transaction can commit after one that took larger ids) and a long read stops no
+log from being recycled, one statement streams from one snapshot.
 """
 
 from __future__ import annotations
@@ -36,9 +50,22 @@ from collections.abc import Generator, Iterable, Sequence
 from contextlib import closing
 from datetime import datetime
 from itertools import islice, starmap
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from sqlalchemy import Column, ColumnElement, String, case, func
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    case,
+    func,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -127,6 +154,44 @@ def csv_query(
     return typed.with_only_columns(*columns, maintain_column_froms=True)
 
 
+def committed_rows(
+    store: Store, stmt: AnySelect, *, batch: int = _BATCH
+) -> Generator[Sequence[Any], None, None]:
+    """Stream the rows of *stmt* that were committed when the call began, in its order.
+
+    *stmt* is :func:`~measurements.schema.measurement_query` or built on it (its rows
+    ordered by ``(measured_at, id)``). See the module docstring for what the rows are, and
+    why SQLite reads them in batches of *batch*, each in its own read transaction.
+
+    Raises:
+        StorageError: the store cannot be read (also while iterating).
+    """
+    m = MeasurementRecord
+    with store.snapshot() as conn:
+        if conn.dialect.name != "sqlite":
+            with conn.execution_options(yield_per=batch).execute(stmt) as result:
+                for rows in result.partitions():
+                    yield from rows
+            return
+        last_id = conn.execute(select(func.max(m.id))).scalar()
+    if last_id is None:
+        return
+    # The key as stored (SQLite: text), so that resuming compares exactly what ORDER BY sorted;
+    # "" sorts before every stored time. One statement, so SQLAlchemy compiles it once.
+    at = type_coerce(m.measured_at, Text)
+    after = tuple_(bindparam("after_at", type_=Text), bindparam("after_id", type_=Integer))
+    page = stmt.add_columns(at, m.id).where(m.id <= last_id, tuple_(at, m.id) > after).limit(batch)
+    key: dict[str, Any] = {"after_at": "", "after_id": 0}
+    cut = itemgetter(slice(None, -2))
+    while True:
+        with store.snapshot() as conn:
+            rows = conn.execute(page, key).all()
+        yield from map(cut, rows)
+        if len(rows) < batch:
+            return
+        key["after_at"], key["after_id"] = rows[-1][-2:]
+
+
 def csv_rows(
     store: Store,
     *,
@@ -143,7 +208,30 @@ def csv_rows(
         StorageError: the store cannot be read (also while iterating).
         ValueError: *asn* is not an ASN.
     """
-    return store.stream(csv_query(since=since, until=until, target=target, asn=asn), batch=_BATCH)
+    return committed_rows(store, csv_query(since=since, until=until, target=target, asn=asn))
+
+
+def measurement_rows(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    target: str | None = None,
+    asn: str | int | None = None,
+    with_body: bool = False,
+) -> Generator[MeasurementRow, None, None]:
+    """Stream the matching measurements (with their OONI JSON if *with_body*), for an export.
+
+    Like :meth:`~measurements.store.Store.iter_measurements`, but what :func:`committed_rows`
+    reads: no read transaction is held for the whole export.
+
+    Raises:
+        StorageError: the store cannot be read (also while iterating).
+        ValueError: *asn* is not an ASN.
+    """
+    stmt = measurement_query(since=since, until=until, target=target, asn=asn, with_body=with_body)
+    with closing(committed_rows(store, stmt)) as rows:
+        yield from map(MeasurementRow._make, rows)
 
 
 def export_csv(rows: Iterable[Sequence[Any]], out: Writable) -> int:
@@ -254,7 +342,7 @@ def export(
         with closing(csv_rows(store, since=since, until=until, target=target, asn=asn)) as cells:
             return export_csv(cells, out)
     if format == "jsonl":
-        rows = store.iter_measurements(since=since, until=until, target=target, asn=asn, with_body=True)
+        rows = measurement_rows(store, since=since, until=until, target=target, asn=asn, with_body=True)
         with closing(rows):  # on an error in *out*, release the database cursor now, not at GC
             return export_jsonl(rows, out)
     raise ValueError(f"unknown export format {format!r} (csv or jsonl)")

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import io
+import os
 import time
+import uuid
+from collections.abc import Callable
+from typing import Literal
 
-from measurements.export import csv_rows, export_csv, export_jsonl
+import pytest
+
+from measurements.export import csv_rows, export, export_csv, export_jsonl
 from measurements.store import open_store
-from tests.storage.factories import make_round
+from tests.storage.factories import make_round, stream
 from tests.storage.test_export import _Sink
 from tests.storage.workers import FORK, round_violations, start_writer
 
@@ -59,3 +67,48 @@ def test_a_fresh_database_opened_by_four_processes_at_once_is_migrated_once(stor
     assert [proc.exitcode for proc in procs] == [0, 0, 0, 0]
     with open_store(store_url) as store:
         assert [r.status for r in store.last_rounds(10)] == ["complete"] * 4
+
+
+class _SlowSink(io.StringIO):
+    """An export's output that a writer races: every *every* lines written, *then* runs."""
+
+    def __init__(self, every: int, then: Callable[[], None]) -> None:
+        super().__init__(newline="")
+        self.every, self.then, self.lines = every, then, 0
+
+    def write(self, s: str, /) -> int:
+        for _ in range((self.lines + s.count("\n")) // self.every - self.lines // self.every):
+            self.then()
+        self.lines += s.count("\n")
+        return super().write(s)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl"])
+def test_a_long_export_beside_a_writer_keeps_the_wal_bounded(
+    sqlite_url: str, fmt: Literal["csv", "jsonl"]
+) -> None:
+    # 10,000 rows exported slowly: after every 1,000 lines written, the writer commits 10 rounds
+    # of 100 measurements (~6 MB of WAL). A read transaction held for the whole export stops
+    # every checkpoint (the WAL then holds all 100 rounds: 8 MB to 156 MB); short ones let them run
+    # (about 6 MB throughout: the checkpoint threshold, 4 MB, and a round).
+    wal = sqlite_url.removeprefix("sqlite:///") + "-wal"
+    template = make_round(100)
+    sizes: list[int] = []
+    with open_store(sqlite_url) as store, open_store(sqlite_url) as writer:
+        for ms in stream(10_000, per_round=500):
+            store.finish_round(store.begin_round(), ms)
+        quiet = io.StringIO(newline="")
+        assert export(store, quiet, format=fmt) == 10_000
+
+        def commit_rounds() -> None:
+            for _ in range(10):
+                fresh = [dataclasses.replace(m, measurement_uid=str(uuid.uuid4())) for m in template]
+                writer.finish_round(writer.begin_round(), fresh)
+            sizes.append(os.path.getsize(wal))
+
+        out = _SlowSink(1_000, commit_rounds)
+        assert export(store, out, format=fmt) == 10_000
+        assert len(sizes) >= 9 and len(writer.last_rounds(1_000)) == 20 + 10 * len(sizes)
+    # Exactly the rows committed before the export began, as a quiet export writes them.
+    assert out.getvalue() == quiet.getvalue()
+    assert max(sizes) < 10_000_000, f"WAL sizes after each batch of rounds: {sizes}"

@@ -25,6 +25,8 @@ from sqlalchemy import create_engine, insert, select
 from measurements.export import (
     CSV_COLUMNS,
     _plain_csv,
+    committed_rows,
+    csv_query,
     csv_rows,
     export,
     export_csv,
@@ -32,11 +34,11 @@ from measurements.export import (
     safe_cell,
 )
 from measurements.installation import Installation
-from measurements.schema import MeasurementRecord, TargetInfo
+from measurements.schema import MeasurementRecord, TargetInfo, measurement_query
 from measurements.store import Store, open_store
 from probe.model import Measurement
 from probe.serialize import to_json
-from tests.storage.factories import BASE, make_measurement, stream, uid
+from tests.storage.factories import BASE, make_measurement, make_round, stream, uid
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -245,6 +247,26 @@ def test_export_filters_and_formats(golden_store: Store) -> None:
     with pytest.raises(ValueError, match="with_body=True"):
         export_jsonl(rows, io.StringIO())
     rows.close()
+
+
+@pytest.mark.parametrize(
+    "filters",
+    [{}, {"asn": "AS45595"}, {"target": "https://site3.example/"}, {"since": BASE + timedelta(seconds=15)}],
+    ids=["all", "asn", "target", "since"],
+)
+def test_an_export_read_in_small_batches_gives_the_rows_of_one_read(store: Store, filters: Any) -> None:
+    # Batches of 3 over ties on measured_at (a round of 20 at one instant), rows stored out of
+    # time order (ids do not follow measured_at), and every filter's query plan.
+    for r, (step, asn) in enumerate([(1, "AS17557"), (0, "AS45595"), (2, "AS17557")]):
+        at = BASE + timedelta(seconds=30 - 10 * r)
+        store.finish_round(
+            store.begin_round(), make_round(20, first=20 * r, at=at, asn=asn, step=timedelta(seconds=step))
+        )
+    for stmt in (csv_query(**filters), measurement_query(**filters, with_body=True)):
+        one_read = [tuple(row) for row in store.stream(stmt)]
+        assert len(one_read) >= 3
+        assert [tuple(row) for row in committed_rows(store, stmt, batch=3)] == one_read
+        assert [tuple(row) for row in committed_rows(store, stmt, batch=len(one_read))] == one_read
 
 
 class _Sink(io.TextIOBase):
