@@ -70,7 +70,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from measurements.schema import AnySelect, MeasurementRecord, MeasurementRow, measurement_query
+from measurements.queries import AnySelect, measurement_query
+from measurements.rows import MeasurementRow
+from measurements.tables import MeasurementRecord
 
 if TYPE_CHECKING:
     from measurements.store import Store
@@ -130,7 +132,7 @@ def csv_query(
     target: str | None = None,
     asn: str | int | None = None,
 ) -> AnySelect:
-    """:func:`~measurements.schema.measurement_query` with its cells as the CSV writes them.
+    """:func:`~measurements.queries.measurement_query` with its cells as the CSV writes them.
 
     In SQL, ``measured_at`` becomes ``YYYY-MM-DDThh:mm:ssZ`` (:class:`IsoTime`),
     ``accessible`` ``true`` / ``false``, and ``NULL`` the empty string: every cell is text
@@ -159,7 +161,7 @@ def committed_rows(
 ) -> Generator[Sequence[Any], None, None]:
     """Stream the rows of *stmt* that were committed when the call began, in its order.
 
-    *stmt* is :func:`~measurements.schema.measurement_query` or built on it (its rows
+    *stmt* is :func:`~measurements.queries.measurement_query` or built on it (its rows
     ordered by ``(measured_at, id)``). See the module docstring for what the rows are, and
     why SQLite reads them in batches of *batch*, each in its own read transaction.
 

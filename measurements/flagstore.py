@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, or_, select, text
 
 from measurements.findings import Detection, Event, Flag
-from measurements.schema import EventRecord, FlagRecord, normalize_asn
+from measurements.queries import normalize_asn
+from measurements.tables import EventRecord, FlagRecord
 
 if TYPE_CHECKING:
     from measurements.store import Store

@@ -31,7 +31,8 @@ from measurements.cusum import CusumParams, Detector, Run
 from measurements.events import EventParams, group_onsets
 from measurements.findings import LAYERS, Detection, Event, Flag, OfflinePeriod, SeriesState
 from measurements.outages import OutageParams, RoundBeat, all_failed, offline_periods, shutdown_events
-from measurements.schema import AnySelect, MeasurementRecord, Round, Target
+from measurements.queries import AnySelect
+from measurements.tables import MeasurementRecord, Round, Target
 from probe.mechanism import layer_of_label
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from datetime import datetime
 from html import escape
 
 from measurements.findings import Detection
-from measurements.schema import FailingTarget
+from measurements.rows import FailingTarget
 from measurements.timeline import render_svg
 from measurements.wording import event_sentence, flag_sentence, when
 from probe.outcome import Outcome, describe

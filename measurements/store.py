@@ -46,20 +46,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from measurements import migrations
 from measurements.engine import create_engine_for, reason
 from measurements.installation import Installation, RoundLock, database_key
-from measurements.schema import (
-    TARGET_METADATA,
-    AnySelect,
-    FailingTarget,
-    MeasurementRecord,
-    MeasurementRow,
-    Network,
-    Round,
-    RoundInfo,
-    Target,
-    failing_query,
-    measurement_query,
-)
+from measurements.queries import AnySelect, failing_query, measurement_query
+from measurements.rows import TARGET_METADATA, FailingTarget, MeasurementRow, RoundInfo
 from measurements.summary import is_failed, stored_row
+from measurements.tables import MeasurementRecord, Network, Round, Target
 from probe.errors import StorageError
 from probe.model import Measurement
 from probe.roundstore import Heartbeat, TargetInfo, heartbeat_of

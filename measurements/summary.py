@@ -87,7 +87,7 @@ def is_failed(row: Mapping[str, Any]) -> bool:
     True for an anomaly (``blocking`` is a mechanism), a site found down (``accessible``
     false), or a failed DNS lookup or fetch. Not for ``blocking`` null alone: without a
     control every verdict is null, yet a page that loaded has not failed.
-    :func:`measurements.schema.failing_query` asks the same in SQL.
+    :func:`measurements.queries.failing_query` asks the same in SQL.
     """
     blocking = row["blocking"]
     return (

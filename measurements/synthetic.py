@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, NamedTuple
 from sqlalchemy import Connection, insert
 
 from measurements.outages import RoundBeat
-from measurements.schema import MeasurementRecord, Network, Round, Target
 from measurements.summary import outcome_column
+from measurements.tables import MeasurementRecord, Network, Round, Target
 
 if TYPE_CHECKING:
     from measurements.patterns import ObservationRow

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from measurements.schema import TargetInfo
+from measurements.rows import TargetInfo
 from measurements.store import open_store
 from probe.cli import main
 from tests.storage.factories import BASE, make_measurement, uid

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from measurements.export import export
-from measurements.schema import TargetInfo
+from measurements.rows import TargetInfo
 from measurements.store import open_store
 from probe.cli import main
 from probe.cli.params import When

@@ -14,7 +14,7 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from measurements.schema import Base
+from measurements.tables import Base
 
 
 def _run(connection: Connection) -> None:

@@ -1,7 +1,7 @@
 """``probe status``: the last rounds, the next scheduled run, the database size, failing targets.
 
 Failing targets are those whose latest measurement on a network is not "reachable"
-(:func:`measurements.schema.failing_query`), listed by outcome, most serious first, each with
+(:func:`measurements.queries.failing_query`), listed by outcome, most serious first, each with
 the outcome a person reads (:mod:`probe.outcome`): a confirmed blockpage reads
 "blocked (confirmed: NAME)" whatever OONI's ``blocking`` says.
 
@@ -32,7 +32,7 @@ from probe.outcome import LABELS, Outcome, describe
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from measurements.schema import FailingTarget, RoundInfo
+    from measurements.rows import FailingTarget, RoundInfo
     from measurements.store import Store
     from probe.settings import Schedule
 

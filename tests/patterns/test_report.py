@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from measurements.findings import Detection, Flag, SeriesState
 from measurements.report import render_html
-from measurements.schema import FailingTarget
+from measurements.rows import FailingTarget
 
 T0 = datetime(2024, 2, 17, 9, tzinfo=UTC)
 EVIL = "https://e.example/<script>alert(1)</script>&"

@@ -34,8 +34,10 @@ from measurements.export import (
     safe_cell,
 )
 from measurements.installation import Installation
-from measurements.schema import MeasurementRecord, TargetInfo, measurement_query
+from measurements.queries import measurement_query
+from measurements.rows import TargetInfo
 from measurements.store import Store, open_store
+from measurements.tables import MeasurementRecord
 from probe.model import Measurement
 from probe.serialize import to_json
 from tests.storage.factories import BASE, make_measurement, make_round, stream, uid

@@ -21,8 +21,9 @@ from sqlalchemy import create_engine, insert, select
 
 from measurements.export import CSV_COLUMNS, export
 from measurements.installation import Installation
-from measurements.schema import Round, RoundInfo
+from measurements.rows import RoundInfo
 from measurements.store import Store, open_store
+from measurements.tables import Round
 from probe.cli.status import collect
 from probe.errors import StorageError
 from probe.settings import Schedule

@@ -15,8 +15,9 @@ from sqlalchemy import Connection, column, create_engine, insert, inspect, selec
 from sqlalchemy.exc import IntegrityError
 
 from measurements import migrations
-from measurements.schema import Base, MeasurementRecord, Round, normalize_asn
+from measurements.queries import normalize_asn
 from measurements.store import Store, open_store
+from measurements.tables import Base, MeasurementRecord, Round
 
 IP_LIKE = re.compile(r"(^|_)(ip|ips|ipv4|ipv6|addr|address|client|host)($|_)")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from measurements.schema import TargetInfo
+from measurements.rows import TargetInfo
 from measurements.store import Store, open_store
 from measurements.summary import Heartbeat
 from probe.errors import StorageError

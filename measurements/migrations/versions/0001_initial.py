@@ -4,8 +4,8 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-23
 
-Frozen: uses plain SQLAlchemy types, never ``measurements.schema`` (which will move on).
-Times are naive UTC ``DateTime`` columns (``measurements.schema.UTCDateTime`` adds the zone
+Frozen: uses plain SQLAlchemy types, never ``measurements.tables`` (which will move on).
+Times are naive UTC ``DateTime`` columns (``measurements.tables.UTCDateTime`` adds the zone
 on the Python side only).
 """
 

@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-24
 
-Frozen: plain SQLAlchemy types, never ``measurements.schema``. Both tables hold derived data
+Frozen: plain SQLAlchemy types, never ``measurements.tables``. Both tables hold derived data
 (rewritten whole by each detection run), so the downgrade simply drops them.
 """
 

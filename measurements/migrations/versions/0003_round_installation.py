@@ -4,7 +4,7 @@ Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25
 
-Frozen: plain SQLAlchemy types, never ``measurements.schema``.
+Frozen: plain SQLAlchemy types, never ``measurements.tables``.
 
 ``rounds.installation`` is nullable: rounds begun before this revision have no owner. The
 rounds still ``running`` at the upgrade are marked ``interrupted`` here, once, because no

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-12-02
 
-Frozen: plain SQLAlchemy types, never ``measurements.schema``.
+Frozen: plain SQLAlchemy types, never ``measurements.tables``.
 
 * ``measurements.uuid`` becomes ``measurement_uid`` (OONI's name, the one used in JSONL,
   CSV and ``--json``), wide enough for OONI's form

@@ -1,4 +1,4 @@
-"""The database schema: SQLAlchemy 2.0 typed declarative models.
+"""The database tables: SQLAlchemy 2.0 typed declarative models (what Alembic migrates).
 
 Six tables:
 
@@ -15,8 +15,8 @@ Six tables:
 * ``flags`` and ``events`` — what :mod:`measurements.patterns` found, replaced whole on
   each detection run (derived data: it can always be recomputed from the rest).
 
-Below the tables: the typed rows the store hands back and the SELECTs that produce them
-(shared by the store, the export and the patterns analysis).
+The typed rows the store hands back are in :mod:`measurements.rows`, the SELECTs that
+produce them in :mod:`measurements.queries`.
 
 Privacy: there is deliberately no column for the volunteer's IP address; the network is
 recorded as ASN + country only, and the stored JSON carries OONI's ``127.0.0.1`` marker.
@@ -27,9 +27,8 @@ as timezone-aware UTC :class:`~datetime.datetime` objects (:class:`UTCDateTime`)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, NamedTuple
+from typing import Final
 
 from sqlalchemy import (
     Boolean,
@@ -44,16 +43,8 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
-    and_,
-    func,
-    null,
-    or_,
-    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-from sqlalchemy.sql import Select
-
-from probe.roundstore import TargetInfo as TargetInfo  # defined on the round's side, which hands it in
 
 ROUND_STATUSES: Final = ("running", "complete", "interrupted")
 BLOCKING_VALUES: Final = ("false", "dns", "tcp_ip", "http-failure", "http-diff")
@@ -258,164 +249,3 @@ class FlagRecord(Base):
     n_measurements: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float)
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id", ondelete="SET NULL"))
-
-
-# --- what the store reads back ----------------------------------------------------------------
-
-
-TARGET_METADATA: Final = ("category_code", "category_description", "date_added", "source", "notes")
-"""The test-list columns stored with a target and exported with each of its measurements."""
-
-
-class MeasurementRow(NamedTuple):
-    """One measurement as exported: the summary columns (CSV) and, on request, the body (JSONL)."""
-
-    measurement_uid: str
-    measured_at: datetime
-    input: str
-    category_code: str
-    category_description: str
-    date_added: str
-    source: str
-    notes: str
-    probe_asn: str
-    probe_cc: str
-    runtime_s: float
-    outcome: str
-    blocking: str | None
-    accessible: bool | None
-    mechanism: str | None
-    confirmed: str | None
-    dns_consistency: str | None
-    dns_failure: str | None
-    tcp_failure: str | None
-    tls_failure: str | None
-    http_failure: str | None
-    control_failure: str | None
-    round_id: int
-    body: str | None
-    """The OONI JSON text; ``None`` unless asked for (``with_body=True``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class RoundInfo:
-    """A ``rounds`` row, as ``probe status`` shows it."""
-
-    id: int
-    started_at: datetime
-    ended_at: datetime | None
-    status: str
-    probe_asn: str
-    probe_cc: str
-    software_version: str
-    config_digest: str
-    n_targets: int
-    n_measurements: int
-    n_failed: int
-    n_errors: int
-    network_up: bool | None
-    control_reachable: bool | None
-
-
-@dataclass(frozen=True, slots=True)
-class FailingTarget:
-    """A target whose latest measurement on one network was not reachable (see :func:`failing_query`)."""
-
-    url: str
-    category_code: str
-    probe_asn: str
-    probe_cc: str
-    measured_at: datetime
-    outcome: str
-    """What people read (:class:`probe.outcome.Outcome`'s value)."""
-    blocking: str | None
-    accessible: bool | None
-    mechanism: str | None
-    confirmed: str | None
-    failure: str | None
-    """``dns_experiment_failure``, else ``http_experiment_failure`` (the failure that decided)."""
-
-
-AnySelect = Select[*tuple[Any, ...]]
-"""A SELECT of any columns (SQLAlchemy 2.1's variadic typing)."""
-
-
-def normalize_asn(asn: str | int) -> str:
-    """``1234``, ``"1234"``, ``"as1234"`` → ``"AS1234"`` (OONI's spelling, as stored)."""
-    text = str(asn).strip().upper().removeprefix("AS")
-    if not text.isdigit():
-        raise ValueError(f"not an ASN: {asn!r} (expected AS1234 or 1234)")
-    return f"AS{int(text)}"
-
-
-def measurement_query(
-    *,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    target: str | None = None,
-    asn: str | int | None = None,
-    with_body: bool = False,
-) -> AnySelect:
-    """The SELECT behind :meth:`~measurements.store.Store.iter_measurements`, time-ordered.
-
-    Its columns are :class:`MeasurementRow`'s, in order.
-
-    Raises:
-        ValueError: *asn* is not an ASN.
-    """
-    m, t = MeasurementRecord, Target
-    stmt = select(
-        m.measurement_uid, m.measured_at, m.input, t.category_code, t.category_description,
-        t.date_added, t.source, t.notes, m.probe_asn, m.probe_cc, m.runtime_s, m.outcome,
-        m.blocking, m.accessible, m.mechanism, m.confirmed, m.dns_consistency, m.dns_failure,
-        m.tcp_failure, m.tls_failure, m.http_failure, m.control_failure, m.round_id,
-        m.body if with_body else null().label("body"),
-    ).join_from(m, t, m.target_id == t.id)  # fmt: skip
-    if since is not None:
-        stmt = stmt.where(m.measured_at >= since)
-    if until is not None:
-        stmt = stmt.where(m.measured_at < until)
-    if target is not None:
-        stmt = stmt.where(m.target_id == select(t.id).where(t.url == target).scalar_subquery())
-    if asn is not None:
-        stmt = stmt.where(m.probe_asn == normalize_asn(asn))
-    return stmt.order_by(m.measured_at, m.id)
-
-
-FAILING_OUTCOMES: Final = ("blocked.confirmed", "blocked.anomaly", "shutdown", "down", "server.refusal")
-"""Outcomes that make a target "failing" whatever its failure columns say."""
-
-
-def failing_query(*, since: datetime | None = None, only_failing: bool = True) -> AnySelect:
-    """The SELECT behind :meth:`~measurements.store.Store.failing_targets` (:class:`FailingTarget` columns).
-
-    The latest measurement of each (target, network) is found on the
-    ``(target_id, probe_asn, measured_at)`` index alone, so this stays fast on millions of
-    rows. Failing means by the stored ``outcome``: blocked (confirmed or anomaly), network shut
-    down, site down or refused by the site; a no-verdict outcome only when a lookup or the fetch
-    failed (a page that loaded without a control has not failed). Never ``reachable``.
-    With *only_failing* false: the latest measurement of every (target, network).
-    """
-    m, t = MeasurementRecord, Target
-    groups = select(m.target_id, m.probe_asn, func.max(m.measured_at).label("at")).group_by(
-        m.target_id, m.probe_asn
-    )
-    if since is not None:
-        groups = groups.where(m.measured_at >= since)
-    g = groups.subquery()
-    at_latest = and_(m.target_id == g.c.target_id, m.probe_asn == g.c.probe_asn, m.measured_at == g.c.at)
-    latest = (
-        select(func.max(m.id)).join(g, at_latest).group_by(m.target_id, m.probe_asn)
-    )  # ties: last written
-    step_failed = or_(m.dns_failure.is_not(None), m.http_failure.is_not(None))
-    failed = or_(m.outcome.in_(FAILING_OUTCOMES), and_(m.outcome.startswith("no_verdict."), step_failed))
-    # OONI's two experiment failures, not a sibling endpoint's (an IPv6 address the volunteer
-    # cannot reach is no reason beside a blockpage).
-    failure = func.coalesce(m.dns_failure, m.http_failure).label("failure")
-    stmt = select(
-        t.url, t.category_code, m.probe_asn, m.probe_cc, m.measured_at, m.outcome, m.blocking, m.accessible,
-        m.mechanism, m.confirmed, failure,
-    ).join_from(m, t, m.target_id == t.id).where(m.id.in_(latest))  # fmt: skip
-    if only_failing:
-        stmt = stmt.where(failed)
-    return stmt.order_by(t.url, m.probe_asn)
