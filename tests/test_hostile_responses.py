@@ -26,6 +26,10 @@ from tests.servers.http_server import ZIP_BOMB_KINDS, HTTPServer, http_server, z
 
 T = TypeVar("T")
 MiB = 1024 * 1024
+CONTROL_PEAK = 8 * MiB
+"""Peak for a control/whoami bomb: 2.2 MB alone, up to 4.1 MB in the full suite, where
+tracemalloc also counts other threads of the process (the loopback servers); the unbounded
+reader took 24 MB here, and the bomb inflates to 10 MB."""
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +79,7 @@ def test_control_response_bomb(plain_site: HTTPServer, kind: str) -> None:
     result, peak = traced(lambda: control.call(helper, request, timeout=10, ssl_context=context))
     assert result == (None, "json_parse_error")
     # The 1 MiB cap held at most twice (buffer and result) and a few reads: never the 10 MB.
-    assert peak < 2 * control.MAX_RESPONSE_BYTES + MiB, peak
+    assert peak < CONTROL_PEAK, peak
 
 
 @pytest.mark.parametrize("kind", ZIP_BOMB_KINDS)
@@ -86,7 +90,7 @@ def test_control_response_bomb_over_https(
     request = control.build_request("http://x.test/", [], port=80)
     result, peak = traced(lambda: control.call(helper, request, timeout=10, ssl_context=client_context))
     assert result == (None, "json_parse_error")
-    assert peak < 2 * control.MAX_RESPONSE_BYTES + MiB, peak
+    assert peak < CONTROL_PEAK, peak
 
 
 @pytest.mark.parametrize("kind", ZIP_BOMB_KINDS)
@@ -95,7 +99,7 @@ def test_whoami_bomb(plain_site: HTTPServer, kind: str) -> None:
     context = tls.make_ssl_context(alpn=())
     result, peak = traced(lambda: control.whoami(helper, timeout=10, ssl_context=context))
     assert result is None
-    assert peak < 2 * control.MAX_RESPONSE_BYTES + MiB, peak
+    assert peak < CONTROL_PEAK, peak
 
 
 @pytest.mark.parametrize("kind", ZIP_BOMB_KINDS)
