@@ -6,13 +6,13 @@ Usage (from the repository root)::
     python bench/patterns.py --days 30    # quick
     python bench/patterns.py --sweep 40   # timing over 40 seeds, in memory (issue 10)
 
-It writes the synthetic Pakistan year (:mod:`measurements.synthetic`, extra healthy targets
+It writes the synthetic Pakistan year (:mod:`measurements.patterns.synthetic`, extra healthy targets
 to reach the volume) into a fresh SQLite file, then runs, each in a fresh process so that
 peak memory (``ru_maxrss``) is its own:
 
 * baseline — a plain full scan: the very SELECT detection streams, rows counted and dropped;
-* detect — :func:`measurements.patterns.detect_store` (the scan plus all the analysis);
-* update — :func:`measurements.patterns.update_flags` (detect, then store the flags).
+* detect — :func:`measurements.patterns.detect.detect_store` (the scan plus all the analysis);
+* update — :func:`measurements.patterns.detect.update_flags` (detect, then store the flags).
 
 Prints numbers and the ratio to the baseline; asserts nothing.
 
@@ -37,9 +37,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from measurements.patterns import detect, detect_store, observations_query, update_flags
-from measurements.store import open_store
-from measurements.synthetic import SyntheticConfig, materialize, write
+from measurements.patterns.detect import detect, detect_store, observations_query, update_flags
+from measurements.patterns.synthetic import SyntheticConfig, materialize, write
+from measurements.store.store import open_store
 from tests.patterns.backtest import Backtest, Timing, healthy
 
 

@@ -8,7 +8,7 @@ Usage (from the repository root)::
 
 Targets are ``http://127.0.0.1:PORT/?n=i`` URLs (IP literals: no DNS): 50 on a loopback HTTP
 server that answers, 50 on a TCP server that accepts and then never says a word, so each of
-those costs its full ``http_timeout``. Every round is a real :func:`probe.service.run_round`
+those costs its full ``http_timeout``. Every round is a real :func:`probe.rounds.service.run_round`
 into a throw-away SQLite store, as the daemon runs it.
 
 Printed, all measured in the same run:
@@ -44,13 +44,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the loopback servers live in tests/
 
-from measurements.installation import Installation
-from measurements.store import open_store
-from probe import control, service
+from measurements.store.installation import Installation
+from measurements.store.store import open_store
+from probe import control
 from probe.helper.app import HelperSettings, Limits
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
-from probe.settings import Control, Measure, Network, Settings, Targets
+from probe.rounds import service
+from probe.rounds.settings import Control, Measure, Network, Settings, Targets
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import http_server
 from tests.servers.tcp_server import tcp_server

@@ -7,7 +7,7 @@ Usage (from the repository root)::
 
 It stores ``--n`` realistic measurements (every verdict kind, ~2.8 KB of OONI JSON each)
 through ``Store.finish_round`` in rounds of ``--per-round``, then exports them all as CSV
-to a file with ``measurements.export.export`` (what ``probe export --format csv -o FILE``
+to a file with ``measurements.store.export.export`` (what ``probe export --format csv -o FILE``
 runs, less the CLI's fsync) and, in the same run, gives the very SELECT that export runs
 (``csv_query()``, whose formatting in SQL the shell then runs too) to the ``sqlite3``
 command-line shell (``sqlite3 -csv -header``; Debian package ``sqlite3``): the same rows and
@@ -42,9 +42,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the measurement 
 
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from measurements.export import csv_query, export
-from measurements.installation import Installation
-from measurements.store import open_store
+from measurements.store.export import csv_query, export
+from measurements.store.installation import Installation
+from measurements.store.store import open_store
 from probe.model import Measurement
 from probe.serialize import to_json
 from tests.storage.factories import BASE

@@ -2,11 +2,11 @@
 
 :func:`call` POSTs the OONI control request for one measurement to a helper — ours or any
 OONI-compatible one — and returns its response, or the failure that stands in for it as
-``control_failure``: a network failure string from :mod:`probe.failures` (the helper could not
+``control_failure``: a network failure string from :mod:`probe.steps.failures` (the helper could not
 be reached, e.g. ``generic_timeout_error``), ``http_request_failed`` (it answered with a status
 other than 200), or ``json_parse_error`` (the body is not a valid control response, or is
 larger than :data:`MAX_RESPONSE_BYTES` once decoded: a compression bomb is inflated only that
-far, by :mod:`probe.bodies`). A broken or hostile helper never raises here.
+far, by :mod:`probe.steps.bodies`). A broken or hostile helper never raises here.
 
 How long the probe waits, and how many requests it sends at once, so that no verdict is lost
 to the wait (issue 10):
@@ -47,12 +47,13 @@ from typing import Final
 
 import httpx
 
-from probe import SOFTWARE_NAME, __version__, bodies, failures, http
+from probe import SOFTWARE_NAME, __version__
 from probe.helper.measure import ANSWER_MARGIN_S, BUDGET_HEADER, control_budget
 from probe.helper.wire import MAX_ENDPOINTS, WireError, parse_response, request_json
 from probe.ipinfo import IPNetwork, is_bogon
 from probe.model import ControlRequest, ControlResponse
-from probe.urls import endpoint
+from probe.steps import bodies, failures, http
+from probe.steps.urls import endpoint
 
 CONTROL_NOT_CONFIGURED: Final = "control_not_configured"
 """``control_failure`` when no helper is configured (``--control none``)."""
@@ -189,7 +190,7 @@ async def call(
     a 503 is retried while the wait lasts (see the module docstring).
 
     *ssl_context* is given to httpx, which sets its ALPN list to ``http/1.1``: share it only
-    with other httpx users (:attr:`probe.tls.ClientContexts.httpx`).
+    with other httpx users (:attr:`probe.steps.tls.ClientContexts.httpx`).
 
     Returns:
         ``(response, None)``, or ``(None, control_failure)``: ``generic_timeout_error`` when

@@ -22,7 +22,7 @@ will work once it can. ``probe daemon`` exits 3 never: it logs such a failure an
 again at the next round. (1 is an unexpected error: a bug; 130 an interrupt.)
 
 What the network does (timeouts, resets, NXDOMAIN, bad certificates) is *not* an exception
-once a step has recorded it: it becomes a failure string from :mod:`probe.failures`.
+once a step has recorded it: it becomes a failure string from :mod:`probe.steps.failures`.
 Every message is one line that names the offending file, line, field or value, so the CLI
 can print it as is.
 """

@@ -1,6 +1,6 @@
 """The one time format people and machines read: ISO 8601, UTC, whole seconds, ``Z``.
 
-``2024-02-17T09:00:00Z`` in CSV (formatted in SQL by :mod:`measurements.export`, to the same
+``2024-02-17T09:00:00Z`` in CSV (formatted in SQL by :mod:`measurements.store.export`, to the same
 text), in every ``--json`` output and in the tables people read. OONI's own fields keep
 OONI's ``YYYY-MM-DD hh:mm:ss`` (:data:`probe.model.OONI_TIME_FORMAT`) inside the OONI JSON.
 

@@ -3,7 +3,7 @@
 :mod:`probe.analysis.mechanism` decides which member a measurement gets (its module docstring
 has the rules); the model carries it (``WebConnectivityTestKeys.mechanism``, serialised as
 OONI's extension key ``x_mechanism``); :mod:`probe.outcome` reads it for people;
-:mod:`measurements.patterns` scores it at its :attr:`Mechanism.layer`; the lab's scenario files
+:mod:`measurements.patterns.detect` scores it at its :attr:`Mechanism.layer`; the lab's scenario files
 may only expect a member. A label is ``<layer or kind>.<what>``:
 
 ============================  ===================================================================

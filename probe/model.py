@@ -4,7 +4,7 @@ Field names follow the OONI data formats (df-000-base, df-002-dnst, df-005-tcpco
 df-006-tlshandshake, df-001-httpt) so that our JSON reads like OONI's; where OONI has no
 name, ours are snake_case with units in the name. Times ``t0``/``t`` are seconds since the
 start of the measurement (OONI's convention). Every step carries ``failure`` (``None`` on
-success, otherwise a string from :mod:`probe.failures`) and the ``transaction_id`` that ties
+success, otherwise a string from :mod:`probe.steps.failures`) and the ``transaction_id`` that ties
 together the steps of one DNS lookup or one endpoint (TCP + TLS + HTTP).
 
 Serialisation to JSON lives in one place: :func:`probe.serialize.as_dict`. The model keeps

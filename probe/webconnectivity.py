@@ -34,22 +34,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-from probe import (
-    SOFTWARE_NAME,
-    __version__,
-    activity,
-    analysis,
-    control,
-    dns,
-    failures,
-    http,
-    serialize,
-    tcp,
-    tls,
-    urls,
-)
+from probe import SOFTWARE_NAME, __version__, analysis, control, serialize
 from probe.analysis import flags
-from probe.clock import Clock, relative_clock
 from probe.control import CONTROL_NOT_CONFIGURED
 from probe.fingerprints import FingerprintDB, default_fingerprints
 from probe.ipinfo import AsnLookup, no_asn, parse_networks
@@ -62,6 +48,9 @@ from probe.model import (
     WebConnectivityTestKeys,
 )
 from probe.privacy import scrub, volunteer_addresses
+from probe.rounds import activity
+from probe.steps import dns, failures, http, tcp, tls, urls
+from probe.steps.clock import Clock, relative_clock
 
 __all__ = ["CONTROL_NOT_CONFIGURED", "MeasureConfig", "measure"]
 MAX_ENDPOINTS_PER_HOP = 16
@@ -107,10 +96,10 @@ class MeasureConfig:
     contexts: tls.ClientContexts | None = field(default=None, repr=False, compare=False)
     """The TLS client contexts trusting ``ca_file`` (the system store when unset), built by
     :func:`prepare` — once per round, from the CA file as it is then; ``None``: those of the
-    CA file as it is at the measurement's start (:func:`probe.tls.client_contexts`). Passed,
+    CA file as it is at the measurement's start (:func:`probe.steps.tls.client_contexts`). Passed,
     never cached for the process's life: a rotated CA file counts from the next round on."""
     report_id: str | None = None
-    """The round's OONI ``report_id`` (:func:`probe.runner.measure_round` sets one per round);
+    """The round's OONI ``report_id`` (:func:`probe.rounds.runner.measure_round` sets one per round);
     ``None``: this measurement makes its own (one ``probe measure`` is one report)."""
 
     def with_timeout(self, seconds: float) -> MeasureConfig:
@@ -128,8 +117,8 @@ class MeasureConfig:
 def prepare(config: MeasureConfig) -> MeasureConfig:
     """*config* with what it reads from files loaded: its TLS contexts and the shipped fingerprints.
 
-    A round prepares its configuration once (:func:`probe.service.plan_round`, or
-    :func:`probe.runner.measure_round` for a configuration that is not yet), so its
+    A round prepares its configuration once (:func:`probe.rounds.service.plan_round`, or
+    :func:`probe.rounds.runner.measure_round` for a configuration that is not yet), so its
     measurements share one trust store and one fingerprint table; what is given is kept.
 
     Raises:
@@ -183,7 +172,7 @@ async def measure(
     """Measure *url* from this vantage point.
 
     *on_progress* is called each time the network gives the measurement something: a step
-    completed, a chunk of a body (:mod:`probe.activity`; the round runner listens).
+    completed, a chunk of a body (:mod:`probe.rounds.activity`; the round runner listens).
 
     Returns:
         The complete measurement, whatever the network did.
@@ -193,7 +182,7 @@ async def measure(
         ConfigError: the configured CA file cannot be read, or a public network is not a CIDR.
     """
     config = config or MeasureConfig()
-    _, _, port = http.split_url(url)  # validate before any traffic
+    _, _, port = urls.split_url(url)  # validate before any traffic
     public = parse_networks(config.public_networks)
     # Not prepared (one `probe measure`): the contexts of the CA file as it is now.
     contexts = config.contexts or tls.client_contexts(config.ca_file)
@@ -312,7 +301,7 @@ async def _hop(
         that ended this hop (``None`` when a response arrived), OONI's
         ``http_experiment_failure`` if this is the last hop.
     """
-    scheme, host, port = http.split_url(url)
+    scheme, host, port = urls.split_url(url)
     queries_before = len(rec.queries)
     classic, other = await _resolve(host, depth, config, contexts.httpx, rec)
     endpoints = _endpoints(classic, other, config)

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from measurements.store import open_store
+from measurements.store.store import open_store
 from probe.cli import main
 from probe.errors import ConfigError, StorageError
-from probe.settings import load_settings
-from probe.targets import load_targets
+from probe.rounds.settings import load_settings
+from probe.rounds.targets import load_targets
 
 HEADER = "url,category_code,category_description,date_added,source,notes\n"
 ROW = "http://127.0.0.1:9/,NEWS,News Media,2024-01-01,test,\n"

@@ -18,7 +18,7 @@ import pytest
 from probe.cli import COMMANDS, cli
 
 HEAVY = ("sqlalchemy", "httpx", "httpcore", "dns", "pydantic", "apscheduler", "alembic", "uvicorn",
-         "hypercorn", "starlette", "scapy", "trustme", "cryptography", "measurements.store")
+         "hypercorn", "starlette", "scapy", "trustme", "cryptography", "measurements.store.store")
 
 _PROBE = """
 import json, sys

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from measurements.rows import TargetInfo
-from measurements.store import open_store
+from measurements.store.rows import TargetInfo
+from measurements.store.store import open_store
 from probe.cli import main
 from tests.storage.factories import BASE, make_measurement, uid
 

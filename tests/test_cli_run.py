@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from measurements.store import open_store
+from measurements.store.store import open_store
 from probe.cli import main
 from probe.helper.app import HelperSettings
 from probe.helper.geo import Geo

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from measurements.export import export
-from measurements.rows import TargetInfo
-from measurements.store import open_store
+from measurements.store.export import export
+from measurements.store.rows import TargetInfo
+from measurements.store.store import open_store
 from probe.cli import main
 from probe.cli.params import When
 from tests.daemon_harness import loopback_targets, running_daemon, write_settings

@@ -10,11 +10,12 @@ from urllib.parse import quote
 
 import pytest
 
-from probe import control, tls
+from probe import control
 from probe.helper.app import HelperSettings
 from probe.helper.geo import Geo
 from probe.helper.policy import AddressPolicy
 from probe.model import ControlResponse
+from probe.steps import tls
 from probe.webconnectivity import MeasureConfig, measure
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import HTTPServer, http_server

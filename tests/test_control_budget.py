@@ -16,12 +16,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from probe import control, runner, tls, webconnectivity
+from probe import control, webconnectivity
 from probe.helper.app import HelperSettings, Limits, budget_of
 from probe.helper.measure import ANSWER_MARGIN_S, BUDGET_HEADER, HelperConfig, control_budget
 from probe.helper.policy import AddressPolicy
 from probe.model import ControlResponse
-from probe.targets import Target
+from probe.rounds import runner
+from probe.rounds.targets import Target
+from probe.steps import tls
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import HTTPServer, http_server
 from tests.servers.tcp_server import tcp_server

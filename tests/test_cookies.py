@@ -12,11 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from probe import http, tls
-from probe.clock import relative_clock
 from probe.control import build_request, call
 from probe.helper.app import HelperSettings
 from probe.helper.policy import AddressPolicy
+from probe.steps import http, tls
+from probe.steps.clock import relative_clock
 from probe.webconnectivity import MeasureConfig, measure
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import HTTPServer, http_server

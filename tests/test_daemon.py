@@ -23,9 +23,9 @@ from pathlib import Path
 import pytest
 import trustme
 
-from measurements.store import Installation, open_store
-from probe.daemon import next_run_window, trigger
-from probe.settings import Schedule
+from measurements.store.store import Installation, open_store
+from probe.rounds.daemon import next_run_window, trigger
+from probe.rounds.settings import Schedule
 from tests.daemon_harness import loopback_targets, running_daemon, start_daemon, write_settings
 from tests.servers.http_server import http_server
 from tests.storage.factories import BASE, make_round

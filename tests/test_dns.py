@@ -19,17 +19,17 @@ import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe import dns as probe_dns
-from probe.clock import relative_clock
-from probe.dns import (
+from probe.errors import ConfigError, TargetError
+from probe.model import DNSAnswer, DNSQuery
+from probe.steps import dns as probe_dns
+from probe.steps.clock import relative_clock
+from probe.steps.dns import (
     LookupThreads,
     ResolverSpec,
     parse_resolver,
     resolve,
     resolve_system,
 )
-from probe.errors import ConfigError, TargetError
-from probe.model import DNSAnswer, DNSQuery
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.tcp_server import closed_port
 

@@ -42,8 +42,8 @@ import httpx
 import pytest
 import trustme
 
-from probe import failures
-from probe.failures import classify, is_unknown, scrub
+from probe.steps import failures
+from probe.steps.failures import classify, is_unknown, scrub
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.tcp_server import closed_port, connection_server, rst_close
 

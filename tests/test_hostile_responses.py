@@ -18,10 +18,11 @@ from typing import Any, TypeVar
 import pytest
 import trustme
 
-from probe import control, dns, http, tls
-from probe.clock import relative_clock
-from probe.dns import ResolverSpec
+from probe import control
 from probe.model import DNSQuery, HTTPTransaction
+from probe.steps import dns, http, tls
+from probe.steps.clock import relative_clock
+from probe.steps.dns import ResolverSpec
 from tests.servers.http_server import ZIP_BOMB_KINDS, HTTPServer, http_server, zip_bomb
 
 T = TypeVar("T")

@@ -20,11 +20,11 @@ import trustme
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from probe import http, urls
 from probe.analysis import mechanism
-from probe.clock import relative_clock
 from probe.errors import TargetError
 from probe.model import HTTPRequest, HTTPResponse, HTTPTransaction
+from probe.steps import http, urls
+from probe.steps.clock import relative_clock
 from tests.servers.http_server import PAGE, PAGE_HEADERS, HTTPServer, bomb, http_server
 from tests.servers.tcp_server import closed_port, connection_server
 
@@ -524,7 +524,7 @@ def test_any_location_is_judged_and_a_valid_one_is_measurable(location: str) -> 
     found = http.redirect_location(_transaction(302, location))
     if found is None or http.validate_redirect(found) is not None:
         return
-    _, host, _ = http.split_url(found)
+    _, host, _ = urls.split_url(found)
     urls.encode_hostname(host)
     scheme = found.partition(":")[0].lower()
     port = closed_port()

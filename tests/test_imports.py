@@ -3,7 +3,7 @@
 The data side reads probe's pure data modules — the model, its serialisation, the outcome
 and mechanism vocabularies, the error tree, and the round's store interface it implements —
 and nothing else of ``probe``. The round code writes through that interface
-(:class:`probe.roundstore.RoundStore`) and never imports ``measurements``: only the
+(:class:`probe.rounds.roundstore.RoundStore`) and never imports ``measurements``: only the
 composition roots, the CLI and the daemon beside it, open the real store and hand it in.
 Every import is read from the source (``ast``), those inside functions and ``TYPE_CHECKING``
 blocks too.
@@ -26,12 +26,12 @@ PURE_PROBE_MODULES = frozenset(
         "probe.serialize",  # its one serialisation (the OONI JSON the store keeps)
         "probe.outcome",  # the outcome vocabulary for people and its one derivation
         "probe.mechanism",  # the closed mechanism vocabulary (patterns group flags by its layers)
-        "probe.roundstore",  # the interface the store implements, and what crosses it
+        "probe.rounds.roundstore",  # the interface the store implements, and what crosses it
     }
 )
 """What ``measurements`` may import from ``probe``."""
 
-MAY_IMPORT_MEASUREMENTS = ("probe/cli/", "probe/daemon.py")
+MAY_IMPORT_MEASUREMENTS = ("probe/cli/", "probe/rounds/daemon.py")
 """The composition roots: they open the store and hand it to the round."""
 
 
@@ -99,7 +99,7 @@ def test_the_pure_modules_import_only_each_other_from_probe(module: str) -> None
 
 def test_the_rule_sees_todays_composition_roots() -> None:
     """A guard on the guard: the walk finds the imports it is meant to judge."""
-    daemon = {module for _, module in _imported(ROOT / "probe" / "daemon.py")}
+    daemon = {module for _, module in _imported(ROOT / "probe" / "rounds" / "daemon.py")}
     assert any(_within(module, "measurements") for module in daemon)
     assert _probe_module("probe.model.Measurement") == "probe.model"
     assert _probe_module("probe.outcome") == "probe.outcome"

@@ -25,12 +25,12 @@ from typing import Any
 import pytest
 import trustme
 
-from probe import dns
 from probe.cli import main
 from probe.helper.app import HelperSettings
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
 from probe.lab.scenario import scenario_paths
+from probe.steps import dns
 from tests.servers.dns_server import NXDOMAIN, Reply, ScriptedDNSServer
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import http_server

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from probe import control, privacy, service, tls, webconnectivity
+from probe import control, privacy, webconnectivity
 from probe.helper.app import HelperSettings
 from probe.helper.geo import Geo
 from probe.model import (
@@ -29,7 +29,9 @@ from probe.model import (
     TLSHandshake,
     WebConnectivityTestKeys,
 )
+from probe.rounds import service
 from probe.serialize import to_json
+from probe.steps import tls
 from tests.servers.echo_server import echo_server
 from tests.servers.helper_server import running_helper
 

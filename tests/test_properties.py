@@ -1,7 +1,7 @@
 """Property tests: for any input, each parser returns a value or raises its documented error.
 
 The settings loader raises :class:`ConfigError`, the target-list loader :class:`ConfigError`,
-``--since``/``--until`` :class:`click.BadParameter`, and :func:`probe.http.split_url`
+``--since``/``--until`` :class:`click.BadParameter`, and :func:`probe.steps.urls.split_url`
 :class:`TargetError` — never anything else (a traceback is a bug), and every message is one
 line. Inputs are arbitrary bytes and text, and also near-valid documents built from the real
 keys, the shapes where a parser is most likely to let a foreign exception through.
@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 
 from probe.cli.params import When
 from probe.errors import ConfigError, TargetError
-from probe.http import split_url
-from probe.settings import Settings, load_settings
-from probe.targets import Target, load_targets
+from probe.rounds.settings import Settings, load_settings
+from probe.rounds.targets import Target, load_targets
+from probe.steps.urls import split_url
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from measurements import engine
-from measurements.store import open_store
-from probe import runner, service
-from probe.settings import load_settings
+from measurements.store import engine
+from measurements.store.store import open_store
+from probe.rounds import runner, service
+from probe.rounds.settings import load_settings
 from tests.daemon_harness import write_settings
 from tests.servers.http_server import http_server
 from tests.servers.tcp_server import tcp_server
@@ -76,7 +76,7 @@ def test_a_cancelled_round_whose_store_fails_still_raises_cancelled(
             assert statuses(url) == {rid: "running"}
             assert store.mark_interrupted() == 1
     assert statuses(url) == {rid: "interrupted"}
-    assert [r.getMessage() for r in caplog.records if r.name == "probe.service"] == [
+    assert [r.getMessage() for r in caplog.records if r.name == "probe.rounds.service"] == [
         f"{db}: cannot mark interrupted rounds: database is locked "
         f"(round {rid} left running: the next clean-up marks it interrupted)"
     ]
@@ -151,4 +151,4 @@ def test_the_event_loop_keeps_running_while_a_round_is_written(tmp_path: Path) -
 
 @pytest.fixture(autouse=True)
 def _service_log(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="probe.service")
+    caplog.set_level(logging.INFO, logger="probe.rounds.service")

@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 
-from probe import activity, runner, webconnectivity
+from probe import webconnectivity
 from probe.model import Measurement, WebConnectivityTestKeys
-from probe.targets import Target
+from probe.rounds import activity, runner
+from probe.rounds.targets import Target
 from tests.servers.http_server import http_server
 from tests.servers.tcp_server import tcp_server
 
@@ -188,7 +189,7 @@ def test_the_file_limit_is_raised_to_fit_max_open_never_lowered() -> None:
     # In a child process: the limit is process-wide.
     script = """
 import resource
-from probe.runner import raise_file_limit
+from probe.rounds.runner import raise_file_limit
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
 print(raise_file_limit(64), resource.getrlimit(resource.RLIMIT_NOFILE)[0], raise_file_limit(1), hard)

@@ -8,8 +8,8 @@ import pytest
 
 from probe.errors import ConfigError
 from probe.resources import config_dir
-from probe.settings import Measure, Settings, load_settings
-from probe.targets import load_many, load_targets
+from probe.rounds.settings import Measure, Settings, load_settings
+from probe.rounds.targets import load_many, load_targets
 
 
 def test_defaults_work_without_a_file() -> None:

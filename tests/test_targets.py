@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from probe.errors import ConfigError
-from probe.service import plan_round
-from probe.settings import load_settings
-from probe.targets import Target, canonical_url, load_input_file, load_targets
+from probe.rounds.service import plan_round
+from probe.rounds.settings import load_settings
+from probe.rounds.targets import Target, canonical_url, load_input_file, load_targets
 
 HEADER = "url,category_code,category_description,date_added,source,notes\n"
 
@@ -63,7 +63,7 @@ def test_the_daemon_logs_each_skipped_row(tmp_path: Path, caplog: pytest.LogCapt
     (tmp_path / "list.csv").write_text(HEADER + "http://a.example/\nnot a url\n")
     settings = tmp_path / "settings.toml"
     settings.write_text('[targets]\nlists = ["list.csv"]\n')
-    with caplog.at_level(logging.WARNING, logger="probe.targets"):
+    with caplog.at_level(logging.WARNING, logger="probe.rounds.targets"):
         plan = plan_round(load_settings(settings))  # what `probe daemon` calls
     assert [t.url for t in plan.targets] == ["http://a.example/"]
     problem = "unsupported URL scheme '' in 'not a url': only http and https"

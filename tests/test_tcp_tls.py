@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from probe import tcp, tls
-from probe.clock import relative_clock
 from probe.errors import ConfigError
 from probe.model import TCPConnect, TLSHandshake
+from probe.steps import tcp, tls, urls
+from probe.steps.clock import relative_clock
 from tests.servers.tcp_server import Behaviour, closed_port, tcp_server
 
 
@@ -34,7 +34,7 @@ def handshake(port: int, server_name: str, ca_file: Path | None, timeout: float 
         try:
             return await tls.handshake(
                 connection,
-                address=tcp.endpoint("127.0.0.1", port),
+                address=urls.endpoint("127.0.0.1", port),
                 server_name=server_name,
                 ssl_context=tls.make_ssl_context(ca_file),
                 timeout=timeout,
@@ -65,8 +65,8 @@ def test_connect_succeeds_whatever_the_server_does_next(behaviour: Behaviour) ->
 
 
 def test_endpoint_brackets_ipv6() -> None:
-    assert tcp.endpoint("127.0.0.1", 443) == "127.0.0.1:443"
-    assert tcp.endpoint("2001:db8::1", 443) == "[2001:db8::1]:443"
+    assert urls.endpoint("127.0.0.1", 443) == "127.0.0.1:443"
+    assert urls.endpoint("2001:db8::1", 443) == "[2001:db8::1]:443"
 
 
 def test_tls_valid_certificate(ca: trustme.CA, ca_file: Path) -> None:

@@ -1,4 +1,4 @@
-"""The one rule for URLs, host names and endpoints (probe.urls), as exact tables.
+"""The one rule for URLs, host names and endpoints (probe.steps.urls), as exact tables.
 
 Every step uses it: a host is valid, and encoded the same way, whether it reaches the DNS step
 (:func:`encode_hostname`) or comes in a URL (:func:`split_url`: the HTTP step, redirects,
@@ -13,11 +13,11 @@ from typing import NamedTuple
 
 import pytest
 
-from probe import dns, http
 from probe.errors import TargetError
 from probe.helper.wire import WireError
 from probe.helper.wire import parse_endpoint as wire_endpoint
-from probe.urls import (
+from probe.steps import dns, http
+from probe.steps.urls import (
     BAD_PORT,
     EXPECTED_BRACKETS,
     NEEDS_BRACKETS,

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from probe import dns, webconnectivity
+from probe import webconnectivity
 from probe.fingerprints import default_fingerprints
 from probe.helper.app import HelperSettings
 from probe.helper.geo import Geo
@@ -22,6 +22,7 @@ from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
 from probe.model import HTTPResponse, Measurement
 from probe.outcome import describe, measurement_outcome
+from probe.steps import dns
 from probe.webconnectivity import MeasureConfig
 from tests.servers.dns_server import ScriptedDNSServer
 from tests.servers.helper_server import running_helper

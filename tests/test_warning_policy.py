@@ -28,7 +28,7 @@ def test_ours_{name}():
 """
 
 
-@pytest.mark.parametrize("module", ["probe", "probe.http", "measurements.store", "tests.test_x"])
+@pytest.mark.parametrize("module", ["probe", "probe.steps.http", "measurements.store.store", "tests.test_x"])
 def test_own_warnings_fail_and_third_party_ones_do_not(tmp_path: Path, module: str) -> None:
     (tmp_path / "test_policy_case.py").write_text(CASES.format(name=module.replace(".", "_"), module=module))
     run = subprocess.run(

@@ -20,10 +20,11 @@ from urllib.parse import quote_from_bytes
 
 import pytest
 
-from probe import failures, http, webconnectivity
-from probe.dns import ResolverSpec
+from probe import webconnectivity
 from probe.model import HTTPTransaction, Measurement
 from probe.serialize import to_json
+from probe.steps import failures, http
+from probe.steps.dns import ResolverSpec
 from probe.webconnectivity import MeasureConfig
 from tests.servers.dns_server import ScriptedDNSServer
 from tests.servers.http_server import PAGE, HTTPServer, Request

@@ -30,9 +30,9 @@ from probe.analysis.httpdiff import HTTPDiff, http_diff, is_diff
 from probe.analysis.mechanism import label
 from probe.analysis.observations import Observation, classic_observations, linear
 from probe.fingerprints import FingerprintDB
-from probe.http import split_url
 from probe.ipinfo import AsnLookup, IPNetwork, first_known, parse_networks
 from probe.model import ControlResponse, WebConnectivityTestKeys
+from probe.steps.urls import split_url
 
 __all__ = ["Decision", "Evaluation", "HTTPDiff", "Observation", "analyse", "control_asn_lookup", "evaluate"]
 

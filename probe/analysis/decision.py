@@ -51,8 +51,8 @@ from dataclasses import dataclass
 
 from probe.analysis.dns_consistency import INCONSISTENT, same_host
 from probe.analysis.observations import Kind, Observation
-from probe.failures import DNS_NO_ANSWER
 from probe.model import Blocking, ControlResponse
+from probe.steps.failures import DNS_NO_ANSWER
 
 
 @dataclass(frozen=True, slots=True)

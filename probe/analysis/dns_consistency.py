@@ -23,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from probe.analysis.observations import Kind, Observation, classic_lookups, is_aaaa_no_answer
-from probe.failures import DNS_NO_ANSWER
 from probe.ipinfo import AsnLookup
 from probe.model import ControlResponse, DNSQuery
+from probe.steps.failures import DNS_NO_ANSWER
 
 CONSISTENT = "consistent"
 INCONSISTENT = "inconsistent"

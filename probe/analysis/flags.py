@@ -36,11 +36,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from probe.analysis.httpdiff import http_diff, is_diff
-from probe.failures import DNS_NO_ANSWER, HOST_UNREACHABLE, NETWORK_UNREACHABLE
-from probe.http import split_url
 from probe.ipinfo import AsnLookup, IPNetwork, first_known, is_bogon, parse_networks
 from probe.model import ControlResponse, HTTPResponse, WebConnectivityTestKeys
-from probe.tcp import endpoint
+from probe.steps.failures import DNS_NO_ANSWER, HOST_UNREACHABLE, NETWORK_UNREACHABLE
+from probe.steps.urls import endpoint, split_url
 
 # x_blocking_flags
 DNS_BLOCKING: Final = 1

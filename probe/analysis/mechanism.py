@@ -58,15 +58,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from probe import failures
 from probe.analysis.decision import Decision, only_loopback
 from probe.analysis.observations import Kind, Observation, is_aaaa_no_answer
 from probe.fingerprints import Fingerprint, FingerprintDB
-from probe.http import REDIRECT_CODES
 from probe.ipinfo import IPNetwork, is_bogon, is_loopback
 from probe.mechanism import Mechanism
 from probe.model import ControlResponse, HTTPTransaction, WebConnectivityTestKeys
 from probe.outcome import CONTROL_NOT_CONFIGURED
+from probe.steps import failures
+from probe.steps.http import REDIRECT_CODES
 
 TIMEOUTS = frozenset({failures.GENERIC_TIMEOUT, failures.TIMED_OUT})
 CERTIFICATE_ERRORS = frozenset(
@@ -216,7 +216,7 @@ def is_throttled(transaction: HTTPTransaction) -> bool:
     headers, last = transaction.x_headers_t, transaction.x_body_last_byte_t
     if headers is None or last is None or not transaction.x_body_bytes_received:
         return False
-    # The clock ticks in microseconds (probe.clock); rounding keeps float noise off the bound.
+    # The clock ticks in microseconds (probe.steps.clock); rounding keeps float noise off the bound.
     return round(transaction.t - last, 6) <= round(last - headers, 6)
 
 

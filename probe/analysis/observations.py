@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Final
 
-from probe.failures import DNS_NO_ANSWER
 from probe.model import DNSQuery, HTTPTransaction, TCPConnect, TLSHandshake, WebConnectivityTestKeys
-from probe.tcp import endpoint
+from probe.steps.failures import DNS_NO_ANSWER
+from probe.steps.urls import endpoint
 
 FINAL_STATUS_CLASSES: Final = frozenset({2, 4, 5})
 

@@ -26,9 +26,9 @@ def daemon(config_file: Path | None, db_url: str | None) -> None:
     database URL: one line and exit 2 before anything runs.
     """
     # Loaded here, not for ``--help``.
-    from probe import service
-    from probe.daemon import run_daemon
-    from probe.settings import load_settings
+    from probe.rounds import service
+    from probe.rounds.daemon import run_daemon
+    from probe.rounds.settings import load_settings
 
     setup_logging()  # first: a skipped target-list row is logged in the daemon's format
     settings = load_settings(config_file)

@@ -57,7 +57,7 @@ def export_command(
     """Export stored measurements (CSV: summary columns; JSONL: one OONI measurement per line)."""
     if since is not None and until is not None and since >= until:
         raise click.BadParameter("--since must be before --until", param_hint="--since/--until")
-    from measurements.export import export
+    from measurements.store.export import export
 
     db_url = database_url(db_url, config_file)
     run = functools.partial(export, format=fmt, since=since, until=until, target=target, asn=asn)

@@ -18,7 +18,7 @@ from probe.cli.options import config_option, database_url, db_option
 from probe.cli.params import Asn, When
 
 if TYPE_CHECKING:  # the store and the patterns load when the command runs, not for --help
-    from measurements.findings import Detection
+    from measurements.patterns.findings import Detection
 
 since_option = click.option(
     "--since",
@@ -34,8 +34,8 @@ def compute(db_url: str | None, config_file: Path | None) -> Detection:
         ConfigError: the settings file is invalid.
         StorageError: the database cannot be opened, read or written.
     """
-    from measurements.patterns import update_flags
-    from measurements.store import open_store
+    from measurements.patterns.detect import update_flags
+    from measurements.store.store import open_store
 
     with open_store(database_url(db_url, config_file)) as store:
         return update_flags(store)
@@ -57,7 +57,7 @@ def flags(
     config_file: Path | None,
 ) -> None:
     """List blocking onsets and ends, and the events they form (recomputed from the stored rounds)."""
-    from measurements.wording import event_dict, event_sentence, flag_dict, flag_sentence
+    from measurements.patterns.wording import event_dict, event_sentence, flag_dict, flag_sentence
 
     found = compute(db_url, config_file)
     shown = [

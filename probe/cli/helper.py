@@ -76,13 +76,13 @@ def serve(
     timeout: float | None,
 ) -> None:
     """Serve control requests (POST /) and whoami (GET /whoami) until interrupted."""
-    from probe import dns
     from probe.helper.app import HelperSettings, Limits
     from probe.helper.geo import Geo, load_country_database
     from probe.helper.measure import HelperConfig
     from probe.helper.policy import AddressPolicy
     from probe.helper.server import bind, make_server
     from probe.ipinfo import load_asn_database
+    from probe.steps import dns
 
     host, port = parse_listen(listen)
     if tls_key is not None and tls_cert is None:

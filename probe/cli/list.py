@@ -12,7 +12,7 @@ from probe.cli.options import config_option, database_url, db_option
 
 # The store and rich load when the command runs, not for ``--help``.
 if TYPE_CHECKING:
-    from measurements.rows import RoundInfo
+    from measurements.store.rows import RoundInfo
 
 DEFAULT_LIMIT = 20
 

@@ -66,8 +66,9 @@ def measure(
     """
     from rich.console import Console
 
-    from probe import dns, webconnectivity
+    from probe import webconnectivity
     from probe.serialize import to_json
+    from probe.steps import dns
 
     config = _base_config(config_file)
     changes: dict[str, object] = {}
@@ -97,8 +98,8 @@ def _base_config(path: Path | None) -> webconnectivity.MeasureConfig:
 
     if path is None:
         return webconnectivity.MeasureConfig()
-    from probe.service import measure_config  # loads the settings machinery: only when a file is given
-    from probe.settings import load_settings
+    from probe.rounds.service import measure_config  # loads the settings machinery: only when a file is given
+    from probe.rounds.settings import load_settings
 
     return measure_config(load_settings(path))
 
@@ -106,7 +107,7 @@ def _base_config(path: Path | None) -> webconnectivity.MeasureConfig:
 def _control_url(text: str) -> str:
     """*text* if it is an http(s) URL with a valid host (as ``control.url`` in settings)."""
     from probe.errors import TargetError
-    from probe.http import split_url
+    from probe.steps.urls import split_url
 
     try:
         split_url(text)

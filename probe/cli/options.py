@@ -34,6 +34,6 @@ def database_url(db_url: str | None, config_file: Path | None) -> str | None:
     """
     if db_url is not None:
         return db_url
-    from probe.settings import load_settings  # loaded on use: not for --help
+    from probe.rounds.settings import load_settings  # loaded on use: not for --help
 
     return load_settings(config_file).storage.database_url

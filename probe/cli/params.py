@@ -67,7 +67,7 @@ class Asn(click.ParamType[str]):
 
     def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None) -> str:
         try:
-            from measurements.queries import normalize_asn  # the store's, loaded on use
+            from measurements.store.queries import normalize_asn  # the store's, loaded on use
 
             return normalize_asn(str(value))
         except ValueError as exc:

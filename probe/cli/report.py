@@ -26,8 +26,8 @@ from probe.errors import ConfigError
 @config_option("for storage.database_url")
 def report(since: datetime | None, output: Path, db_url: str | None, config_file: Path | None) -> None:
     """Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network)."""
-    from measurements.report import render_html
-    from measurements.store import open_store
+    from measurements.store.store import open_store
+    from measurements.views.report import render_html
 
     found = compute(db_url, config_file)
     with open_store(database_url(db_url, config_file)) as store:

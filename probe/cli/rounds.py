@@ -18,8 +18,8 @@ from probe.cli.options import config_option, db_option
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from probe import runner, service, targets
-    from probe.settings import Settings
+    from probe.rounds import runner, service, targets
+    from probe.rounds.settings import Settings
 
 FAILURE_COLUMNS = ("dns_failure", "tcp_failure", "tls_failure", "http_failure")
 
@@ -69,8 +69,8 @@ def run(
     nothing left to measure (nothing is stored), 3 when the database cannot be opened or
     written (a full disk, a read-only file).
     """
-    from probe import service
-    from probe.settings import load_settings
+    from probe.rounds import service
+    from probe.rounds.settings import load_settings
 
     settings = load_settings(config_file)
     if check:
@@ -78,7 +78,7 @@ def run(
         return
     targets = _inputs(inputs, input_file, warn=_warn) if inputs or input_file else None
     plan = service.plan_round(settings, targets=targets, warn=_warn)
-    from measurements.store import open_store
+    from measurements.store.store import open_store
 
     with open_store(db_url or settings.storage.database_url) as store:
         # Rounds this installation left running when killed (cron users have no daemon to
@@ -116,7 +116,7 @@ def _inputs(
         ConfigError: --input-file cannot be read, or (*warn* ``None``) has a bad row.
     """
     from probe.errors import TargetError
-    from probe.targets import Target, canonical_url, load_input_file
+    from probe.rounds.targets import Target, canonical_url, load_input_file
 
     found: list[Target] = []
     for url in inputs:
@@ -139,9 +139,9 @@ def _check(settings: Settings, inputs: tuple[str, ...], input_file: Path | None,
     Raises:
         click.exceptions.Exit: status 2 when there was any problem.
     """
-    from probe import service
     from probe.errors import ConfigError
-    from probe.targets import dedupe, load_targets
+    from probe.rounds import service
+    from probe.rounds.targets import dedupe, load_targets
 
     problems: list[str] = []
     lists: list[dict[str, Any]] = []
@@ -195,7 +195,7 @@ def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> se
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from probe import service
+    from probe.rounds import service
 
     console = Console(stderr=True)
     with Progress(
@@ -218,7 +218,7 @@ def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> se
 
 def _row(result: runner.Result, *, network_up: bool | None) -> dict[str, Any]:
     """The summary of one target: its outcome, the verdict keys and the first failure of each step."""
-    from measurements.summary import outcome_column, summary_columns
+    from measurements.store.summary import outcome_column, summary_columns
     from probe.isotime import iso_utc
 
     m = result.measurement

@@ -18,7 +18,7 @@ from probe.errors import ConfigError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from measurements.rows import MeasurementRow
+    from measurements.store.rows import MeasurementRow
 
 SHOWN_MATCHES = 5
 """Ids an ambiguous prefix lists in its error."""

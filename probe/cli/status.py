@@ -1,13 +1,13 @@
 """``probe status``: the last rounds, the next scheduled run, the database size, failing targets.
 
 Failing targets are those whose latest measurement on a network is not "reachable"
-(:func:`measurements.queries.failing_query`), listed by outcome, most serious first, each with
+(:func:`measurements.store.queries.failing_query`), listed by outcome, most serious first, each with
 the outcome a person reads (:mod:`probe.outcome`): a confirmed blockpage reads
 "blocked (confirmed: NAME)" whatever OONI's ``blocking`` says.
 
 The daemon keeps no state outside the database, so the next run is predicted, not asked:
 it is the last round's start plus the configured interval, plus up to the configured jitter
-(see :func:`probe.daemon.next_run_window`). The schedule is read from ``--config`` — pass the
+(see :func:`probe.rounds.daemon.next_run_window`). The schedule is read from ``--config`` — pass the
 daemon's settings file — or the defaults. A prediction already in the past means the daemon
 is late: stopped, or the machine asleep.
 """
@@ -32,9 +32,9 @@ from probe.outcome import LABELS, Outcome, describe
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from measurements.rows import FailingTarget, RoundInfo
-    from measurements.store import Store
-    from probe.settings import Schedule
+    from measurements.store.rows import FailingTarget, RoundInfo
+    from measurements.store.store import Store
+    from probe.rounds.settings import Schedule
 
 ROUNDS_SHOWN = 10
 _RANK = {
@@ -70,7 +70,7 @@ def status(db_url: str | None, config_file: Path | None, as_json: bool) -> None:
     """Show the last rounds, the next scheduled run, the database size and the failing targets."""
     from rich.console import Console
 
-    from probe.settings import load_settings
+    from probe.rounds.settings import load_settings
 
     settings = load_settings(config_file)
     with open_existing_store(db_url or settings.storage.database_url) as store:
@@ -84,7 +84,7 @@ def status(db_url: str | None, config_file: Path | None, as_json: bool) -> None:
 
 
 def open_existing_store(url: str | None) -> Store:
-    """:func:`~measurements.store.open_store`, except that a missing SQLite file is an error.
+    """:func:`~measurements.store.store.open_store`, except that a missing SQLite file is an error.
 
     A command that only reads (status, export) must not leave an empty database behind
     because of a typo in ``--db``.
@@ -93,8 +93,8 @@ def open_existing_store(url: str | None) -> Store:
         ConfigError: the SQLite file does not exist (a typo in --db is bad input).
         StorageError: the store cannot be opened.
     """
-    from measurements.engine import default_path
-    from measurements.store import open_store
+    from measurements.store.engine import default_path
+    from measurements.store.store import open_store
 
     path = default_path() if url is None else _sqlite_path(url)
     if path is not None and not path.exists():
@@ -122,7 +122,7 @@ def collect(store: Store, schedule: Schedule, *, now: datetime) -> dict[str, Any
     Raises:
         StorageError: the store cannot be read.
     """
-    from probe.daemon import next_run_window
+    from probe.rounds.daemon import next_run_window
 
     rounds = store.last_rounds(ROUNDS_SHOWN)
     latest_complete = next((r for r in rounds if r.status == "complete"), None)

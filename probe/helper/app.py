@@ -36,12 +36,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from probe import failures, http
 from probe.errors import ProbeError
 from probe.helper.geo import Geo
 from probe.helper.measure import BUDGET_HEADER, HelperConfig, measure_control
 from probe.helper.policy import AddressPolicy
 from probe.helper.wire import WireError, parse_endpoint, parse_request, response_json
+from probe.steps import failures, urls
 
 MAX_REQUEST_BYTES: Final = 64 * 1024
 """A control request is a URL, a few headers and at most 64 endpoints: far below this."""
@@ -215,7 +215,7 @@ async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
 def _refusal(url: str, endpoints: tuple[str, ...], policy: AddressPolicy) -> str | None:
     """Why the request targets an address the helper may not dial, or ``None``."""
     try:
-        host = http.split_url(url)[1]
+        host = urls.split_url(url)[1]
     except ProbeError as exc:  # parse_request checked it already; defensive
         return str(exc)
     if (reason := policy.refusal(host)) is not None and reason != "not an IP address":

@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from probe import dns, failures, http, tcp, tls, urls
-from probe.clock import Clock, relative_clock
 from probe.helper.policy import AddressPolicy
 from probe.ipinfo import AsnLookup, no_asn
 from probe.model import (
@@ -45,6 +43,8 @@ from probe.model import (
     HTTPResponse,
 )
 from probe.serialize import headers_map
+from probe.steps import dns, failures, http, tcp, tls, urls
+from probe.steps.clock import Clock, relative_clock
 
 DNS_NAME_ERROR: Final = "dns_name_error"
 DNS_SERVER_FAILURE: Final = "dns_server_failure"

@@ -25,8 +25,8 @@ from probe.model import (
     ControlTLSHandshake,
 )
 from probe.serialize import as_dict
-from probe.urls import EndpointError, endpoint, split_url
-from probe.urls import parse_endpoint as parse_ip_port
+from probe.steps.urls import EndpointError, endpoint, split_url
+from probe.steps.urls import parse_endpoint as parse_ip_port
 
 MAX_URL_LENGTH: Final = 8192
 MAX_ENDPOINTS: Final = 64

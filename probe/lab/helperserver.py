@@ -18,7 +18,6 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from probe import dns
 from probe.helper.app import HelperSettings, Limits
 from probe.helper.geo import Geo, load_country_database
 from probe.helper.measure import HelperConfig
@@ -26,6 +25,7 @@ from probe.helper.policy import AddressPolicy
 from probe.helper.server import HelperServer, bind, make_server
 from probe.ipinfo import load_asn_database
 from probe.lab.serving import Closable, main
+from probe.steps import dns
 
 
 class _Stopper:

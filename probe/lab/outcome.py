@@ -67,7 +67,7 @@ def observe(measurement: Mapping[str, Any], plan: LabPlan) -> dict[str, Expected
 def network_up(measurements: Iterable[Mapping[str, Any]]) -> bool | None:
     """The scenario's heartbeat: did any TCP connect succeed, block-page servers aside?
 
-    As a round's (:func:`measurements.summary.heartbeat_of`: ``None`` without measurements), except
+    As a round's (:func:`measurements.store.summary.heartbeat_of`: ``None`` without measurements), except
     that a measurement confirmed as a block page does not count: the censor's own server, inside
     the ISP, answering says nothing of the network beyond it (the mobile-shutdown scenario).
     """

@@ -43,7 +43,7 @@ from probe.errors import ConfigError
 from probe.lab.censor import KINDS, Censorship, target_problem
 from probe.mechanism import Mechanism
 from probe.outcome import Outcome
-from probe.tomlfile import read_toml
+from probe.rounds.tomlfile import read_toml
 
 STEPS: Final = ("none", "dns", "tcp", "tls", "http")
 NULL: Final = "null"

@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from probe import failures
 from probe.raw.capture import FlowCapture, route_interface
 from probe.raw.packets import Flow, Frame
+from probe.steps import failures
 
 ALPN = ("h2", "http/1.1")
 """What a browser offers: the ClientHello should look like the real thing."""

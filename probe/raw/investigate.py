@@ -5,13 +5,13 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from probe import dns, http
-from probe.clock import relative_clock
 from probe.errors import TargetError
 from probe.model import OONI_TIME_FORMAT
 from probe.raw.forensics import ForensicsConfig, check_endpoint, rst_forensics
 from probe.raw.localise import LocaliseConfig, localise
 from probe.raw.model import ForensicsReport
+from probe.steps import dns, urls
+from probe.steps.clock import relative_clock
 
 RESOLVE_TIMEOUT_S = 5.0
 
@@ -59,7 +59,7 @@ def parse_target(url: str, address: str | None = None) -> tuple[str, int]:
     Raises:
         TargetError: the URL is malformed or not ``https``, or *address* is not IPv4.
     """
-    scheme, host, port = http.split_url(url)
+    scheme, host, port = urls.split_url(url)
     if scheme != "https":
         raise TargetError(f"{url!r}: forensics sends a TLS ClientHello, give an https:// URL")
     if address is not None:

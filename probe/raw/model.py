@@ -9,7 +9,7 @@ prints one :class:`ForensicsReport`::
       "rst_forensics": {
         "ip": "10.23.64.10", "port": 443, "server_name": "x.com", "interface": "eth0",
         "capture_failure": null,                  # the sniffer could not run: nothing else is known
-        "failure": "connection_reset",            # the connection's fate (probe.failures strings)
+        "failure": "connection_reset",            # the connection's fate (probe.steps.failures strings)
         "client_hello_sent": true, "client_hello_bytes": 517, "server_answered": false,
         "syn_ack": {"ttl": 63, "ip_id": 0, "hops_estimate": 2, "since_syn_ms": 0.186},
         "resets": [{"flags": "R", "ttl": 64, "ip_id": 0, "hops_estimate": 1, "seq": 3436018190,

@@ -30,7 +30,7 @@ from probe.model import (
     TLSHandshake,
     WebConnectivityTestKeys,
 )
-from probe.tcp import endpoint
+from probe.steps.urls import endpoint
 
 HOST = "example.org"
 HTTP_URL = f"http://{HOST}/"

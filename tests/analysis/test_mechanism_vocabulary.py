@@ -13,13 +13,13 @@ from collections.abc import Callable
 
 import pytest
 
-from measurements.findings import LAYERS
-from measurements.patterns import layer_of
-from probe import failures
+from measurements.patterns.detect import layer_of
+from measurements.patterns.findings import LAYERS
 from probe.analysis import analyse
 from probe.analysis.mechanism import dns_label, http_label, tcp_label, tls_label
 from probe.mechanism import ARTEFACTS, Layer, Mechanism, layer_of_label, lookup
 from probe.outcome import CONTROL_NOT_CONFIGURED
+from probe.steps import failures
 from tests.analysis import test_decision_table, test_mechanism
 from tests.analysis.builders import (
     HTTP_URL,
@@ -40,7 +40,7 @@ from tests.analysis.conftest import SEEN
 from tests.storage.factories import KINDS, make_measurement
 
 FAILURES = sorted({v for k, v in vars(failures).items() if k.isupper() and isinstance(v, str)})
-"""Every failure string of :mod:`probe.failures`."""
+"""Every failure string of :mod:`probe.steps.failures`."""
 
 
 def _no_control(

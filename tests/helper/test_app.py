@@ -12,12 +12,12 @@ import httpx
 import pytest
 import trustme
 
-from probe import dns
 from probe.helper.app import HelperSettings, Limits
 from probe.helper.geo import Geo, load_country_database
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
 from probe.ipinfo import load_asn_database
+from probe.steps import dns
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import PAGE, http_server

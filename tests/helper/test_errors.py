@@ -15,10 +15,10 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from probe import dns
 from probe.helper.app import HelperSettings
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
+from probe.steps import dns
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import http_server

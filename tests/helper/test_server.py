@@ -23,11 +23,11 @@ import httpx
 import pytest
 import trustme
 
-from probe import dns
 from probe.helper.app import HelperSettings, Limits
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
 from probe.helper.server import HelperServer, bind, make_server
+from probe.steps import dns
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.http_server import http_server
 

@@ -14,7 +14,7 @@ pytest.importorskip("trustme")
 
 
 def test_generated_settings_load_with_the_probes_own_loaders(tmp_path: Path) -> None:
-    settings_module = pytest.importorskip("probe.settings")
+    settings_module = pytest.importorskip("probe.rounds.settings")
     ipinfo = pytest.importorskip("probe.ipinfo")
     plan = LabPlan("rp000001")
     lab = Lab(plan, tmp_path)

@@ -12,10 +12,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from measurements.findings import Detection, Flag
-from measurements.outages import RoundBeat
-from measurements.patterns import detect
-from measurements.synthetic import SyntheticConfig, Truth, materialize, truth
+from measurements.patterns.detect import detect
+from measurements.patterns.findings import Detection, Flag
+from measurements.patterns.outages import RoundBeat
+from measurements.patterns.synthetic import SyntheticConfig, Truth, materialize, truth
 
 
 @dataclass(frozen=True, slots=True)

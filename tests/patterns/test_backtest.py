@@ -1,4 +1,4 @@
-"""Backtest: the synthetic Pakistan year (measurements.synthetic) against what detection reports."""
+"""Backtest: the synthetic Pakistan year (measurements.patterns.synthetic) against what detection reports."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from measurements.patterns import detect
-from measurements.synthetic import NETWORKS, SOCIAL, SyntheticConfig, X, materialize
+from measurements.patterns.detect import detect
+from measurements.patterns.synthetic import NETWORKS, SOCIAL, SyntheticConfig, X, materialize
 from tests.patterns.backtest import Backtest
 
 MAX_DELAY_ROUNDS = 6

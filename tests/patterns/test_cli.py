@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from measurements.store import open_store
-from measurements.synthetic import SyntheticConfig, X, write
+from measurements.patterns.synthetic import SyntheticConfig, X, write
+from measurements.store.store import open_store
 from probe.cli import main
 
 

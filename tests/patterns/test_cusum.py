@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from measurements.cusum import CusumParams, Detector
-from measurements.patterns import layer_of
+from measurements.patterns.cusum import CusumParams, Detector
+from measurements.patterns.detect import layer_of
 
 
 def run(sequence: str, *, step_h: float = 1.0, start: float = 0.0) -> Detector:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from measurements.findings import Detection, Flag, SeriesState
-from measurements.report import render_html
-from measurements.rows import FailingTarget
+from measurements.patterns.findings import Detection, Flag, SeriesState
+from measurements.store.rows import FailingTarget
+from measurements.views.report import render_html
 
 T0 = datetime(2024, 2, 17, 9, tzinfo=UTC)
 EVIL = "https://e.example/<script>alert(1)</script>&"

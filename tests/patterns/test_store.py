@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event
 
-from measurements.flagstore import load_events, load_flags
-from measurements.patterns import detect, detect_store, update_flags
-from measurements.store import open_store
-from measurements.synthetic import SyntheticConfig, X, materialize, write
+from measurements.patterns.detect import detect, detect_store, update_flags
+from measurements.patterns.flagstore import load_events, load_flags
+from measurements.patterns.synthetic import SyntheticConfig, X, materialize, write
+from measurements.store.store import open_store
 from tests.storage.factories import BASE, KINDS, make_measurement, make_round
 
 CONFIG = SyntheticConfig.small(days=36, outages=((6, 13, 6),), shutdown=(30, 0, 24), x_block=(12, 9, 25))

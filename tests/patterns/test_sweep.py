@@ -2,7 +2,7 @@
 
 One seed (``test_backtest.py``) can pass by luck: a sweep of 40 found ends confirmed after 7
 rounds and placed 4 rounds late (a random failure right after the block, issue 10). All in
-memory (:func:`~measurements.synthetic.materialize`): about 20 s for 80 synthetic months.
+memory (:func:`~measurements.patterns.synthetic.materialize`): about 20 s for 80 synthetic months.
 ``bench/patterns.py --sweep`` prints the distributions.
 """
 
@@ -12,9 +12,9 @@ from collections import Counter
 
 import pytest
 
-from measurements.findings import Flag
-from measurements.patterns import detect
-from measurements.synthetic import SyntheticConfig, materialize
+from measurements.patterns.detect import detect
+from measurements.patterns.findings import Flag
+from measurements.patterns.synthetic import SyntheticConfig, materialize
 from tests.patterns.backtest import Backtest, Timing, healthy
 
 SEEDS = range(40)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from measurements.findings import Flag
-from measurements.wording import flag_sentence
+from measurements.patterns.findings import Flag
+from measurements.patterns.wording import flag_sentence
 
 T0 = datetime(2024, 2, 17, 9, tzinfo=UTC)
 

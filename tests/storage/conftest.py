@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from measurements.store import Store, open_store
+from measurements.store.store import Store, open_store
 
 
 def _missing(reason: str) -> None:

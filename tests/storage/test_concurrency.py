@@ -12,8 +12,8 @@ from typing import Literal
 
 import pytest
 
-from measurements.export import csv_rows, export, export_csv, export_jsonl
-from measurements.store import open_store
+from measurements.store.export import csv_rows, export, export_csv, export_jsonl
+from measurements.store.store import open_store
 from tests.storage.factories import make_round, stream
 from tests.storage.test_export import _Sink
 from tests.storage.workers import FORK, round_violations, start_writer

@@ -20,7 +20,7 @@ from multiprocessing.connection import Connection
 
 import pytest
 
-from measurements.store import open_store
+from measurements.store.store import open_store
 from tests.storage.factories import make_round
 from tests.storage.workers import round_violations, sqlite_write_locked, start_writer, statuses
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from measurements.store import open_store
+from measurements.store.store import open_store
 from probe.errors import DatabaseURLError, StorageError
 from tests.storage.factories import make_round
 from tests.storage.workers import FORK, round_violations

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, insert, select
 
-from measurements.export import (
+from measurements.store.export import (
     CSV_COLUMNS,
     _plain_csv,
     committed_rows,
@@ -33,11 +33,11 @@ from measurements.export import (
     export_jsonl,
     safe_cell,
 )
-from measurements.installation import Installation
-from measurements.queries import measurement_query
-from measurements.rows import TargetInfo
-from measurements.store import Store, open_store
-from measurements.tables import MeasurementRecord
+from measurements.store.installation import Installation
+from measurements.store.queries import measurement_query
+from measurements.store.rows import TargetInfo
+from measurements.store.store import Store, open_store
+from measurements.store.tables import MeasurementRecord
 from probe.model import Measurement
 from probe.serialize import to_json
 from tests.storage.factories import BASE, make_measurement, make_round, stream, uid

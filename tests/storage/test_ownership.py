@@ -19,14 +19,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, insert, select
 
-from measurements.export import CSV_COLUMNS, export
-from measurements.installation import Installation
-from measurements.rows import RoundInfo
-from measurements.store import Store, open_store
-from measurements.tables import Round
+from measurements.store.export import CSV_COLUMNS, export
+from measurements.store.installation import Installation
+from measurements.store.rows import RoundInfo
+from measurements.store.store import Store, open_store
+from measurements.store.tables import Round
 from probe.cli.status import collect
 from probe.errors import StorageError
-from probe.settings import Schedule
+from probe.rounds.settings import Schedule
 from tests.storage.factories import BASE, make_measurement, make_round
 from tests.storage.workers import start_round_holder, statuses
 

@@ -14,10 +14,10 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, column, create_engine, insert, inspect, select, table
 from sqlalchemy.exc import IntegrityError
 
-from measurements import migrations
-from measurements.queries import normalize_asn
-from measurements.store import Store, open_store
-from measurements.tables import Base, MeasurementRecord, Round
+from measurements.store import migrations
+from measurements.store.queries import normalize_asn
+from measurements.store.store import Store, open_store
+from measurements.store.tables import Base, MeasurementRecord, Round
 
 IP_LIKE = re.compile(r"(^|_)(ip|ips|ipv4|ipv6|addr|address|client|host)($|_)")
 

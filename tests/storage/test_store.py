@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from measurements.rows import TargetInfo
-from measurements.store import Store, open_store
-from measurements.summary import Heartbeat
+from measurements.store.rows import TargetInfo
+from measurements.store.store import Store, open_store
+from measurements.store.summary import Heartbeat
 from probe.errors import StorageError
 from tests.storage.factories import BASE, make_measurement, make_round, uid
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import create_engine, text
 
-from measurements.store import Installation, open_store
+from measurements.store.store import Installation, open_store
 from probe.model import Measurement
 
 FORK = multiprocessing.get_context("fork")

@@ -1,0 +1,1 @@
+"""Views for people over the stored data: the static HTML report and its timeline."""

@@ -1,0 +1,288 @@
+"""``probe daemon``: rounds on a schedule — APScheduler wiring around :func:`probe.rounds.service.run_round`.
+
+The scheduled job calls the very function ``probe run`` calls, so a round stored by the daemon
+is the same thing as one started by hand. Everything else here is the life of a long-running
+process:
+
+- **Scheduler.** APScheduler 3's ``AsyncIOScheduler``: a round is a coroutine, so the job runs
+  on the daemon's own event loop, where SIGTERM/SIGINT (``loop.add_signal_handler``) can
+  cancel it directly — :func:`~probe.rounds.service.run_round` then marks its round ``interrupted``.
+  A ``BlockingScheduler`` would run each round in a worker thread with a loop of its own,
+  out of reach of the signal handler, and a round cannot be cancelled across threads.
+- **Schedule.** An interval trigger: the first round at start, then every
+  ``schedule.interval_minutes`` plus a random ``0…jitter_minutes`` (APScheduler 3 adds the
+  jitter to the previous *fire* time, so the gap between two round starts is always in
+  ``[interval, interval + jitter]``; ``probe status`` predicts the next run from that).
+  ``max_instances=1``: a round that outlasts the interval makes the next run be skipped, never
+  overlap. ``coalesce=True`` with no misfire grace limit: after the machine slept through
+  several runs, exactly one round runs on wake-up — the gap itself is data (no heartbeat).
+- **Failures.** The network being down is not a failure: the round records it. A database
+  that cannot be opened or written (full disk, read-only file or directory, a server that is
+  down: a :class:`~probe.errors.StorageError`, which makes other commands exit 3) costs that
+  round: one line on stderr, the pool's connections are dropped (a SQLite connection opened
+  on a read-only file stays read-only), and the next round tries again — also when the
+  database cannot even be opened at start: the daemon starts all the same and opens it at
+  the first round that can. Nothing half-written is ever stored (the store writes a round in
+  one transaction). Only bad input stops it at start (exit 2): settings, target lists, a
+  database URL that is not one (:class:`~probe.errors.ConfigError`).
+- **Crash clean-up.** At start, and before the round after any failure, the rounds that
+  this installation left ``running`` and no process holds in flight any more are marked
+  ``interrupted`` (:meth:`~measurements.store.store.Store.mark_interrupted`): never the rounds of
+  other probes sharing the database, nor a round ``probe run`` is measuring beside the daemon.
+- **Off the event loop.** Every database call (opening and migrating, the clean-up, the
+  round's writes, the prune) and the re-reading of files before each round run in a worker
+  thread (:func:`probe.rounds.service.off_loop`), so the loop keeps serving the round's measurements
+  and the signal handlers while the database is slow or busy.
+- **Files read each round.** Before each round the plan's TLS trust, fingerprints and ASN
+  database are read again (:func:`probe.rounds.service.replan`): a rotated CA file is trusted from
+  the next round on. If they cannot be read then, the round runs with the previous ones.
+- **Shutdown.** The first SIGTERM or SIGINT stops the scheduler and cancels the round in flight
+  at once: it is marked ``interrupted`` (or, if its transaction already ran, it is complete).
+  Waiting for the round instead could take its whole timeout budget, longer than
+  ``docker stop`` (10 s) grants. A prune under way stops after its current small
+  transaction (the rest goes at the next prune).
+- **Logging** goes to stderr through :mod:`logging`. It names rounds, counts and the database,
+  never an address of the volunteer's (the store does not even know it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler  # type: ignore[import-untyped]  # 3.x: no hints
+from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import-untyped]  # 3.x: no hints
+
+from measurements.store.engine import database_name
+from measurements.store.store import Store, open_store
+from measurements.store.summary import is_failed, summary_columns
+from probe.errors import ConfigError, StorageError
+from probe.rounds import service
+from probe.rounds.settings import Schedule
+
+log = logging.getLogger("probe.daemon")
+
+JOB_ID = "round"
+
+
+def trigger(schedule: Schedule) -> IntervalTrigger:
+    """The interval trigger for *schedule*: every interval, plus ``0…jitter`` each time."""
+    jitter = round(schedule.jitter_minutes * 60) or None  # APScheduler wants whole seconds or None
+    return IntervalTrigger(seconds=schedule.interval_minutes * 60, jitter=jitter, timezone=UTC)
+
+
+def next_run_window(last_start: datetime, schedule: Schedule) -> tuple[datetime, datetime]:
+    """When the round after one started at *last_start* will start: ``(earliest, latest)``.
+
+    Exact for :func:`trigger` as APScheduler 3 applies it (jitter added to the previous fire
+    time), give or take the few milliseconds between the fire time and the round's start —
+    unless that round itself started late (the machine slept), when the next may come sooner.
+    """
+    earliest = last_start + timedelta(minutes=schedule.interval_minutes)
+    return earliest, earliest + timedelta(minutes=schedule.jitter_minutes)
+
+
+class Daemon:
+    """Scheduled rounds of *plan* into the store *connect* opens, until :meth:`stop` is called.
+
+    *connect* is called at start and, until it succeeds, again before each round; *name* is
+    the database as log lines show it.
+    """
+
+    def __init__(self, plan: service.RoundPlan, connect: Callable[[], Store], *, name: str) -> None:
+        self.plan = plan
+        self.store: Store | None = None
+        """The open store; ``None`` until *connect* has succeeded."""
+        self.name = name
+        self._connect = connect
+        self.rounds_stored = 0
+        self._cleanup_pending = True
+        """Rounds a crash (or a failed write) left ``running`` are to be marked ``interrupted``."""
+        self._round: asyncio.Task[object] | None = None
+        self._stopping: asyncio.Event | None = None
+        self._halt = threading.Event()
+        """Set with :meth:`stop`: what the worker threads (the prune) see of it."""
+
+    async def run(self) -> None:
+        """Schedule rounds and return once :meth:`stop` was called and the round in flight ended.
+
+        Raises:
+            ConfigError: the database URL is invalid (before anything is scheduled).
+        """
+        self._stopping = asyncio.Event()
+        if await self._open("will retry") is not None:
+            await self._mark_crashed_rounds()
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self._job,
+            trigger(self.plan.settings.schedule),
+            id=JOB_ID,
+            name="measurement round",
+            next_run_time=datetime.now(UTC),  # the first round right away, not an interval later
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        schedule = self.plan.settings.schedule
+        log.info(
+            "daemon started: %d targets every %g min (+ up to %g min jitter) into %s",
+            len(self.plan.targets),
+            schedule.interval_minutes,
+            schedule.jitter_minutes,
+            self.name,
+        )
+        try:
+            await self._stopping.wait()
+        finally:
+            scheduler.shutdown(wait=False)
+            current = self._round
+            if current is not None:
+                current.cancel()
+                await asyncio.gather(current, return_exceptions=True)
+        log.info("daemon stopped")
+
+    def stop(self, reason: str = "stop requested") -> None:
+        """Stop scheduling and cancel the round in flight (it is marked ``interrupted``)."""
+        if self._stopping is None or self._stopping.is_set():
+            return
+        log.info("%s: stopping", reason)
+        self._stopping.set()
+        self._halt.set()
+        if self._round is not None:
+            self._round.cancel()
+
+    async def _job(self) -> None:
+        if self._stopping is not None and self._stopping.is_set():
+            return
+        self._round = asyncio.current_task()  # APScheduler runs the job as a task of its own
+        try:
+            await self._one_round()
+        except asyncio.CancelledError:
+            # Our own shutdown cancelled it (run_round has marked the round interrupted).
+            # Not re-raised: the job ends normally, and run() is already shutting down.
+            log.info("round interrupted by shutdown")
+        finally:
+            self._round = None
+
+    async def _one_round(self) -> None:
+        store = await self._open("round skipped")
+        if store is None:  # measuring what cannot be stored would only load the network
+            return
+        await self._mark_crashed_rounds()
+        await self._replan()
+        t0 = time.monotonic()
+        try:
+            report = await service.run_round(self.plan, store)
+        except StorageError as exc:
+            self._storage_failed(exc, "round not stored")
+            return
+        except Exception:  # a bug: log it with its traceback, keep the daemon (and its schedule) alive
+            log.exception("round failed")
+            self._cleanup_pending = True
+            return
+        self.rounds_stored += 1
+        measured = [r.measurement for r in report.results if r.measurement is not None]
+        failed = sum(1 for m in measured if is_failed(summary_columns(m)))
+        network = {True: "network up", False: "network DOWN (no TCP connect succeeded)", None: "no data"}
+        log.info(
+            "round %d complete in %.1f s: %d measured, %d failed, %d errors; %s",
+            report.round_id,
+            time.monotonic() - t0,
+            len(measured),
+            failed,
+            len(report.results) - len(measured),
+            network[report.network_up],
+        )
+        await self._prune()
+
+    async def _replan(self) -> None:
+        """Read the plan's files again (a rotated CA file); keep the plan if they cannot be."""
+        try:
+            self.plan = await service.off_loop(partial(service.replan, self.plan))
+        except ConfigError as exc:
+            log.error("%s (measuring with what was read before)", exc)
+
+    async def _open(self, consequence: str) -> Store | None:
+        """The store, opened now if it is not yet; ``None`` (and one line logged) if it cannot be.
+
+        Raises:
+            ConfigError: the database URL is invalid: bad input, not worth retrying.
+        """
+        if self.store is None:
+            try:
+                self.store = await service.off_loop(self._connect)
+            except ConfigError:
+                raise
+            except StorageError as exc:
+                log.error("%s (%s)", exc, consequence)
+                return None
+        return self.store
+
+    async def _mark_crashed_rounds(self) -> None:
+        if not self._cleanup_pending or self.store is None:
+            return
+        try:
+            # Only ever between rounds: a round the store still holds is one a failure left.
+            n = await service.off_loop(self.store.mark_interrupted)
+        except StorageError as exc:
+            self._storage_failed(exc, "will retry before the next round")
+            return
+        self._cleanup_pending = False
+        if n:
+            log.info("marked %d unfinished round(s) of this probe as interrupted", n)
+
+    async def _prune(self) -> None:
+        if self.store is None:
+            return
+        days = self.plan.settings.storage.retention_days
+        prune = partial(self.store.prune, datetime.now(UTC) - timedelta(days=days), stop=self._halt.is_set)
+        try:
+            n = await service.off_loop(prune)
+        except asyncio.CancelledError:  # it stopped between two transactions; the job ends here
+            log.info("prune stopped by shutdown (the rest goes at the next prune)")
+            return
+        except StorageError as exc:
+            self._storage_failed(exc, "will retry after the next round")
+            return
+        if n:
+            log.info("pruned %d measurement(s) older than %d days", n, days)
+
+    def _storage_failed(self, exc: StorageError, consequence: str) -> None:
+        log.error("%s (%s)", exc, consequence)
+        # A round that failed to store may be left ``running``; and a pooled SQLite connection
+        # that met a read-only file stays read-only even once the file is writable again.
+        self._cleanup_pending = True
+        if self.store is not None:
+            self.store.close()  # drops the pool's connections; the next use reconnects
+
+
+def run_daemon(plan: service.RoundPlan, database_url: str | None) -> None:
+    """Run a :class:`Daemon` on *database_url* until SIGTERM or SIGINT; return once it has shut
+    down cleanly.
+
+    Storage failures, at start as during rounds, are logged and retried, never raised.
+
+    Raises:
+        ConfigError: *database_url* is not a database URL, or names a database type this
+            installation cannot open.
+    """
+    daemon = Daemon(plan, lambda: open_store(database_url), name=database_name(database_url))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, daemon.stop, signal.Signals(signum).name)
+        try:
+            await daemon.run()
+        finally:
+            if daemon.store is not None:
+                daemon.store.close()
+
+    asyncio.run(main())

@@ -1,0 +1,296 @@
+"""One round as the volunteer's product runs it: plan from settings, measure, store atomically.
+
+``probe run`` and the daemon's scheduled job both call :func:`run_round`, so a round stored by
+the daemon is the same thing as one started by hand. The store is written twice per round:
+a ``running`` row first (the heartbeat that the probe was up, committed before any traffic),
+then every measurement and the ``complete`` mark in one transaction. A round that ends any
+other way — cancelled (SIGTERM, Ctrl-C), a progress hook that raised, a write that failed —
+marks itself ``interrupted`` and stores nothing half-done; the cancellation or the error is
+what the caller sees, whether or not the mark could be written.
+
+The round writes through :class:`~probe.rounds.roundstore.RoundStore`, which the caller hands in
+(``probe run`` and the daemon open the real store), and never on its event loop: every write
+runs in a worker thread (:func:`off_loop`), so the loop keeps serving while a write waits
+for the database.
+
+The plan holds everything a round reads from files: the TLS trust (``measure.ca_file``), the
+fingerprints and the ASN database are loaded into its :class:`~probe.webconnectivity.MeasureConfig`,
+not cached for the process's life; a daemon calls :func:`replan` before each round, so a
+rotated CA file is trusted from the next round on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
+
+from probe import __version__, control, webconnectivity
+from probe.errors import ConfigError, StorageError
+from probe.rounds import runner
+from probe.rounds.roundstore import RoundStore, heartbeat_of
+from probe.rounds.settings import Settings
+from probe.rounds.targets import Target, dedupe, load_many
+from probe.steps import dns, tls
+
+log = logging.getLogger("probe.rounds.service")
+
+T = TypeVar("T")
+
+
+def measure_config(settings: Settings) -> webconnectivity.MeasureConfig:
+    """The measurement configuration the settings describe.
+
+    Its TLS contexts are not built yet (:func:`probe.webconnectivity.prepare` builds them),
+    so a caller may still change ``ca_file``.
+
+    Raises:
+        ConfigError: a configured resolver is malformed, or the ASN database or a
+            fingerprint file is unreadable or invalid.
+    """
+    from probe.fingerprints import load_fingerprints
+    from probe.ipinfo import load_asn_database
+
+    m = settings.measure
+    return webconnectivity.MeasureConfig(
+        resolvers=tuple(dns.parse_resolver(text) for text in m.resolvers),
+        use_system_resolver=m.use_system_resolver,
+        ca_file=m.ca_file,
+        dns_timeout=m.dns_timeout,
+        tcp_timeout=m.tcp_timeout,
+        tls_timeout=m.tls_timeout,
+        http_timeout=m.http_timeout,
+        allow_loopback=m.allow_loopback,
+        control_url=settings.control.url,
+        control_max_in_flight=settings.control.max_in_flight,
+        public_networks=settings.network.public_networks,
+        asn_of=load_asn_database(settings.network.asn_database),
+        fingerprints=load_fingerprints(settings.network.fingerprints),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RoundPlan:
+    """Everything a round needs, validated before the first packet or database write.
+
+    *config* is ready to measure with: its TLS contexts and fingerprints are built
+    (:func:`probe.webconnectivity.prepare`) from the files as they were when it was planned.
+    """
+
+    settings: Settings
+    targets: tuple[Target, ...]
+    config: webconnectivity.MeasureConfig
+
+
+def plan_round(
+    settings: Settings,
+    *,
+    targets: Sequence[Target] | None = None,
+    warn: Callable[[str], None] | None = None,
+    strict: bool = False,
+) -> RoundPlan:
+    """Load the target lists and build the measurement configuration.
+
+    Args:
+        settings: the settings; their ``targets.lists`` are read unless *targets* is given.
+        targets: measure these instead (``probe run --input``/``--input-file``).
+        warn: called with ``file:line: problem`` for each bad row of a list, which is
+            skipped; by default a warning on the ``probe.rounds.targets`` logger (the daemon's log).
+        strict: a bad row is a :class:`ConfigError` instead (``probe run --check``).
+
+    Raises:
+        ConfigError: a target list is missing or not a test list, a row is bad (*strict*),
+            nothing is left to measure, or the measurement settings are invalid.
+    """
+    problems: list[str] | None = None if strict else []
+    if targets is None:
+        targets = load_many(settings.target_list_paths(), problems=problems)
+        where = f"{settings.source}: " if settings.source else ""
+        empty = f"{where}targets.lists: the target lists contain no URL"
+    else:
+        targets, empty = dedupe(targets), "no target to measure"
+    for problem in problems or ():
+        (warn or _log_skipped)(problem)
+    if not targets:
+        raise ConfigError(empty)
+    return RoundPlan(settings=settings, targets=tuple(targets), config=_prepared(settings))
+
+
+def replan(plan: RoundPlan) -> RoundPlan:
+    """*plan* with what it read from files read again: TLS trust, fingerprints, ASN database.
+
+    What a daemon calls before each round (in a worker thread: it reads files and loads a
+    trust store), so a rotated CA file or an updated fingerprint file counts from the next
+    round on. The targets stay the plan's.
+
+    Raises:
+        ConfigError: a file is now missing or invalid (the caller may keep *plan*).
+    """
+    return replace(plan, config=_prepared(plan.settings))
+
+
+def _prepared(settings: Settings) -> webconnectivity.MeasureConfig:
+    return webconnectivity.prepare(measure_config(settings))
+
+
+def _log_skipped(problem: str) -> None:
+    logging.getLogger("probe.targets").warning("%s (row skipped)", problem)
+
+
+@dataclass(frozen=True, slots=True)
+class RoundReport:
+    """What a stored round measured (one result per target, in target-list order)."""
+
+    round_id: int
+    results: tuple[runner.Result, ...]
+    started_at: datetime
+    ended_at: datetime
+    network_up: bool | None = None
+    """The round's heartbeat, as stored: each measurement's outcome depends on it."""
+
+
+async def run_round(
+    plan: RoundPlan, store: RoundStore, *, on_result: runner.ProgressHook | None = None
+) -> RoundReport:
+    """Measure every target of *plan* and store the round in one transaction.
+
+    Raises:
+        StorageError: the database cannot be written (the round's measurements are lost,
+            the database is left as it was).
+        asyncio.CancelledError: the round was cancelled; it is marked ``interrupted`` (when
+            the mark cannot be written either, that is logged and the round is left to the
+            next clean-up: the cancellation is still what is raised).
+        Exception: whatever *on_result* raised; the round is marked ``interrupted``.
+    """
+    started = datetime.now(UTC)
+    runner.raise_file_limit(plan.settings.measure.open_limit)
+    config = await identify(plan.config)
+    begin = partial(
+        store.begin_round,
+        started_at=started,
+        probe_asn=config.probe_asn,
+        probe_cc=config.probe_cc,
+        software_version=__version__,
+        config_digest=plan.settings.digest(),
+        n_targets=len(plan.targets),
+    )
+    begun = asyncio.ensure_future(asyncio.to_thread(begin))
+    try:
+        round_id = await _settled(begun)
+    except asyncio.CancelledError:
+        if begun.done() and not begun.cancelled() and begun.exception() is None:
+            await _give_up(store, begun.result())  # begun as the cancellation came: end it
+        raise
+    stored = False
+    try:
+        results = await runner.measure_round(
+            plan.targets,
+            config=config,
+            concurrency=plan.settings.measure.concurrency,
+            max_open=plan.settings.measure.open_limit,
+            stall_after=plan.settings.measure.stall_after,
+            on_result=on_result,
+        )
+        measured = [r.measurement for r in results if r.measurement is not None]
+        ended = datetime.now(UTC)
+        beat = heartbeat_of(measured, n_errors=len(results) - len(measured))
+        finish = partial(
+            store.finish_round,
+            round_id,
+            measured,
+            targets=list(plan.targets),  # a Target is the TargetInfo the store keeps
+            heartbeat=beat,
+            ended_at=ended,
+        )
+        await off_loop(finish)
+        stored = True
+    except BaseException:
+        # Cancelled, a hook that raised, a write that failed (its measurements are lost): do
+        # not leave the round looking as if it still ran, nor its lock held.
+        if not stored:
+            await _give_up(store, round_id)
+        raise
+    return RoundReport(
+        round_id=round_id,
+        results=tuple(results),
+        started_at=started,
+        ended_at=ended,
+        network_up=beat.network_up,
+    )
+
+
+async def off_loop(call: Callable[[], T]) -> T:
+    """Run *call* — blocking work, a database transaction — in a worker thread, off the event loop.
+
+    Once started it runs to its end: a cancellation meanwhile waits for it (it is one bounded
+    transaction; abandoning it would leave the write racing whatever comes next), then is
+    raised, chained to the call's own exception if it failed.
+
+    Returns:
+        What *call* returned.
+    """
+    return await _settled(asyncio.ensure_future(asyncio.to_thread(call)))
+
+
+async def _settled(work: asyncio.Future[T]) -> T:
+    """*work*'s result once it is done, however often the waiting task is cancelled meanwhile.
+
+    Raises:
+        asyncio.CancelledError: the task was cancelled while it waited (after *work* ended).
+    """
+    cancelled = False
+    while not work.done():
+        try:
+            await asyncio.wait((work,))
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError from (None if work.cancelled() else work.exception())
+    return work.result()
+
+
+async def _give_up(store: RoundStore, round_id: int) -> None:
+    """Mark round *round_id* ``interrupted``; a failure to is logged, never raised in place of
+    what ended the round."""
+    await off_loop(partial(_mark_interrupted, store, round_id))
+
+
+def _mark_interrupted(store: RoundStore, round_id: int) -> None:
+    try:
+        store.mark_interrupted(round_id)
+    except StorageError as exc:  # the store let the round go all the same: a clean-up marks it
+        log.warning("%s (round %d left running: the next clean-up marks it interrupted)", exc, round_id)
+
+
+WHOAMI_TIMEOUT = 10.0
+"""Seconds the round waits for ``whoami`` before starting (a blocked control costs no more)."""
+
+
+async def identify(config: webconnectivity.MeasureConfig) -> webconnectivity.MeasureConfig:
+    """*config* with what the control's ``whoami`` says about the probe (once per round).
+
+    Asked when a control is configured: the network (ASN, country), when not set, which the
+    round and every measurement then record; and the address the control sees the probe at,
+    which every measurement scrubs from itself (``volunteer_addresses``: in memory only,
+    never logged or stored). No measurement then asks again. Unanswered, the network stays
+    ``AS0``/``ZZ`` and each measurement asks beside its control call.
+    """
+    if config.control_url is None:
+        return config
+    contexts = config.contexts or tls.client_contexts(config.ca_file)
+    found = await control.whoami(
+        config.control_url,
+        timeout=min(webconnectivity.control_wait(config), WHOAMI_TIMEOUT),
+        ssl_context=contexts.httpx,
+    )
+    if found is None:
+        return config
+    if (config.probe_asn, config.probe_cc) == ("AS0", "ZZ"):
+        config = replace(config, probe_asn=found.probe_asn, probe_cc=found.probe_cc)
+    if found.probe_ip is not None and found.probe_ip not in config.volunteer_addresses:
+        config = replace(config, volunteer_addresses=(*config.volunteer_addresses, found.probe_ip))
+    return config

@@ -1,0 +1,123 @@
+"""Responses from servers that may be hostile: sent without redirect handling, read within a bound.
+
+Every HTTP response the probe reads — a measured site (:mod:`probe.steps.http`), the control and
+``whoami`` (:mod:`probe.control`), a DNS-over-HTTPS answer (:mod:`probe.steps.dns`) — is opened by
+:func:`open_response` and read by :func:`read_body`, so that a site, a helper or anything in
+the middle of a plain-HTTP connection cannot make the probe hold more than each caller's cap:
+
+- :func:`read_body` keeps at most *limit* decoded bytes. gzip and deflate are inflated here
+  with an output bound rather than by httpx, whose decoders inflate a whole network read at
+  once (a 10 KB gzip body of zeros becomes 10 MB in one call). Raw bytes are bounded too, so a
+  stream that inflates to nothing cannot be read forever. Other codings (``br``, ``zstd``,
+  chains such as ``gzip, gzip``) are kept as received.
+- :func:`open_response` sends the request straight to httpx's transport. httpx's client would
+  parse a redirect's ``Location`` even with ``follow_redirects=False`` (to offer
+  ``next_request``), and raises on ``mailto:x`` or ``http://[::1``; the probe judges every
+  Location itself (:func:`probe.steps.http.validate_redirect`), so nothing may parse it before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+import zlib
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+import httpx
+
+ACCEPT_ENCODING: Final = "gzip, deflate"
+"""The codings :func:`read_body` inflates: what a request may say it accepts."""
+_RAW_SLACK: Final = 65536
+
+
+@contextlib.asynccontextmanager
+async def open_response(
+    request: httpx.Request, *, ssl_context: ssl.SSLContext, timeout: float
+) -> AsyncIterator[httpx.Response]:
+    """Send *request* on a connection of its own and yield the response, body not yet read.
+
+    Only the headers of *request* are sent (no defaults are added, no proxy or ``.netrc`` is
+    consulted) and redirects are neither followed nor parsed. *timeout* bounds each network
+    operation; the caller needs an overall deadline of its own (``asyncio.timeout``).
+
+    Raises:
+        httpx.TransportError: connect, TLS, send or the response head failed (and what
+            :data:`probe.steps.failures.NETWORK_EXCEPTIONS` names below it).
+    """
+    request.extensions = {**request.extensions, "timeout": httpx.Timeout(timeout).as_dict()}
+    async with httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False) as transport:
+        response = await transport.handle_async_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()
+
+
+async def read_body(
+    response: httpx.Response, limit: int, *, on_read: Callable[[int], None] | None = None
+) -> tuple[bytes, bool]:
+    """Read at most *limit* decoded bytes of *response*'s body.
+
+    *on_read* is told the size of every network read as it arrives (before decoding), so a
+    failure midway still knows how much came, and when.
+
+    Returns:
+        The body (at most *limit* bytes) and whether it went on beyond *limit* — decoded
+        bytes, or raw bytes past ``2 * limit + 64 KiB`` — in which case the rest is not read.
+
+    Raises:
+        httpx.DecodingError: the body is not valid for its gzip or deflate coding.
+        httpx.TransportError: the connection failed while the body arrived.
+    """
+    inflater = _inflater(response.headers.get_list("content-encoding", split_commas=True))
+    body = bytearray()
+    raw_limit = 2 * limit + _RAW_SLACK
+    async for chunk in response.aiter_raw():
+        if on_read is not None:
+            on_read(len(chunk))
+        # Ask for one byte more than the limit, to tell "exactly the limit" from "longer".
+        body += inflater.inflate(chunk, limit + 1 - len(body)) if inflater else chunk
+        if len(body) > limit or response.num_bytes_downloaded > raw_limit:
+            del body[limit:]
+            return bytes(body), True
+    return bytes(body), False
+
+
+def _inflater(content_encoding: list[str]) -> _Inflater | None:
+    codings = [c.lower() for c in content_encoding if c and c.lower() != "identity"]
+    if codings in (["gzip"], ["x-gzip"]):
+        return _Inflater(zlib.MAX_WBITS | 16)
+    if codings == ["deflate"]:
+        # "deflate" should be zlib-wrapped, but servers send raw deflate too; httpx tries both.
+        return _Inflater(zlib.MAX_WBITS, raw_fallback=True)
+    return None
+
+
+class _Inflater:
+    """Inflates a gzip or deflate body, never producing more bytes than asked for."""
+
+    def __init__(self, wbits: int, *, raw_fallback: bool = False) -> None:
+        self._zlib = zlib.decompressobj(wbits)
+        self._raw_fallback = raw_fallback
+
+    def inflate(self, data: bytes, max_length: int) -> bytes:
+        """Inflate *data* into at most *max_length* (>0) bytes.
+
+        When the output reaches *max_length*, input is left over and the caller must stop.
+
+        Raises:
+            httpx.DecodingError: the data is not valid for the coding.
+        """
+        try:
+            out = self._zlib.decompress(data, max_length)
+        except zlib.error as exc:
+            if not self._raw_fallback:
+                raise httpx.DecodingError(f"invalid compressed body: {exc}") from exc
+            self._raw_fallback = False
+            self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+            return self.inflate(data, max_length)
+        if data:
+            self._raw_fallback = False
+        return out
