@@ -79,7 +79,15 @@ def test_without_raw_socket_privilege_exits_2(probe_main: Main, capsys: pytest.C
         text=True,
         timeout=60,
         check=False,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+        # nobody has no home: scapy then caches nothing (root's XDG dirs would refuse it).
+        env={
+            **os.environ,
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "HOME": "/nonexistent",
+            "XDG_CACHE_HOME": "/nonexistent/.cache",
+            "XDG_CONFIG_HOME": "/nonexistent/.config",
+            "XDG_DATA_HOME": "/nonexistent/.local/share",
+        },
     )
     assert (done.returncode, done.stdout, done.stderr) == (2, "", NO_PRIVILEGE)
 
