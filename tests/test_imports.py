@@ -27,6 +27,7 @@ PURE_PROBE_MODULES = frozenset(
         "probe.outcome",  # the outcome vocabulary for people and its one derivation
         "probe.mechanism",  # the closed mechanism vocabulary (patterns group flags by its layers)
         "probe.rounds.roundstore",  # the interface the store implements, and what crosses it
+        "probe.isotime",  # the one ISO 8601 Z time format people and machines read
     }
 )
 """What ``measurements`` may import from ``probe``."""

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from measurements.patterns.findings import Event, Flag
+from probe.isotime import iso_utc
 from probe.mechanism import Mechanism
 from probe.outcome import describe, outcome_of
 
@@ -77,8 +78,8 @@ def flag_dict(f: Flag) -> dict[str, Any]:
     return {
         "kind": f.kind, "target": f.target, "probe_asn": f.probe_asn, "probe_cc": f.probe_cc,
         "layer": f.layer, "mechanism": f.mechanism, "confirmed": f.confirmed,
-        "first_evidence_at": _iso(f.first_evidence_at),
-        "last_evidence_at": _iso(f.last_evidence_at), "detected_at": _iso(f.detected_at),
+        "first_evidence_at": iso_utc(f.first_evidence_at),
+        "last_evidence_at": iso_utc(f.last_evidence_at), "detected_at": iso_utc(f.detected_at),
         "n_measurements": f.n_measurements, "confidence": f.confidence,
         "event_id": None if f.event is None else f.event + 1, "sentence": flag_sentence(f),
     }  # fmt: skip
@@ -87,12 +88,10 @@ def flag_dict(f: Flag) -> dict[str, Any]:
 def event_dict(e: Event, index: int) -> dict[str, Any]:
     """JSON-ready; *index* is the event's position (its id is ``index + 1``)."""
     return {
-        "id": index + 1, "kind": e.kind, "scope": e.scope, "started_at": _iso(e.started_at),
-        "ended_at": None if e.ended_at is None else _iso(e.ended_at), "asns": list(e.asns),
+        "id": index + 1, "kind": e.kind, "scope": e.scope, "started_at": iso_utc(e.started_at),
+        "ended_at": iso_utc(e.ended_at), "asns": list(e.asns),
         "targets": list(e.targets), "layers": list(e.layers), "mechanisms": list(e.mechanisms),
         "n_flags": e.n_flags, "sentence": event_sentence(e),
     }  # fmt: skip
 
 
-def _iso(t: datetime) -> str:
-    return t.strftime("%Y-%m-%dT%H:%M:%SZ")

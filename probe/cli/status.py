@@ -26,6 +26,7 @@ import click
 
 from probe.cli.options import config_option, db_option
 from probe.errors import ConfigError
+from probe.isotime import iso_utc
 from probe.outcome import LABELS, Outcome, describe
 
 # The store, the settings and rich load when the command runs, not for ``--help``.
@@ -135,8 +136,8 @@ def collect(store: Store, schedule: Schedule, *, now: datetime) -> dict[str, Any
     if rounds:
         earliest, latest = next_run_window(_aware(rounds[0].started_at), schedule)
         next_run = {
-            "earliest": _iso(earliest),
-            "latest": _iso(latest),
+            "earliest": iso_utc(earliest),
+            "latest": iso_utc(latest),
             "overdue": now > latest,
             "basis": "last round start + schedule.interval_minutes, + up to schedule.jitter_minutes",
         }
@@ -211,8 +212,8 @@ def _round(r: RoundInfo) -> dict[str, Any]:
     return {
         "id": r.id,
         "status": r.status,
-        "started_at": _iso(started),
-        "ended_at": _iso(ended) if ended else None,
+        "started_at": iso_utc(started),
+        "ended_at": iso_utc(ended) if ended else None,
         "duration_s": round((ended - started).total_seconds(), 3) if ended else None,
         "n_targets": r.n_targets,
         "n_measurements": r.n_measurements,
@@ -228,7 +229,7 @@ def _round(r: RoundInfo) -> dict[str, Any]:
 
 def _failing(f: FailingTarget) -> dict[str, Any]:
     doc = asdict(f)
-    doc["measured_at"] = _iso(_aware(f.measured_at))
+    doc["measured_at"] = iso_utc(_aware(f.measured_at))
     return doc
 
 
@@ -237,8 +238,6 @@ def _aware(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-def _iso(when: datetime) -> str:
-    return when.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _short(iso: str) -> str:
