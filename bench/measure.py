@@ -7,10 +7,11 @@ Usage (from the repository root)::
 
 Each measurement is a real :func:`probe.webconnectivity.measure` of ``https://127.0.0.1:PORT/``
 (IP literal: no DNS) against the loopback HTTPS test server with a trustme certificate: TCP
-connect, TLS handshake with verification, HTTP fetch, analysis. The baseline, measured in the
-same run, is the bare TCP connect + TLS handshake + request to the same server with the
-standard library alone (``ssl`` + ``socket``), so the figure shows what reachprobe's recording
-and analysis add. Prints numbers; asserts nothing.
+connect, TLS handshake with verification, HTTP fetch over that same connection (one handshake
+since issue 12), analysis. The baseline, measured in the same run, is the bare TCP connect +
+TLS handshake + request to the same server with the standard library alone (``ssl`` +
+``socket``), so the figure shows what reachprobe's recording and analysis add. Prints numbers;
+asserts nothing.
 """
 
 from __future__ import annotations

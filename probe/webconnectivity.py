@@ -4,7 +4,10 @@ This follows OONI's Web Connectivity (reference §1.1). Each hop (every step rec
 ``depth``, and ``classic`` when the system resolver gave its address) resolves the host with
 the system resolver and every configured resolver, connects to every address found, runs
 a TLS handshake with the real SNI on each https endpoint, and fetches the page through the
-first endpoint that worked (system-resolver addresses first). A redirect starts the next hop;
+first endpoint that worked (system-resolver addresses first) over the connection its TCP and
+TLS steps opened, as OONI's Web Connectivity does: one handshake per endpoint, and the page is
+what that measured connection delivered (a new connection only when the server chose ``h2``
+or closed the measured one first, see :func:`_endpoint`). A redirect starts the next hop;
 more than ``max_redirects`` hops, or a ``Location`` with no usable host, end the chain with a
 failure on the last request.
 
@@ -315,24 +318,35 @@ async def _hop(
             for ip in endpoints
         )
     )
-    if not endpoints:
-        return None, _lookup_failure(rec.queries[queries_before:])
-    working = next((ip for ip, (_, failure) in zip(endpoints, results, strict=True) if failure is None), None)
-    if working is None:
-        # Report the deepest step reached: a TLS failure says more than a TCP one.
-        deepest = sorted(results, key=lambda result: result[0] != "tls")
-        return None, deepest[0][1]
-    transaction = await http.fetch(
-        url,
-        address=working,
-        ssl_context=contexts.httpx,
-        timeout=config.http_timeout,
-        clock=rec.clock,
-        transaction_id=tids[working],
-        body_limit=config.body_limit,
-        cookies=rec.cookies,
-        on_progress=rec.progress,
-    )
+    kept = [connection for _, _, connection in results if connection is not None]
+    try:
+        if not endpoints:
+            return None, _lookup_failure(rec.queries[queries_before:])
+        working, connection = next(
+            ((ip, c) for ip, (_, failure, c) in zip(endpoints, results, strict=True) if failure is None),
+            (None, None),
+        )
+        await asyncio.gather(*(other.close() for other in kept if other is not connection))
+        if working is None:
+            # Report the deepest step reached: a TLS failure says more than a TCP one.
+            deepest = sorted(results, key=lambda result: result[0] != "tls")
+            return None, deepest[0][1]
+        transaction = await http.fetch(
+            url,
+            address=working,
+            ssl_context=contexts.httpx,
+            timeout=config.http_timeout,
+            clock=rec.clock,
+            transaction_id=tids[working],
+            body_limit=config.body_limit,
+            cookies=rec.cookies,
+            on_progress=rec.progress,
+            # A new connection when there is none to hand on (see _endpoint) or the server
+            # closed it while the other endpoints were being measured: not a failure of the site.
+            connection=connection if connection is not None and connection.is_open() else None,
+        )
+    finally:
+        await asyncio.gather(*(kept_connection.close() for kept_connection in kept))
     transaction = replace(transaction, depth=depth, classic=working in classic)
     rec.add_request(transaction)
     location = http.redirect_location(transaction)
@@ -400,11 +414,15 @@ async def _endpoint(
     ssl_context: ssl.SSLContext,
     rec: _Recorder,
     tid: int,
-) -> tuple[str, str | None]:
+) -> tuple[str, str | None, tcp.Connection | None]:
     """TCP connect (and TLS handshake for https) to one endpoint, steps tagged with *tid*.
 
     Returns:
-        The last step run (``"tcp"`` or ``"tls"``) and its failure (``None``: the endpoint works).
+        The last step run (``"tcp"`` or ``"tls"``), its failure (``None``: the endpoint works),
+        and the connection when the page can be fetched over it (the caller closes it); ``None``
+        after a failure, and when the server chose ``h2`` in the handshake: the HTTP step
+        speaks HTTP/1.1, which cannot go over an HTTP/2 connection, so the page is then fetched
+        on a new connection offering ``http/1.1`` only, as httpx does (a second handshake).
     """
     connect, connection = await tcp.connect(
         ip, port, timeout=config.tcp_timeout, clock=rec.clock, transaction_id=tid
@@ -412,10 +430,12 @@ async def _endpoint(
     connect = replace(connect, depth=depth, classic=is_classic)
     rec.add_connect(connect)
     if connection is None:
-        return "tcp", connect.status.failure
+        return "tcp", connect.status.failure, None
+    keep = False
     try:
         if scheme != "https":
-            return "tcp", None
+            keep = True
+            return "tcp", None, connection
         handshake = await tls.handshake(
             connection,
             address=urls.endpoint(ip, port),
@@ -427,9 +447,15 @@ async def _endpoint(
         )
         handshake = replace(handshake, depth=depth, classic=is_classic)
         rec.add_handshake(handshake)
-        return "tls", handshake.failure
+        keep = handshake.failure is None and handshake.negotiated_protocol in _HTTP1_ALPN
+        return "tls", handshake.failure, connection if keep else None
     finally:
-        await connection.close()
+        if not keep:
+            await connection.close()
+
+
+_HTTP1_ALPN = frozenset({"http/1.1", ""})
+"""What a handshake's server may choose for the page to be fetched over that connection."""
 
 
 def _fail_last_request(rec: _Recorder, failure: str) -> str:

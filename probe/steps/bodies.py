@@ -14,17 +14,23 @@ the middle of a plain-HTTP connection cannot make the probe hold more than each 
   parse a redirect's ``Location`` even with ``follow_redirects=False`` (to offer
   ``next_request``), and raises on ``mailto:x`` or ``http://[::1``; the probe judges every
   Location itself (:func:`probe.steps.http.validate_redirect`), so nothing may parse it before.
+  Given the connection the TCP and TLS steps measured, it sends the request over that one
+  (:class:`_Stream`): no second connect and no second TLS handshake.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Callable
-from typing import Final
+from typing import Any, Final
 
+import httpcore
 import httpx
+
+from probe.steps.tcp import Connection
 
 ACCEPT_ENCODING: Final = "gzip, deflate"
 """The codings :func:`read_body` inflates: what a request may say it accepts."""
@@ -33,9 +39,18 @@ _RAW_SLACK: Final = 65536
 
 @contextlib.asynccontextmanager
 async def open_response(
-    request: httpx.Request, *, ssl_context: ssl.SSLContext, timeout: float
+    request: httpx.Request,
+    *,
+    ssl_context: ssl.SSLContext,
+    timeout: float,
+    connection: Connection | None = None,
 ) -> AsyncIterator[httpx.Response]:
-    """Send *request* on a connection of its own and yield the response, body not yet read.
+    """Send *request* and yield the response, body not yet read.
+
+    Without *connection*, the request goes on a connection of its own (connect, and TLS for
+    https with *ssl_context*). With *connection* — open to the request's address, TLS already
+    established for https, its ALPN ``http/1.1`` or none — the request is sent over it as
+    HTTP/1.1: nothing is connected or handshaken again, and the connection is closed on exit.
 
     Only the headers of *request* are sent (no defaults are added, no proxy or ``.netrc`` is
     consulted) and redirects are neither followed nor parsed. *timeout* bounds each network
@@ -46,7 +61,15 @@ async def open_response(
             :data:`probe.steps.failures.NETWORK_EXCEPTIONS` names below it).
     """
     request.extensions = {**request.extensions, "timeout": httpx.Timeout(timeout).as_dict()}
-    async with httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False) as transport:
+    transport = httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False)
+    if connection is not None:
+        # httpx's transport takes no connection (nor network backend); its pool is replaced by
+        # an HTTP/1.1 connection over the one handed in, and httpx keeps its request/response
+        # wrapping and its mapping of httpcore's exceptions.
+        url = request.url
+        origin = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=b"/").origin
+        transport._pool = httpcore.AsyncHTTP11Connection(origin=origin, stream=_Stream(connection))  # type: ignore[assignment]  # same interface: handle_async_request, async with
+    async with transport:
         response = await transport.handle_async_request(request)
         response.request = request
         try:
@@ -121,3 +144,55 @@ class _Inflater:
         if data:
             self._raw_fallback = False
         return out
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """An asyncio connection as httpcore reads and writes it.
+
+    Errors are raised as httpcore's own backend raises them (``ReadError``/``WriteError`` from
+    the ``OSError`` or ``ssl.SSLError``, ``…Timeout`` from the ``TimeoutError``, an EOF read
+    as ``b""``), so a failure is classified exactly as on a connection httpcore made.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._connection.reader.read(max_bytes)
+        except TimeoutError as exc:
+            raise httpcore.ReadTimeout(exc) from exc
+        except OSError as exc:
+            raise httpcore.ReadError(exc) from exc
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                self._connection.writer.write(buffer)
+                await self._connection.writer.drain()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout(exc) from exc
+        except OSError as exc:
+            raise httpcore.WriteError(exc) from exc
+
+    async def aclose(self) -> None:
+        await self._connection.close()
+
+    def get_extra_info(self, info: str) -> Any:
+        writer = self._connection.writer
+        if info == "is_readable":
+            return self._connection.reader.at_eof()
+        name = _EXTRA_INFO.get(info)
+        return writer.get_extra_info(name) if name is not None else None
+
+
+_EXTRA_INFO: Final = {
+    "ssl_object": "ssl_object",
+    "client_addr": "sockname",
+    "server_addr": "peername",
+    "socket": "socket",
+}
+"""httpcore's names of a stream's extra information, and asyncio's."""

@@ -34,6 +34,7 @@ from probe.model import HTTPRequest, HTTPResponse, HTTPTransaction
 from probe.rounds import activity
 from probe.steps import bodies, failures, urls
 from probe.steps.clock import Clock
+from probe.steps.tcp import Connection
 
 BODY_LIMIT: Final = 512 * 1024
 """OONI's response body snapshot size (``1 << 19``)."""
@@ -125,10 +126,18 @@ async def fetch(
     headers: tuple[tuple[str, str], ...] = DEFAULT_HEADERS,
     cookies: Cookies | None = None,
     on_progress: activity.Progress = activity.nothing,
+    connection: Connection | None = None,
 ) -> HTTPTransaction:
     """Send one request for *url* to *address* and read the response, within *timeout*.
 
     *on_progress* is called for every chunk of the body that arrives (:mod:`probe.rounds.activity`).
+
+    *connection*, when given, is the open connection the TCP and TLS steps measured to
+    *address* (TLS with the URL's host as SNI for https, ALPN ``http/1.1`` or none): the
+    request is sent over it and it is closed on return. The transaction's ``t0``/``t`` then
+    span request, response and body only, with no connect and no handshake in them. Without
+    it, the request goes on a new connection (connect, and a TLS handshake for https, whose
+    ALPN is then the ``http/1.1`` httpx offers).
 
     *timeout* is an overall deadline for connect, TLS, request, response and body together
     (httpx's own timeouts only bound each read). A ``Host`` header for the URL's host is
@@ -176,7 +185,9 @@ async def fetch(
     try:
         async with (
             asyncio.timeout(timeout),
-            bodies.open_response(request, ssl_context=ssl_context, timeout=timeout) as response,
+            bodies.open_response(
+                request, ssl_context=ssl_context, timeout=timeout, connection=connection
+            ) as response,
         ):
             progress.headers_arrived()
             if cookies is not None:

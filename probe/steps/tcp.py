@@ -12,10 +12,16 @@ from probe.steps.clock import Clock
 
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """An established TCP connection, handed on to the TLS step; the caller closes it."""
+    """An established TCP connection, handed on to the TLS and HTTP steps; the caller closes it."""
 
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
+
+    def is_open(self) -> bool:
+        """Whether a request can still go over it: neither end closed it, no error, no EOF."""
+        return not (
+            self.writer.transport.is_closing() or self.reader.at_eof() or self.reader.exception() is not None
+        )
 
     async def close(self) -> None:
         """Close the connection at once, without a TLS close_notify exchange.
