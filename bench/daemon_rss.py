@@ -2,12 +2,13 @@
 
 Usage (from the repository root)::
 
-    python bench/daemon_rss.py            # 100 loopback targets, one round, then idle
-    python bench/daemon_rss.py --n 2300   # the size of the citizenlab global + Pakistan lists
+    python bench/daemon_rss.py                      # 100 loopback targets, one round, then idle
+    python bench/daemon_rss.py --n 100 500 2300 5000 --page-bytes 204800   # issue 12's sizes
 
 Starts ``probe daemon`` as a real process, as a volunteer's machine runs it: a settings file
-with 100 targets on a loopback HTTP server (``http://127.0.0.1:PORT/?n=i``: no DNS), a
-one-hour interval, a throw-away SQLite store and data directory. Once the log says the first
+with 100 targets (or each ``--n``) on a loopback HTTP server (``http://127.0.0.1:PORT/?n=i``,
+or ``/size/B?n=i`` pages of ``--page-bytes``: no DNS), a one-hour interval, a throw-away
+SQLite store and data directory. Once the log says the first
 round is complete, it waits a few seconds (the daemon is then idle until the next round) and
 reads ``VmRSS`` (now) and ``VmHWM`` (peak) from ``/proc/PID/status``; then SIGTERM.
 
@@ -87,33 +88,42 @@ def idle_daemon(work: Path) -> tuple[float, float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=100, help="targets in the round (default 100)")
-    n_targets = parser.parse_args().n
+    parser.add_argument("--n", type=int, nargs="+", default=[100], help="targets in the round (default 100)")
+    parser.add_argument("--page-bytes", type=int, default=0, help="page size (default: the small / page)")
+    args = parser.parse_args()
+    page = f"size/{args.page_bytes}" if args.page_bytes else ""
+    results: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="reachprobe-bench-") as tmp, http_server() as web:
-        work = Path(tmp)
-        rows = "".join(
-            f"http://127.0.0.1:{web.port}/?n={i},NEWS,News,2024-01-01,bench,\n" for i in range(n_targets)
-        )
-        (work / "targets.csv").write_text(
-            "url,category_code,category_description,date_added,source,notes\n" + rows
-        )
-        (work / "settings.toml").write_text(
-            "[schedule]\ninterval_minutes = 60\njitter_minutes = 0\n"
-            "[measure]\nresolvers = []\nallow_loopback = true\n"
-            '[targets]\nlists = ["targets.csv"]\n'
-            f'[storage]\ndatabase_url = "sqlite:///{work / "m.sqlite3"}"\n'
-        )
-        results = {
-            "a new database (created and migrated at start)": idle_daemon(work),
-            "an existing database (a restart: no migration)": idle_daemon(work),
-        }
+        for n_targets in args.n:
+            work = Path(tmp) / str(n_targets)
+            work.mkdir()
+            rows = "".join(
+                f"http://127.0.0.1:{web.port}/{page}?n={i},NEWS,News,2024-01-01,bench,\n"
+                for i in range(n_targets)
+            )
+            (work / "targets.csv").write_text(
+                "url,category_code,category_description,date_added,source,notes\n" + rows
+            )
+            (work / "settings.toml").write_text(
+                "[schedule]\ninterval_minutes = 60\njitter_minutes = 0\n"
+                "[measure]\nresolvers = []\nallow_loopback = true\n"
+                '[targets]\nlists = ["targets.csv"]\n'
+                f'[storage]\ndatabase_url = "sqlite:///{work / "m.sqlite3"}"\n'
+            )
+            results[f"{n_targets} targets, a new database (created and migrated at start)"] = idle_daemon(
+                work
+            )
+            if n_targets == args.n[0]:
+                results[f"{n_targets} targets, an existing database (a restart)"] = idle_daemon(work)
+            web.requests.clear()  # the server remembers every request
 
     bare = python_rss("pass")
     imported = python_rss("from probe.cli import daemon")
-    print(f"daemon: {n_targets} loopback targets, one round, then idle {IDLE_WAIT_S:g} s")
+    size = f"{args.page_bytes / 1024:g} KB pages" if args.page_bytes else "the small / page"
+    print(f"daemon: loopback targets answering {size}, one round, then idle {IDLE_WAIT_S:g} s")
     for case, (first_round_s, now_mb, peak_mb) in results.items():
         print(
-            f"idle RSS {now_mb:5.1f} MB (peak {peak_mb:5.1f} MB; first round {first_round_s:.1f} s)"
+            f"idle RSS {now_mb:5.1f} MB (peak {peak_mb:6.1f} MB; first round {first_round_s:6.1f} s)"
             f" with {case}"
         )
     print(f"baseline  bare python:               {bare:5.1f} MB")

@@ -28,6 +28,8 @@ Printed, all measured in the same run:
   its count of measurements at a ``control_failure`` (0 expected). ``--control-only`` runs
   these alone.
 
+A round's memory against the length of its list is ``bench/round_memory.py``'s.
+
 Asserts nothing.
 """
 
@@ -50,7 +52,7 @@ from probe import control
 from probe.helper.app import HelperSettings, Limits
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
-from probe.rounds import service
+from probe.rounds import runner, service
 from probe.rounds.settings import Control, Measure, Network, Settings, Targets
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import http_server
@@ -101,20 +103,23 @@ def timed_round(
         network=Network(public_networks=LOOPBACK if control_url else ()),
     )
     plan = service.plan_round(settings)
+    missing: list[str] = []
+    lost = 0
+
+    def count(result: runner.Result) -> None:  # the round keeps no result: count as they end
+        nonlocal lost
+        if result.measurement is None:
+            missing.append(f"{result.target.url}: {result.error}")
+        elif result.measurement.test_keys.control_failure not in (None, control.CONTROL_NOT_CONFIGURED):
+            lost += 1
+
     # The installation (id, round locks) beside the throw-away database, not in the user's data dir.
     with open_store(f"sqlite:///{db}", installation=Installation.load(db.parent)) as store:
         t0 = time.perf_counter()
-        report = asyncio.run(service.run_round(plan, store))
+        report = asyncio.run(service.run_round(plan, store, on_result=count))
         wall = time.perf_counter() - t0
-    missing = [r for r in report.results if r.measurement is None]
     assert not missing, f"targets without a measurement: {missing[:3]}"
-    lost = sum(
-        1
-        for r in report.results
-        if r.measurement is not None
-        and r.measurement.test_keys.control_failure not in (None, control.CONTROL_NOT_CONFIGURED)
-    )
-    return wall, len(report.results), lost
+    return wall, report.n_targets, lost
 
 
 def control_rounds(tmp: Path, web: int, hole: int, *, n: int, silent: int, timeout: float) -> None:

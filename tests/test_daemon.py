@@ -348,7 +348,7 @@ def test_a_read_only_database_file_is_reported_and_retried(tmp_path: Path) -> No
         f"ERROR probe.daemon: {db}: cannot mark interrupted rounds: attempt to write a readonly database "
         "(will retry before the next round)"
     )
-    round_failed = f"{db}: cannot start a round: attempt to write a readonly database (round not stored)"
+    round_failed = f"{db}: cannot start a round: attempt to write a readonly database (round not completed)"
     assert any(e.endswith(round_failed) for e in errors)
     assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
     assert _integrity(db) == [("ok",)]

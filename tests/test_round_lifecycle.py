@@ -149,6 +149,38 @@ def test_the_event_loop_keeps_running_while_a_round_is_written(tmp_path: Path) -
     assert worst_gap < 0.5, f"the event loop stood still for {worst_gap:.2f} s during the write"
 
 
+def test_measurements_are_stored_as_they_end_and_a_cancelled_round_keeps_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 12: a round holds no measurement once stored; cut short, it keeps the batches it
+    stored, marked ``interrupted`` (its record says it did not complete, and how much it stored)."""
+    monkeypatch.setattr(service, "WRITE_BATCH", 2)
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    with http_server() as web, tcp_server("accept") as hole:
+        answering = [f"http://127.0.0.1:{web.port}/?n={i}" for i in range(4)]
+        urls = [f"http://127.0.0.1:{hole}/", *answering]  # the black hole holds the round open
+        plan = service.plan_round(load_settings(write_settings(tmp_path, urls, db_url=url, timeout_s=30)))
+        with open_store(url) as store:
+
+            async def main() -> int:
+                task = asyncio.create_task(service.run_round(plan, store))
+                rid = await _until_running(url)
+                deadline = time.monotonic() + 10
+                while store.last_rounds(1)[0].n_measurements < 4:  # two batches, the round still on
+                    assert time.monotonic() < deadline, "the batches were never stored"
+                    await asyncio.sleep(0.02)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                return rid
+
+            rid = asyncio.run(main())
+            (info,) = store.last_rounds(1)
+            stored = sorted(m.input for m in store.iter_measurements())
+    assert (info.id, info.status, info.n_targets, info.n_measurements) == (rid, "interrupted", 5, 4)
+    assert stored == sorted(answering)
+
+
 @pytest.fixture(autouse=True)
 def _service_log(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="probe.rounds.service")

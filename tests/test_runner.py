@@ -199,3 +199,47 @@ print(raise_file_limit(64), resource.getrlimit(resource.RLIMIT_NOFILE)[0], raise
     want = 64 * runner.SOCKETS_PER_MEASUREMENT + 256
     expected = want if hard == resource.RLIM_INFINITY else min(want, hard)
     assert raised == in_force == again == expected
+
+
+def test_a_streamed_round_holds_at_most_max_open_targets_whatever_the_length_of_its_list() -> None:
+    """Issue 12: tasks are made as targets start, and a target counts as in progress until the
+    sink has taken its result — a slow sink holds the round back instead of results piling up."""
+    urls = [f"http://t{i}.example/" for i in range(200)]
+    taken: list[str] = []
+    most_tasks = 0
+
+    async def slow_sink(result: runner.Result) -> None:
+        nonlocal most_tasks
+        most_tasks = max(most_tasks, len(asyncio.all_tasks()))
+        await asyncio.sleep(0.002)
+        taken.append(result.target.url)
+
+    async def main() -> None:
+        await runner.stream_round(
+            _targets(urls), config=CONFIG, sink=slow_sink, measure=_scripted(), concurrency=2, max_open=4
+        )
+
+    asyncio.run(main())
+    assert sorted(taken) == sorted(urls)
+    assert most_tasks <= 4 + 1  # the round's own task and at most max_open targets
+
+
+def test_a_sink_that_raises_ends_the_round_with_no_measurement_left_running() -> None:
+    flight = InFlight(_scripted(silent=0.3))
+
+    async def broken(result: runner.Result) -> None:
+        raise OSError("disk full")
+
+    async def main() -> set[asyncio.Task[object]]:
+        quick = InFlight(_scripted())
+
+        async def measure(url: str, **kwargs: Any) -> Measurement:
+            return await (quick if "quick" in url else flight)(url, **kwargs)
+
+        urls = ["http://quick.example/"] + [f"http://t{i}.example/" for i in range(4)]
+        with pytest.raises(OSError, match="disk full"):
+            await runner.stream_round(_targets(urls), config=CONFIG, sink=broken, measure=measure)
+        return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[return-value]
+
+    assert asyncio.run(main()) == set()
+    assert flight.now == 0

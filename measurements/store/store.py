@@ -4,10 +4,13 @@
 otherwise (:mod:`measurements.store.engine` makes the connections: WAL mode and a busy timeout on
 SQLite, psycopg 3 for ``postgresql://…``).
 
-A round is two transactions: :meth:`Store.begin_round` commits a ``running`` row (the
-heartbeat that the probe was up), and :meth:`Store.finish_round` writes every measurement
-and marks the round ``complete`` in one transaction, so a ``kill -9`` at any moment leaves
-either the whole round or none of its measurements.
+A round is a few transactions: :meth:`Store.begin_round` commits a ``running`` row (the
+heartbeat that the probe was up), :meth:`Store.add_measurements` stores each batch of
+finished measurements (with the round's counts), and :meth:`Store.finish_round` marks the
+round ``complete`` with its heartbeat, so the round's memory does not grow with its list. A
+``kill -9`` at any moment leaves every measurement whole or absent, and a round that did not
+complete says so: it stays ``running`` (the next start marks it ``interrupted``) with the
+batches committed before the kill, which its ``n_measurements`` counts.
 
 Rounds have owners, because one database may be shared: each round records the
 :class:`~measurements.store.installation.Installation` that began it and is locked while in flight,
@@ -48,10 +51,11 @@ from measurements.store.engine import create_engine_for, reason
 from measurements.store.installation import Installation, RoundLock, database_key
 from measurements.store.queries import AnySelect, failing_query, measurement_query
 from measurements.store.rows import TARGET_METADATA, FailingTarget, MeasurementRow, RoundInfo
-from measurements.store.summary import is_failed, stored_row
+from measurements.store.summary import NETWORK_INDEPENDENT, is_failed, stored_row
 from measurements.store.tables import MeasurementRecord, Network, Round, Target
 from probe.errors import StorageError
 from probe.model import Measurement
+from probe.outcome import Outcome
 from probe.rounds.roundstore import Heartbeat, TargetInfo, heartbeat_of
 
 __all__ = [
@@ -187,70 +191,101 @@ class Store:
         self._in_flight[round_id] = locked[0]
         return round_id
 
+    def add_measurements(
+        self, round_id: int, measurements: Sequence[Measurement], *, targets: Iterable[TargetInfo] = ()
+    ) -> None:
+        """Store a batch of round *round_id*'s measurements in one transaction; the round stays open.
+
+        Each measurement's ``outcome`` is written as if the network was up; :meth:`finish_round`
+        turns the ones the heartbeat decides into ``shutdown`` when it was not. The round's
+        ``n_measurements`` and ``n_failed`` count the batch in the same transaction, so a
+        round a crash left behind says how much of it was stored.
+
+        Args:
+            round_id: from :meth:`begin_round`; not complete.
+            measurements: finished measurements (their ``probe_ip`` is never stored).
+            targets: test-list metadata for the batch's URLs (see :meth:`finish_round`).
+
+        Raises:
+            StorageError: the round does not exist or is already complete, a measurement has
+                a malformed start time, or the database cannot be written. Nothing of the
+                batch is stored then; the call can be retried.
+        """
+        action = f"write round {round_id}"
+        rows = self._rows(measurements, network_up=None, action=action)
+        with self._write(action) as conn:
+            self._check_open(conn, round_id, action)
+            _store_rows(conn, round_id, rows, measurements, targets, datetime.now(UTC))
+
     def finish_round(
         self,
         round_id: int,
-        measurements: Sequence[Measurement],
+        measurements: Sequence[Measurement] = (),
         *,
         targets: Iterable[TargetInfo] = (),
         heartbeat: Heartbeat | None = None,
         ended_at: datetime | None = None,
     ) -> None:
-        """Store *measurements* and mark round *round_id* complete, in one transaction.
+        """Store the last *measurements* and mark round *round_id* complete, in one transaction.
 
         Args:
             round_id: from :meth:`begin_round`. A round another process marked
                 ``interrupted`` meanwhile is completed all the same: its data is genuine.
-            measurements: the round's measurements (their ``probe_ip`` is never stored).
+            measurements: the round's measurements not yet stored with
+                :meth:`add_measurements` (all of them, for a round written at once).
             targets: test-list metadata (category, date added, source, notes) for the
                 URLs; unknown URLs get none.
-            heartbeat: the round's heartbeat; derived from *measurements* when omitted.
-                Each measurement's ``outcome`` is derived with its ``network_up`` here,
-                the one place it is written.
+            heartbeat: the round's heartbeat, over every batch; derived from *measurements*
+                when omitted (right only when they are the whole round). Each measurement's
+                ``outcome`` depends on its ``network_up``: a round whose network was down has
+                its stored outcomes updated here, in one statement.
             ended_at: defaults to now.
 
         Raises:
             StorageError: the round does not exist or is already complete, a measurement
                 has a malformed start time, or the database cannot be written. Nothing of
-                the round is stored then; the call can be retried.
+                this call is stored then; the call can be retried.
         """
         action = f"write round {round_id}"
         beat = heartbeat or heartbeat_of(measurements)
-        try:
-            rows = [stored_row(m, network_up=beat.network_up) for m in measurements]
-        except ValueError as exc:
-            raise StorageError(f"{self.name}: cannot {action}: {exc}") from exc
+        rows = self._rows(measurements, network_up=beat.network_up, action=action)
         ended = ended_at or datetime.now(UTC)
-        meta = {t.url: t for t in targets}
-        for row in rows:
-            meta.setdefault(row["input"], TargetInfo(row["input"]))
-        networks = {(m.probe_asn, m.probe_cc): m.probe_network_name for m in measurements}
-        failed = sum(map(is_failed, rows))
         with self._write(action) as conn:
-            status = conn.execute(select(Round.status).where(Round.id == round_id)).scalar()
-            if status is None or status == "complete":
-                problem = "no such round" if status is None else "the round is already complete"
-                raise StorageError(f"{self.name}: cannot {action}: {problem}")
-            ids = _target_ids(conn, meta, ended)
-            _record_networks(conn, networks, ended)
-            if rows:
-                for row in rows:
-                    row["round_id"], row["target_id"] = round_id, ids[row["input"]]
-                conn.execute(insert(MeasurementRecord), rows)
+            self._check_open(conn, round_id, action)
+            _store_rows(conn, round_id, rows, measurements, targets, ended)
+            if beat.network_up is False:  # "network shut down" is known only now
+                m = MeasurementRecord
+                conn.execute(
+                    update(m)
+                    .where(m.round_id == round_id, m.outcome.not_in(NETWORK_INDEPENDENT))
+                    .values(outcome=Outcome.SHUTDOWN.value)
+                )
             conn.execute(
                 update(Round)
                 .where(Round.id == round_id)
                 .values(
                     status="complete",
                     ended_at=ended,
-                    n_measurements=len(rows),
-                    n_failed=failed,
                     n_errors=beat.n_errors,
                     network_up=beat.network_up,
                     control_reachable=beat.control_reachable,
                 )
             )
         self._release(round_id)
+
+    def _rows(
+        self, measurements: Sequence[Measurement], *, network_up: bool | None, action: str
+    ) -> list[dict[str, Any]]:
+        try:
+            return [stored_row(m, network_up=network_up) for m in measurements]
+        except ValueError as exc:
+            raise StorageError(f"{self.name}: cannot {action}: {exc}") from exc
+
+    def _check_open(self, conn: Connection, round_id: int, action: str) -> None:
+        status = conn.execute(select(Round.status).where(Round.id == round_id)).scalar()
+        if status is None or status == "complete":
+            problem = "no such round" if status is None else "the round is already complete"
+            raise StorageError(f"{self.name}: cannot {action}: {problem}")
 
     def mark_interrupted(self, round_id: int | None = None) -> int:
         """Mark rounds left ``running`` as ``interrupted`` and return how many were.
@@ -497,6 +532,34 @@ class Store:
 def _interrupt(which: ColumnElement[bool]) -> Update:
     """``UPDATE rounds SET status = 'interrupted'`` for the rounds *which* selects, if still running."""
     return update(Round).where(Round.status == "running", which).values(status="interrupted")
+
+
+def _store_rows(
+    conn: Connection,
+    round_id: int,
+    rows: list[dict[str, Any]],
+    measurements: Sequence[Measurement],
+    targets: Iterable[TargetInfo],
+    now: datetime,
+) -> None:
+    """Insert *rows* (of *measurements*) into round *round_id*, their targets and networks, and
+    count them on the round's row."""
+    meta = {t.url: t for t in targets}
+    for row in rows:
+        meta.setdefault(row["input"], TargetInfo(row["input"]))
+    ids = _target_ids(conn, meta, now) if meta else {}
+    _record_networks(conn, {(m.probe_asn, m.probe_cc): m.probe_network_name for m in measurements}, now)
+    if not rows:
+        return
+    for row in rows:
+        row["round_id"], row["target_id"] = round_id, ids[row["input"]]
+    conn.execute(insert(MeasurementRecord), rows)
+    r = Round
+    conn.execute(
+        update(r)
+        .where(r.id == round_id)
+        .values(n_measurements=r.n_measurements + len(rows), n_failed=r.n_failed + sum(map(is_failed, rows)))
+    )
 
 
 def _target_ids(conn: Connection, meta: dict[str, TargetInfo], now: datetime) -> dict[str, int]:

@@ -20,6 +20,7 @@ from probe.rounds.roundstore import Heartbeat, heartbeat_of
 from probe.serialize import to_json
 
 __all__ = [
+    "NETWORK_INDEPENDENT",
     "Heartbeat",
     "blocking_text",
     "heartbeat_of",
@@ -63,6 +64,16 @@ def summary_columns(m: Measurement) -> dict[str, Any]:
         "http_failure": tk.http_experiment_failure,
         "control_failure": tk.control_failure,
     }
+
+
+NETWORK_INDEPENDENT = frozenset(
+    o.value for o in (Outcome.NO_VERDICT_NOT_MEASURED, Outcome.BLOCKED_CONFIRMED, Outcome.SERVER_REFUSAL)
+)
+"""The outcomes :func:`probe.outcome.outcome_of` gives whatever ``network_up`` is; every other
+outcome becomes ``shutdown`` when the network was down. A round's measurements are stored as
+they end with ``network_up`` unknown, and this set tells the store which of them to turn into
+``shutdown`` once the round's heartbeat says the network was down (tested against
+:func:`outcome_column` over every combination)."""
 
 
 def outcome_column(row: Mapping[str, Any], *, network_up: bool | None) -> Outcome:

@@ -84,8 +84,8 @@ def run(
         # Rounds this installation left running when killed (cron users have no daemon to
         # clean up); a round the daemon or another `probe run` is measuring is never touched.
         store.mark_interrupted()
-        report = _run_with_progress(plan, store, show=not as_json)
-    rows = [_row(result, network_up=report.network_up) for result in report.results]
+        report, summaries = _run_with_progress(plan, store, show=not as_json)
+    rows = [_row(summary, network_up=report.network_up) for summary in summaries]
     if as_json:
         from probe.isotime import iso_utc
 
@@ -190,13 +190,19 @@ def _check(settings: Settings, inputs: tuple[str, ...], input_file: Path | None,
         raise click.exceptions.Exit(2)
 
 
-def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> service.RoundReport:
+def _run_with_progress(
+    plan: service.RoundPlan, store: Any, *, show: bool
+) -> tuple[service.RoundReport, list[dict[str, Any]]]:
+    """Run the round with a progress bar; return its report and a summary per target, in
+    target-list order (the summary, not the measurement, is what the table keeps)."""
     from rich.console import Console
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from probe.rounds import service
 
+    place = {target.url: i for i, target in enumerate(plan.targets)}
+    summaries: list[dict[str, Any] | None] = [None] * len(plan.targets)
     console = Console(stderr=True)
     with Progress(
         TextColumn("[bold]measuring"),
@@ -211,32 +217,44 @@ def _run_with_progress(plan: service.RoundPlan, store: Any, *, show: bool) -> se
         task = progress.add_task("", total=len(plan.targets))
 
         def advance(result: runner.Result) -> None:
+            summaries[place[result.target.url]] = _summary(result)
             progress.update(task, advance=1, description=escape(result.target.url))
 
-        return asyncio.run(service.run_round(plan, store, on_result=advance))
+        report = asyncio.run(service.run_round(plan, store, on_result=advance))
+    return report, [s for s in summaries if s is not None]
 
 
-def _row(result: runner.Result, *, network_up: bool | None) -> dict[str, Any]:
-    """The summary of one target: its outcome, the verdict keys and the first failure of each step."""
-    from measurements.store.summary import outcome_column, summary_columns
-    from probe.isotime import iso_utc
+def _summary(result: runner.Result) -> dict[str, Any]:
+    """The summary columns of one target's result (its outcome waits for the round's heartbeat)."""
+    from measurements.store.summary import summary_columns
 
     m = result.measurement
     if m is None:
         return {"url": result.target.url, "error": result.error}
     columns = summary_columns(m)
+    del columns["input"], columns["probe_asn"], columns["probe_cc"], columns["dns_consistency"]
+    return {"url": result.target.url, **columns}
+
+
+def _row(summary: dict[str, Any], *, network_up: bool | None) -> dict[str, Any]:
+    """The summary of one target: its outcome, the verdict keys and the first failure of each step."""
+    from measurements.store.summary import outcome_column
+    from probe.isotime import iso_utc
+
+    if "error" in summary:
+        return summary
     return {
-        "url": result.target.url,
-        "measurement_uid": columns["measurement_uid"],
-        "measured_at": iso_utc(columns["measured_at"]),
-        "outcome": outcome_column(columns, network_up=network_up).value,
-        "blocking": columns["blocking"],
-        "accessible": columns["accessible"],
-        "mechanism": columns["mechanism"],
-        "confirmed": columns["confirmed"],
-        **{name: columns[name] for name in FAILURE_COLUMNS},
-        "control_failure": columns["control_failure"],
-        "runtime_s": columns["runtime_s"],
+        "url": summary["url"],
+        "measurement_uid": summary["measurement_uid"],
+        "measured_at": iso_utc(summary["measured_at"]),
+        "outcome": outcome_column(summary, network_up=network_up).value,
+        "blocking": summary["blocking"],
+        "accessible": summary["accessible"],
+        "mechanism": summary["mechanism"],
+        "confirmed": summary["confirmed"],
+        **{name: summary[name] for name in FAILURE_COLUMNS},
+        "control_failure": summary["control_failure"],
+        "runtime_s": summary["runtime_s"],
     }
 
 

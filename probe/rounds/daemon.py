@@ -22,9 +22,10 @@ process:
   round: one line on stderr, the pool's connections are dropped (a SQLite connection opened
   on a read-only file stays read-only), and the next round tries again — also when the
   database cannot even be opened at start: the daemon starts all the same and opens it at
-  the first round that can. Nothing half-written is ever stored (the store writes a round in
-  one transaction). Only bad input stops it at start (exit 2): settings, target lists, a
-  database URL that is not one (:class:`~probe.errors.ConfigError`).
+  the first round that can. Nothing half-written is ever stored (each batch of a round's
+  measurements is one transaction; a round that could not be completed is marked
+  ``interrupted`` with the batches stored before). Only bad input stops it at start (exit 2):
+  settings, target lists, a database URL that is not one (:class:`~probe.errors.ConfigError`).
 - **Crash clean-up.** At start, and before the round after any failure, the rounds that
   this installation left ``running`` and no process holds in flight any more are marked
   ``interrupted`` (:meth:`~measurements.store.store.Store.mark_interrupted`): never the rounds of
@@ -37,7 +38,8 @@ process:
   database are read again (:func:`probe.rounds.service.replan`): a rotated CA file is trusted from
   the next round on. If they cannot be read then, the round runs with the previous ones.
 - **Shutdown.** The first SIGTERM or SIGINT stops the scheduler and cancels the round in flight
-  at once: it is marked ``interrupted`` (or, if its transaction already ran, it is complete).
+  at once: it is marked ``interrupted``, with the batches it stored (or, if its closing
+  transaction already ran, it is complete).
   Waiting for the round instead could take its whole timeout budget, longer than
   ``docker stop`` (10 s) grants. A prune under way stops after its current small
   transaction (the rest goes at the next prune).
@@ -48,6 +50,8 @@ process:
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import gc
 import logging
 import signal
 import threading
@@ -63,7 +67,7 @@ from measurements.store.engine import database_name
 from measurements.store.store import Store, open_store
 from measurements.store.summary import is_failed, summary_columns
 from probe.errors import ConfigError, StorageError
-from probe.rounds import service
+from probe.rounds import runner, service
 from probe.rounds.settings import Schedule
 
 log = logging.getLogger("probe.daemon")
@@ -178,29 +182,35 @@ class Daemon:
         await self._mark_crashed_rounds()
         await self._replan()
         t0 = time.monotonic()
+        failed = 0
+
+        def count(result: runner.Result) -> None:  # a count, not the measurement: memory stays flat
+            nonlocal failed
+            if result.measurement is not None and is_failed(summary_columns(result.measurement)):
+                failed += 1
+
         try:
-            report = await service.run_round(self.plan, store)
+            report = await service.run_round(self.plan, store, on_result=count)
         except StorageError as exc:
-            self._storage_failed(exc, "round not stored")
+            self._storage_failed(exc, "round not completed")
             return
         except Exception:  # a bug: log it with its traceback, keep the daemon (and its schedule) alive
             log.exception("round failed")
             self._cleanup_pending = True
             return
         self.rounds_stored += 1
-        measured = [r.measurement for r in report.results if r.measurement is not None]
-        failed = sum(1 for m in measured if is_failed(summary_columns(m)))
         network = {True: "network up", False: "network DOWN (no TCP connect succeeded)", None: "no data"}
         log.info(
             "round %d complete in %.1f s: %d measured, %d failed, %d errors; %s",
             report.round_id,
             time.monotonic() - t0,
-            len(measured),
+            report.n_measured,
             failed,
-            len(report.results) - len(measured),
+            report.n_errors,
             network[report.network_up],
         )
         await self._prune()
+        await service.off_loop(release_memory)
 
     async def _replan(self) -> None:
         """Read the plan's files again (a rotated CA file); keep the plan if they cannot be."""
@@ -261,6 +271,22 @@ class Daemon:
         self._cleanup_pending = True
         if self.store is not None:
             self.store.close()  # drops the pool's connections; the next use reconnects
+
+
+def release_memory() -> None:
+    """Hand the memory a round freed back to the system before the daemon idles until the next.
+
+    A round allocates from several threads (the writes run in worker threads), and glibc keeps
+    what they free in per-thread arenas: without ``malloc_trim`` an idle daemon would keep a
+    round's high-water mark for the hour until the next (issue 12). Elsewhere (musl, macOS)
+    only the garbage collector runs.
+    """
+    gc.collect()
+    try:
+        trim = ctypes.CDLL(None).malloc_trim  # the process's own symbols: libc's, when it is glibc
+    except (OSError, AttributeError):  # not glibc
+        return
+    trim(0)
 
 
 def run_daemon(plan: service.RoundPlan, database_url: str | None) -> None:

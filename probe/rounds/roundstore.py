@@ -1,14 +1,15 @@
 """What a round writes, and the store interface it writes through.
 
-The round (:func:`probe.rounds.service.run_round`) stores nothing itself: it calls the three methods
+The round (:func:`probe.rounds.service.run_round`) stores nothing itself: it calls the four methods
 of :class:`RoundStore`, which :class:`measurements.store.store.Store` implements. The round never
 imports ``measurements``; the composition roots (``probe run``, ``probe daemon``) open the
 real store and hand it in. Arrows go one way: ``measurements`` reads this module (as it reads
 :mod:`probe.model`), this module reads nothing of ``measurements``.
 
 What crosses the interface is defined here, beside it: a target's test-list metadata
-(:class:`TargetInfo`) and the round's heartbeat (:class:`Heartbeat`, :func:`heartbeat_of`),
-which the round reports and the store records.
+(:class:`TargetInfo`) and the round's heartbeat (:class:`Heartbeat`, :func:`heartbeat_of`,
+:class:`HeartbeatTally` for a round that hands its measurements over as they end), which the
+round reports and the store records.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Protocol
 
 from probe.model import Measurement
 
-__all__ = ["Heartbeat", "RoundStore", "TargetInfo", "heartbeat_of"]
+__all__ = ["Heartbeat", "HeartbeatTally", "RoundStore", "TargetInfo", "heartbeat_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,21 +68,51 @@ def heartbeat_of(measurements: Sequence[Measurement], *, n_errors: int = 0) -> H
     ``control_reachable`` is true when any measurement has a control response, false when
     control was asked and always failed, ``None`` when no measurement asked for control.
     """
-    if not measurements:
-        return Heartbeat(network_up=None, control_reachable=None, n_errors=n_errors)
-    network_up = any(
-        c.status.success for m in measurements if not m.test_keys.confirmed for c in m.test_keys.tcp_connect
-    )
-    asked = [m for m in measurements if m.test_keys.control is not None or m.test_keys.control_failure]
-    control = any(m.test_keys.control is not None for m in asked) if asked else None
-    return Heartbeat(network_up=network_up, control_reachable=control, n_errors=n_errors)
+    tally = HeartbeatTally(n_errors=n_errors)
+    for m in measurements:
+        tally.add(m)
+    return tally.heartbeat
+
+
+class HeartbeatTally:
+    """:func:`heartbeat_of`, one measurement at a time: what a round keeps instead of its measurements."""
+
+    __slots__ = ("_control", "_measured", "_up", "n_errors")
+
+    def __init__(self, *, n_errors: int = 0) -> None:
+        self._measured = False
+        self._up = False
+        self._control: bool | None = None
+        self.n_errors = n_errors
+        """Targets that produced no measurement so far."""
+
+    def add(self, m: Measurement) -> None:
+        """Count measurement *m* in."""
+        self._measured = True
+        tk = m.test_keys
+        if not self._up and not tk.confirmed:
+            self._up = any(c.status.success for c in tk.tcp_connect)
+        if tk.control is not None:
+            self._control = True
+        elif tk.control_failure and self._control is None:
+            self._control = False
+
+    @property
+    def heartbeat(self) -> Heartbeat:
+        """The heartbeat of the measurements added so far."""
+        if not self._measured:
+            return Heartbeat(network_up=None, control_reachable=None, n_errors=self.n_errors)
+        return Heartbeat(network_up=self._up, control_reachable=self._control, n_errors=self.n_errors)
 
 
 class RoundStore(Protocol):
     """Where a round is written: exactly the calls :func:`probe.rounds.service.run_round` makes.
 
-    The calls block (they are database transactions); the round makes them off its event
-    loop, one at a time, so an implementation needs to be safe to call from a worker thread
+    A round is :meth:`begin_round`, any number of :meth:`add_measurements` as its measurements
+    end (each batch stored whole or not at all), then :meth:`finish_round`, which closes it;
+    a round that ends any other way is left ``running`` or marked ``interrupted`` with the
+    batches stored so far. The calls block (they are database transactions); the round makes
+    them off its event loop, one at a time, so an implementation needs to be safe to call from a worker thread
     but not from two at once. Each raises :class:`~probe.errors.StorageError` when it cannot
     write, having changed nothing.
     """
@@ -102,16 +133,24 @@ class RoundStore(Protocol):
         """
         ...
 
+    def add_measurements(
+        self, round_id: int, measurements: Sequence[Measurement], *, targets: Iterable[TargetInfo] = ()
+    ) -> None:
+        """Store a batch of the round's finished measurements in one transaction (and *targets*'
+        metadata); the round stays ``running``."""
+        ...
+
     def finish_round(
         self,
         round_id: int,
-        measurements: Sequence[Measurement],
+        measurements: Sequence[Measurement] = (),
         *,
         targets: Iterable[TargetInfo] = (),
         heartbeat: Heartbeat | None = None,
         ended_at: datetime | None = None,
     ) -> None:
-        """Store every measurement of the round and mark it ``complete``, all or nothing."""
+        """Store the last *measurements* and mark the round ``complete`` with *heartbeat*, in one
+        transaction (the outcomes the heartbeat decides are set then)."""
         ...
 
     def mark_interrupted(self, round_id: int | None = None) -> int:

@@ -14,15 +14,22 @@ list in a country that blackholes its blocked sites would queue behind those tim
 tells its slot it is at work through the progress callback the runner hands it
 (:mod:`probe.rounds.activity`).
 
-A round ends as a whole: when it is cancelled, or when *on_result* raises, the measurements
-still running are cancelled and awaited before the cancellation or the error is raised.
+A round holds nothing per target: :func:`stream_round` hands each finished result to a
+*sink* (the round's writer) and forgets it, and starts the next target only once one of the
+*max_open* in progress has been handed over, so its memory is bounded by *max_open*, not by
+the length of the list. :func:`measure_round` collects the results instead, for the callers
+that want them all (a handful of targets).
+
+A round ends as a whole: when it is cancelled, or when *on_result* or the sink raises, the
+measurements still running are cancelled and awaited before the cancellation or the error is
+raised.
 """
 
 from __future__ import annotations
 
 import asyncio
 import resource
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -82,6 +89,8 @@ class Result:
 
 
 ProgressHook = Callable[[Result], None]
+Sink = Callable[[Result], Awaitable[None]]
+"""Takes one finished result; the target's slot in progress is held until it returns."""
 
 
 async def measure_round(
@@ -94,12 +103,7 @@ async def measure_round(
     on_result: ProgressHook | None = None,
     measure: Measure = webconnectivity.measure,
 ) -> list[Result]:
-    """Measure *targets*, at most *concurrency* active and *max_open* in progress at once.
-
-    The round is one OONI report: unless *config* names one, every measurement of the round
-    gets the same new ``report_id`` (with the round's network, ``config.probe_cc``/``asn``).
-    A *config* not yet prepared gets its TLS contexts and fingerprints built once, here
-    (:func:`probe.webconnectivity.prepare`), for all of the round's measurements.
+    """:func:`stream_round` with every result kept: for short lists (``probe lab``, tests).
 
     Returns:
         One result per target, in the order of *targets*.
@@ -107,6 +111,56 @@ async def measure_round(
     Raises:
         ConfigError: *config*'s CA file cannot be read.
         Exception: what *on_result* raised (the other measurements are cancelled first).
+    """
+    places: dict[int, list[int]] = {}
+    for i, target in enumerate(targets):
+        places.setdefault(id(target), []).append(i)
+    results: list[Result | None] = [None] * len(targets)
+
+    async def keep(result: Result) -> None:  # a target listed twice fills its places in turn
+        results[places[id(result.target)].pop(0)] = result
+
+    await stream_round(
+        targets,
+        config=config,
+        concurrency=concurrency,
+        max_open=max_open,
+        stall_after=stall_after,
+        on_result=on_result,
+        sink=keep,
+        measure=measure,
+    )
+    return [r for r in results if r is not None]
+
+
+async def stream_round(
+    targets: Iterable[Target],
+    *,
+    config: webconnectivity.MeasureConfig,
+    sink: Sink,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    max_open: int = DEFAULT_MAX_OPEN,
+    stall_after: float = DEFAULT_STALL_AFTER,
+    on_result: ProgressHook | None = None,
+    measure: Measure = webconnectivity.measure,
+) -> None:
+    """Measure *targets*, at most *concurrency* active and *max_open* in progress at once, and
+    hand each result to *on_result* (progress, a summary) and then to *sink*, in the order they end.
+
+    A target counts as in progress until *sink* has taken its result, so a sink that makes
+    the round wait (a store writing behind) holds the next targets back: the round never has
+    more than *max_open* results in memory besides what the sink keeps. Tasks are made as
+    targets start, never for the whole list at once.
+
+    The round is one OONI report: unless *config* names one, every measurement of the round
+    gets the same new ``report_id`` (with the round's network, ``config.probe_cc``/``asn``).
+    A *config* not yet prepared gets its TLS contexts and fingerprints built once, here
+    (:func:`probe.webconnectivity.prepare`), for all of the round's measurements.
+
+    Raises:
+        ConfigError: *config*'s CA file cannot be read.
+        Exception: what *on_result* or *sink* raised (the other measurements are cancelled
+            and awaited first).
     """
     if concurrency < 1:
         raise ValueError("concurrency must be at least 1")
@@ -125,26 +179,48 @@ async def measure_round(
     config = webconnectivity.prepare(config)
     active = asyncio.Semaphore(concurrency)
     in_progress = asyncio.Semaphore(max_open)
+    tasks: set[asyncio.Task[None]] = set()
+    failed: list[asyncio.Task[None]] = []
 
-    async def one(target: Target) -> Result:
-        async with in_progress, _Slot(active, stall_after) as slot:
-            try:
-                result = Result(target, await measure(target.url, config=config, on_progress=slot.touch))
-            except Exception as exc:  # a bug in one target must not cost the round the others
-                result = Result(target, None, error=f"{type(exc).__name__}: {exc}")
-        if on_result is not None:
-            on_result(result)
-        return result
+    async def one(target: Target) -> None:
+        try:
+            async with _Slot(active, stall_after) as slot:
+                try:
+                    measured = await measure(target.url, config=config, on_progress=slot.touch)
+                    result = Result(target, measured)
+                except Exception as exc:  # a bug in one target must not cost the round the others
+                    result = Result(target, None, error=f"{type(exc).__name__}: {exc}")
+            if on_result is not None:
+                on_result(result)
+            await sink(result)
+        finally:
+            in_progress.release()
 
-    tasks = [asyncio.ensure_future(one(target)) for target in targets]
+    def ended(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            failed.append(task)
+
     try:
-        return list(await asyncio.gather(*tasks))
+        for target in targets:
+            await in_progress.acquire()
+            if failed:
+                in_progress.release()
+                break
+            task = asyncio.ensure_future(one(target))
+            tasks.add(task)
+            task.add_done_callback(ended)
+        while tasks and not failed:
+            await asyncio.wait(set(tasks), return_when=asyncio.FIRST_EXCEPTION)
+        if failed:
+            raise failed[0].exception()  # type: ignore[misc]  # set only for a task that raised
     except BaseException:
-        # gather leaves the others running when one raises: the round ends with none in flight.
-        for task in tasks:
+        # The round ends with none in flight, whatever ended it.
+        pending = set(tasks)
+        for task in pending:
             task.cancel()
-        if tasks:
-            await asyncio.wait(tasks)
+        if pending:
+            await asyncio.wait(pending)
         raise
 
 

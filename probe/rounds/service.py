@@ -1,12 +1,15 @@
-"""One round as the volunteer's product runs it: plan from settings, measure, store atomically.
+"""One round as the volunteer's product runs it: plan from settings, measure, store as it goes.
 
 ``probe run`` and the daemon's scheduled job both call :func:`run_round`, so a round stored by
-the daemon is the same thing as one started by hand. The store is written twice per round:
+the daemon is the same thing as one started by hand. The store is written as the round goes:
 a ``running`` row first (the heartbeat that the probe was up, committed before any traffic),
-then every measurement and the ``complete`` mark in one transaction. A round that ends any
-other way — cancelled (SIGTERM, Ctrl-C), a progress hook that raised, a write that failed —
-marks itself ``interrupted`` and stores nothing half-done; the cancellation or the error is
-what the caller sees, whether or not the mark could be written.
+then the measurements in batches of up to :data:`WRITE_BATCH` as they end (each batch one
+transaction), then the ``complete`` mark with the round's heartbeat. The round keeps no
+measurement once it is stored — only the heartbeat's tally and its counts — so its memory
+does not grow with its target list. A round that ends any other way — cancelled (SIGTERM,
+Ctrl-C), a progress hook that raised, a write that failed — marks itself ``interrupted``,
+keeping the batches already stored (every measurement is whole or absent); the cancellation
+or the error is what the caller sees, whether or not the mark could be written.
 
 The round writes through :class:`~probe.rounds.roundstore.RoundStore`, which the caller hands in
 (``probe run`` and the daemon open the real store), and never on its event loop: every write
@@ -32,7 +35,7 @@ from typing import TypeVar
 from probe import __version__, control, webconnectivity
 from probe.errors import ConfigError, StorageError
 from probe.rounds import runner
-from probe.rounds.roundstore import RoundStore, heartbeat_of
+from probe.rounds.roundstore import HeartbeatTally, RoundStore
 from probe.rounds.settings import Settings
 from probe.rounds.targets import Target, dedupe, load_many
 from probe.steps import dns, tls
@@ -141,14 +144,26 @@ def _log_skipped(problem: str) -> None:
     logging.getLogger("probe.targets").warning("%s (row skipped)", problem)
 
 
+WRITE_BATCH = 16
+"""Measurements per write: few transactions for a long list, little held while one waits."""
+
+
 @dataclass(frozen=True, slots=True)
 class RoundReport:
-    """What a stored round measured (one result per target, in target-list order)."""
+    """What a stored round did: its counts, not its measurements (those are in the store).
+
+    A caller that wants a per-target summary (``probe run``'s table) builds it in its
+    ``on_result`` hook and keeps only that.
+    """
 
     round_id: int
-    results: tuple[runner.Result, ...]
     started_at: datetime
     ended_at: datetime
+    n_targets: int
+    n_measured: int
+    """Targets measured and stored."""
+    n_errors: int
+    """Targets whose measurement raised (a bug): nothing stored for them."""
     network_up: bool | None = None
     """The round's heartbeat, as stored: each measurement's outcome depends on it."""
 
@@ -156,11 +171,14 @@ class RoundReport:
 async def run_round(
     plan: RoundPlan, store: RoundStore, *, on_result: runner.ProgressHook | None = None
 ) -> RoundReport:
-    """Measure every target of *plan* and store the round in one transaction.
+    """Measure every target of *plan*, storing the measurements as they end, then close the round.
+
+    *on_result* sees each result (its measurement included) before it is stored; it must not
+    keep the measurement if the round's memory is to stay bounded.
 
     Raises:
-        StorageError: the database cannot be written (the round's measurements are lost,
-            the database is left as it was).
+        StorageError: the database cannot be written (the round is marked ``interrupted``
+            with the batches stored before; the batch that failed is not stored).
         asyncio.CancelledError: the round was cancelled; it is marked ``interrupted`` (when
             the mark cannot be written either, that is logged and the round is left to the
             next clean-up: the cancellation is still what is raised).
@@ -185,42 +203,89 @@ async def run_round(
         if begun.done() and not begun.cancelled() and begun.exception() is None:
             await _give_up(store, begun.result())  # begun as the cancellation came: end it
         raise
+    writer = _Writer(store, round_id)
     stored = False
     try:
-        results = await runner.measure_round(
+        await runner.stream_round(
             plan.targets,
             config=config,
             concurrency=plan.settings.measure.concurrency,
             max_open=plan.settings.measure.open_limit,
             stall_after=plan.settings.measure.stall_after,
             on_result=on_result,
+            sink=writer.put,
         )
-        measured = [r.measurement for r in results if r.measurement is not None]
         ended = datetime.now(UTC)
-        beat = heartbeat_of(measured, n_errors=len(results) - len(measured))
+        beat = writer.tally.heartbeat
+        last = writer.take()
         finish = partial(
             store.finish_round,
             round_id,
-            measured,
-            targets=list(plan.targets),  # a Target is the TargetInfo the store keeps
+            [r.measurement for r in last if r.measurement is not None],
+            targets=[r.target for r in last],  # a Target is the TargetInfo the store keeps
             heartbeat=beat,
             ended_at=ended,
         )
+        del last
         await off_loop(finish)
         stored = True
     except BaseException:
-        # Cancelled, a hook that raised, a write that failed (its measurements are lost): do
-        # not leave the round looking as if it still ran, nor its lock held.
+        # Cancelled, a hook that raised, a write that failed: do not leave the round looking as
+        # if it still ran, nor its lock held. The batches stored so far stay, marked so.
         if not stored:
             await _give_up(store, round_id)
         raise
     return RoundReport(
         round_id=round_id,
-        results=tuple(results),
         started_at=started,
         ended_at=ended,
+        n_targets=len(plan.targets),
+        n_measured=writer.n_measured,
+        n_errors=beat.n_errors,
         network_up=beat.network_up,
     )
+
+
+class _Writer:
+    """The round's sink: batches finished results and stores each batch off the event loop.
+
+    At most one write runs at a time. While it runs, results gather; once a batch is full,
+    whoever hands in a result waits for the write (and holds its target's slot), so the
+    round never keeps more than a batch and the targets in progress.
+    """
+
+    def __init__(self, store: RoundStore, round_id: int) -> None:
+        self._store = store
+        self._round_id = round_id
+        self._pending: list[runner.Result] = []
+        self._lock = asyncio.Lock()
+        self.tally = HeartbeatTally()
+        self.n_measured = 0
+
+    async def put(self, result: runner.Result) -> None:
+        if result.measurement is None:
+            self.tally.n_errors += 1
+        else:
+            self.tally.add(result.measurement)
+            self.n_measured += 1
+        self._pending.append(result)
+        if len(self._pending) >= WRITE_BATCH:
+            async with self._lock:  # one write at a time; the next takes what gathered meanwhile
+                batch = self.take()
+                if batch:
+                    write = partial(
+                        self._store.add_measurements,
+                        self._round_id,
+                        [r.measurement for r in batch if r.measurement is not None],
+                        targets=[r.target for r in batch],
+                    )
+                    del batch
+                    await off_loop(write)
+
+    def take(self) -> list[runner.Result]:
+        """The results not yet written (the writer forgets them)."""
+        batch, self._pending = self._pending, []
+        return batch
 
 
 async def off_loop(call: Callable[[], T]) -> T:

@@ -1,14 +1,16 @@
-"""kill -9 at random points: the database stays valid and no round is ever half-written.
+"""kill -9 at random points: the database stays valid and no measurement is ever half-written.
 
 Each iteration forks a writer that behaves like the daemon (start-up marks crashed rounds
-interrupted, then rounds back to back) and SIGKILLs it at one of these kinds of moment, in
-turn: a random time after it starts (often inside opening or migrating), a random time into
-``finish_round``, a random time into the round after one it committed (so every run has
-committed rounds to lose, however slow the machine), or — SQLite — while it holds the write
-lock, i.e. inside the round's transaction (seen from outside with ``BEGIN IMMEDIATE``). After every kill:
-``PRAGMA integrity_check`` is ``ok``, each round is complete with all its measurements or
-has none, every round the writer reported committed is complete, and the next start marks
-the crashed round interrupted.
+interrupted, then rounds back to back, each written in batches as it goes) and SIGKILLs it at
+one of these kinds of moment, in turn: a random time after it starts (often inside opening or
+migrating), a random time into a round's writes, a random time into the round after one it
+committed (so every run has committed rounds to lose, however slow the machine), or — SQLite —
+while it holds the write lock, i.e. inside one of the round's transactions (seen from outside
+with ``BEGIN IMMEDIATE``). After every kill: ``PRAGMA integrity_check`` is ``ok``, each round
+is complete with all its measurements, or not complete with exactly the batches its record
+counts (issue 12: a crashed round keeps what it stored, and says it did not complete), every
+round the writer reported committed is complete, and the next start marks the crashed round
+interrupted.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from tests.storage.workers import round_violations, sqlite_write_locked, start_w
 
 PER_ROUND = 40
 MOMENTS = {
-    "sqlite": ("anywhere", "in finish_round", "after a commit", "in the transaction"),
-    "postgresql": ("anywhere", "in finish_round", "after a commit"),
+    "sqlite": ("anywhere", "in the writes", "after a commit", "in the transaction"),
+    "postgresql": ("anywhere", "in the writes", "after a commit"),
 }
 
 
@@ -52,7 +54,7 @@ def _wait_for(pipe: Connection, event: str, committed: set[int], timeout: float 
 
 
 @pytest.mark.parametrize(("backend", "kills"), [("sqlite", 24), ("postgresql", 6)])
-def test_kill_9_never_leaves_a_half_written_round(
+def test_kill_9_never_leaves_a_half_written_measurement(
     backend: str, kills: int, request: pytest.FixtureRequest, sqlite_url: str
 ) -> None:
     if backend == "sqlite":
@@ -69,7 +71,7 @@ def test_kill_9_never_leaves_a_half_written_round(
         moment = MOMENTS[backend][i % len(MOMENTS[backend])]
         if moment == "anywhere":  # including while opening/migrating the first time
             time.sleep(rng.uniform(0.0, 0.3))
-        elif moment == "in finish_round":
+        elif moment == "in the writes":
             _wait_for(pipe, "writing", committed)
             time.sleep(rng.uniform(0.0, 0.04))
         elif moment == "after a commit":

@@ -88,6 +88,50 @@ def test_the_outcome_follows_the_rounds_heartbeat(store: Store) -> None:
     ]
 
 
+def test_a_round_written_in_batches_counts_them_and_its_heartbeat_fixes_the_outcomes(store: Store) -> None:
+    """Issue 12: batches go in as the round runs (outcomes as if the network was up); a round
+    whose network turned out down has them turned into "network shut down" at the end."""
+    kinds = ("ok", "dns", "tcp", "blockpage", "down", "nocontrol")
+    ms = [make_measurement(i, kind=k, url=f"https://{k}.example/") for i, k in enumerate(kinds)]
+    shut = Heartbeat(network_up=False, control_reachable=True, n_errors=1)
+    rid = store.begin_round(n_targets=7)
+    store.add_measurements(rid, ms[:2], targets=[TargetInfo("https://ok.example/", "GRP")])
+    store.add_measurements(rid, ms[2:4])
+    (running,) = store.last_rounds(1)
+    assert (running.status, running.n_measurements, running.n_failed) == ("running", 4, 3)
+    assert {r.input: r.outcome for r in store.iter_measurements()} == {
+        "https://ok.example/": "reachable", "https://dns.example/": "blocked.anomaly",
+        "https://tcp.example/": "blocked.anomaly", "https://blockpage.example/": "blocked.confirmed",
+    }  # fmt: skip
+    store.finish_round(rid, ms[4:], heartbeat=shut)
+    (done,) = store.last_rounds(1)
+    assert (done.status, done.n_measurements, done.n_failed, done.n_errors) == ("complete", 6, 4, 1)
+    assert (done.network_up, done.control_reachable) == (False, True)
+    assert {r.input: (r.outcome, r.category_code) for r in store.iter_measurements()} == {
+        "https://ok.example/": ("shutdown", "GRP"), "https://dns.example/": ("shutdown", ""),
+        "https://tcp.example/": ("shutdown", ""), "https://blockpage.example/": ("blocked.confirmed", ""),
+        "https://down.example/": ("shutdown", ""), "https://nocontrol.example/": ("shutdown", ""),
+    }  # fmt: skip
+    with pytest.raises(StorageError, match=rf"cannot write round {rid}: the round is already complete$"):
+        store.add_measurements(rid, [make_measurement(9, url="https://late.example/")])
+
+
+def test_a_batch_is_stored_whole_or_not_at_all_and_an_interrupted_round_keeps_its_batches(
+    store: Store,
+) -> None:
+    rid = store.begin_round(n_targets=4)
+    store.add_measurements(rid, [make_measurement(0, url="https://a.example/")])
+    duplicate = [make_measurement(1, url="https://b.example/"), make_measurement(0, url="https://c.example/")]
+    with pytest.raises(StorageError):
+        store.add_measurements(rid, duplicate)
+    assert store.mark_interrupted(rid) == 1
+    (gone,) = store.last_rounds(1)
+    assert (gone.status, gone.n_measurements) == ("interrupted", 1)
+    assert [r.measurement_uid for r in store.iter_measurements()] == [uid(0)]
+    with pytest.raises(StorageError, match=r"cannot write round 999: no such round$"):
+        store.add_measurements(999, [make_measurement(5)])
+
+
 def test_heartbeat_of_a_shutdown_and_an_explicit_one(store: Store) -> None:
     dark = [make_measurement(i, kind="dns", url=f"https://s{i}.example/") for i in range(3)]
     store.finish_round(store.begin_round(n_targets=4), dark)
@@ -293,3 +337,27 @@ def test_default_location_is_the_platform_data_directory(
         assert store.name == str(expected)
         store.finish_round(store.begin_round(), [make_measurement()])
     assert expected.is_file()
+
+
+def test_only_the_network_independent_outcomes_survive_a_network_found_down() -> None:
+    """What ``finish_round`` relies on to fix a round's outcomes in one UPDATE: an outcome written
+    with the network unknown becomes ``shutdown`` once it is known down, unless it is one of
+    ``NETWORK_INDEPENDENT`` — over every combination of the columns the outcome reads."""
+    import itertools
+
+    from measurements.store.summary import NETWORK_INDEPENDENT, outcome_column
+    from probe.control import CONTROL_NOT_CONFIGURED
+
+    for blocking, accessible, mechanism, confirmed, control_failure in itertools.product(
+        (None, "false", "dns", "tcp_ip", "http-failure", "http-diff"),
+        (None, True, False),
+        (None, "ok", "down", "dns.nxdomain", "http.blockpage", "server.block", "tls.mitm"),
+        (None, "pk_pta_blockpage"),
+        (None, CONTROL_NOT_CONFIGURED, "http_request_failed"),
+    ):
+        row = {"blocking": blocking, "accessible": accessible, "mechanism": mechanism,
+               "confirmed": confirmed, "control_failure": control_failure}  # fmt: skip
+        unknown = outcome_column(row, network_up=None).value
+        assert outcome_column(row, network_up=True).value == unknown
+        down = outcome_column(row, network_up=False).value
+        assert down == (unknown if unknown in NETWORK_INDEPENDENT else "shutdown"), row
