@@ -28,12 +28,13 @@ csv for the rows that fail too.
 JSONL: each stored measurement's OONI JSON on its own line, byte for byte as stored.
 
 What an export holds (:func:`committed_rows`): exactly the measurements committed when it
-began — whole rounds, as a quiet database would give them — however long it runs beside a
+began — whole batches, as a quiet database would give them — however long it runs beside a
 daemon. On SQLite it reads 1,000 rows at a time, each batch in its own short read
 transaction, resuming after the previous batch's last ``(measured_at, id)`` and taking no id
 above the largest at its start: SQLite gives a new row a larger id than every stored one,
-and a round's rows commit together. One transaction for the whole export would stop every
-checkpoint while it lasts, and the WAL file would grow with each round written meanwhile
+and a round's batch of rows commits together (a round in flight has its committed batches in
+the export; its round row says it is still ``running``). One transaction for the whole
+export would stop every checkpoint while it lasts, and the WAL file would grow with each round written meanwhile
 (by the round's size: megabytes a round, gigabytes over a long export); between batches the
 checkpoints run and the WAL stays at its usual few MB. The price: rows deleted during the
 export (a prune) are missing from the batches read after, and a target's test-list columns
