@@ -35,12 +35,12 @@ above the largest at its start: SQLite gives a new row a larger id than every st
 and a round's batch of rows commits together (a round in flight has its committed batches in
 the export; its round row says it is still ``running``). One transaction for the whole
 export would stop every checkpoint while it lasts, and the WAL file would grow with each
-round written meanwhile (by the round's size: megabytes a round, gigabytes over a long export); between batches the
-checkpoints run and the WAL stays at its usual few MB. The price: rows deleted during the
-export (a prune) are missing from the batches read after, and a target's test-list columns
-are as they were when its rows' batch was read. On PostgreSQL, where ids come from a
-sequence (a transaction can commit after one that took larger ids) and a long read stops no
-log from being recycled, one statement streams from one snapshot.
+round written meanwhile (by the round's size: megabytes a round, gigabytes over a long
+export); between batches the checkpoints run and the WAL stays at its usual few MB. The
+price: rows deleted during the export (a prune) are missing from the batches read after, and
+a target's test-list columns are as they were when its rows' batch was read. On PostgreSQL,
+where ids come from a sequence (a transaction can commit after one that took larger ids) and
+a long read stops no log from being recycled, one statement streams from one snapshot.
 """
 
 from __future__ import annotations
