@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from probe import webconnectivity
-    from probe.model import HTTPTransaction, Measurement
+    from probe.model import Measurement
 
 NO_CONTROL = "none"
 
@@ -118,64 +118,15 @@ def _control_url(text: str) -> str:
 
 
 def render_summary(m: Measurement, console: Console) -> None:
-    """One line per step; failures in red."""
+    """One line per step, failures in red, then the verdict keys (as ``probe show`` prints them)."""
     from rich.markup import escape
 
-    keys = m.test_keys
+    from probe.cli.stepview import ooni_keys, step_lines
+    from probe.serialize import as_dict
+
+    keys = as_dict(m)["test_keys"]
     console.print(f"[bold]{escape(m.input)}[/]  ({m.test_runtime:.2f} s, {m.probe_asn} {m.probe_cc})")
-    for q in keys.queries:
-        where = q.engine if not q.resolver_address else f"{q.engine} {q.resolver_address}"
-        outcome = ", ".join(q.addresses) or "(no addresses)"
-        _line(console, "dns", f"{where} {q.hostname} {q.query_type}", q.failure, outcome, q.t - q.t0)
-    for c in keys.tcp_connect:
-        _line(console, "tcp", f"{c.ip}:{c.port}", c.status.failure, "connected", c.t - c.t0)
-    for h in keys.tls_handshakes:
-        ok = f"{h.tls_version} {h.negotiated_protocol}".strip()
-        _line(console, "tls", f"{h.address} sni={h.server_name}", h.failure, ok, h.t - h.t0)
-    for r in reversed(keys.requests):
-        got = ""
-        if r.response is not None:
-            truncated = ", truncated" if r.response.body_is_truncated else ""
-            got = f"{r.response.code} ({r.response.body_length} bytes{truncated}) {r.response.title!r}"
-        what = f"{r.request.method} {r.request.url} via {r.address}"
-        _line(console, "http", what, r.failure, got, r.t - r.t0, note=_transfer(r))
-    verdict = (
-        f"blocking={_json(keys.blocking)} accessible={_json(keys.accessible)} "
-        f"dns_consistency={_json(keys.dns_consistency)} mechanism={_json(keys.mechanism)}"
-    )
-    if keys.confirmed:
-        verdict += f" confirmed={keys.confirmed}"
-    control = f" (control: {keys.control_failure})" if keys.control_failure else ""
-    console.print(f"verdict: {verdict}{escape(control)}")
-
-
-def _line(
-    console: Console, step: str, what: str, failure: str | None, ok: str, elapsed: float, note: str = ""
-) -> None:
-    from rich.markup import escape
-
-    outcome = f"[bold red]✗ {escape(failure)}[/]" if failure else f"[green]{escape(ok)}[/]"
-    note = f"  [dim]{escape(note)}[/]" if note else ""
-    console.print(f"  {step:<4} {escape(what)}  → {outcome}  [dim]{elapsed * 1000:.0f} ms[/]{note}")
-
-
-def _transfer(r: HTTPTransaction) -> str:
-    """How the body came: ``81920 body bytes in 9.60 s (68 kbit/s)``; empty when none came.
-
-    The rate is the body's (from the headers to its last bytes), the number that tells a
-    throttled transfer (``http.throttle``) from a slow server that answered late.
-    """
-    received, start, last = r.x_body_bytes_received, r.x_headers_t, r.x_body_last_byte_t
-    if not received or start is None or last is None:
-        return ""
-    seconds = last - start
-    rate = f" ({received * 8 / seconds / 1000:.0f} kbit/s)" if seconds > 0 else ""
-    return f"{received} body bytes in {seconds:.2f} s{rate}"
-
-
-def _json(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    for line in step_lines(keys):
+        console.print(line)
+    verdict = ooni_keys(keys, mechanism=m.test_keys.mechanism, confirmed=m.test_keys.confirmed)
+    console.print(f"verdict: {escape(verdict)}")

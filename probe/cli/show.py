@@ -64,6 +64,7 @@ def render(row: MeasurementRow, console: Console) -> None:
 
     from rich.markup import escape
 
+    from probe.cli.stepview import ooni_keys, step_lines
     from probe.isotime import iso_utc
     from probe.outcome import Outcome, describe
 
@@ -74,73 +75,8 @@ def render(row: MeasurementRow, console: Console) -> None:
         f"[bold]{escape(row.input)}[/]  ({row.runtime_s:.2f} s, {network}, {iso_utc(row.measured_at)})"
     )
     console.print(f"[dim]measurement_uid {escape(row.measurement_uid)}  round {row.round_id}[/]")
-    for line in steps(keys):
+    for line in step_lines(keys):
         console.print(line)
     outcome = Outcome(row.outcome)
     console.print(f"outcome: [bold]{escape(describe(outcome, confirmed=row.confirmed))}[/]")
-    verdict = (
-        f"blocking={_json(keys.get('blocking'))} accessible={_json(keys.get('accessible'))} "
-        f"dns_consistency={_json(keys.get('dns_consistency'))} mechanism={_json(row.mechanism)}"
-    )
-    if row.confirmed:
-        verdict += f" confirmed={row.confirmed}"
-    control = f" (control: {row.control_failure})" if row.control_failure else ""
-    console.print(f"OONI keys: {escape(verdict + control)}")
-
-
-def steps(keys: dict[str, Any]) -> list[str]:
-    """One rich-markup line per DNS query, TCP connect, TLS handshake and HTTP request of *keys*."""
-    lines: list[str] = []
-    for q in keys.get("queries") or []:
-        engine, resolver = q.get("engine", ""), q.get("resolver_address") or ""
-        where = f"{engine} {resolver}" if resolver else engine
-        addresses = [
-            a.get("ipv4") or a.get("ipv6")
-            for a in q.get("answers") or []
-            if a.get("answer_type") in ("A", "AAAA")
-        ]
-        ok = ", ".join(a for a in addresses if a) or "(no addresses)"
-        lines.append(_line("dns", f"{where} {q.get('hostname', '')} {q.get('query_type', '')}", q, ok))
-    for c in keys.get("tcp_connect") or []:
-        status = c.get("status") or {}
-        lines.append(
-            _line(
-                "tcp", f"{c.get('ip')}:{c.get('port')}", {**c, "failure": status.get("failure")}, "connected"
-            )
-        )
-    for h in keys.get("tls_handshakes") or []:
-        ok = f"{h.get('tls_version') or ''} {h.get('negotiated_protocol') or ''}".strip() or "handshake done"
-        lines.append(_line("tls", f"{h.get('address')} sni={h.get('server_name')}", h, ok))
-    for r in reversed(keys.get("requests") or []):
-        request, response = r.get("request") or {}, r.get("response") or {}
-        got = ""
-        if response.get("code"):
-            truncated = ", truncated" if response.get("body_is_truncated") else ""
-            length = response.get("x_body_length", response.get("body_length"))
-            title = response.get("x_title", response.get("title"))
-            got = f"{response['code']} ({length} bytes{truncated}) {title!r}"
-        what = f"{request.get('method', 'GET')} {request.get('url', '')} via {r.get('address', '')}"
-        lines.append(_line("http", what, r, got))
-    return lines
-
-
-def _line(step: str, what: str, event: dict[str, Any], ok: str) -> str:
-    from rich.markup import escape
-
-    failure = event.get("failure")
-    outcome = f"[bold red]✗ {escape(failure)}[/]" if failure else f"[green]{escape(ok)}[/]"
-    t0, t = event.get("t0"), event.get("t")
-    elapsed = (
-        f"  [dim]{(t - t0) * 1000:.0f} ms[/]"
-        if isinstance(t0, int | float) and isinstance(t, int | float)
-        else ""
-    )
-    return f"  {step:<4} {escape(what)}  → {outcome}{elapsed}"
-
-
-def _json(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
+    console.print(f"OONI keys: {escape(ooni_keys(keys, mechanism=row.mechanism, confirmed=row.confirmed))}")
