@@ -25,7 +25,8 @@ lock: $(STAMP)
 	  --python-version 3.11 --upgrade --quiet -o $(LOCK)
 
 # Root (CI) installs what the tests need from Debian when missing: iproute2 and iptables for the
-# lab, the PostgreSQL server for the storage tests on the second backend, sqlite3 for checks.
+# lab, the PostgreSQL server for the storage tests on the second backend, sqlite3 for checks,
+# chromium (headless) for the dashboard's browser tests.
 system-deps:
 	@if [ "$$(id -u)" = "0" ]; then \
 	  missing=""; \
@@ -33,6 +34,7 @@ system-deps:
 	  command -v iptables >/dev/null 2>&1 || missing="$$missing iptables"; \
 	  command -v sqlite3 >/dev/null 2>&1 || missing="$$missing sqlite3"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
