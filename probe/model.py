@@ -18,9 +18,10 @@ are aware UTC ``datetime`` values, written in OONI's format only there.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from probe.mechanism import Mechanism
 
@@ -316,6 +317,61 @@ class Measurement:
     data_format_version: str = "0.2.0"
     annotations: dict[str, str] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What a measurement found, in the store's summary columns' terms (OONI's keys and ours).
+
+    The same vocabulary as :class:`WebConnectivityTestKeys`: ``blocking`` is ``False``, one
+    of ``dns``, ``tcp_ip``, ``http-failure``, ``http-diff``, or ``None`` (undecided);
+    ``mechanism`` one of :class:`~probe.mechanism.Mechanism` (``None``: nothing was measured),
+    or any text for a measurement received from elsewhere (a collector's); the failures are
+    the first failure string of each layer.
+    """
+
+    blocking: Blocking = None
+    accessible: bool | None = None
+    mechanism: Mechanism | str | None = None
+    confirmed: str | None = None
+    dns_consistency: str | None = None
+    dns_failure: str | None = None
+    tcp_failure: str | None = None
+    tls_failure: str | None = None
+    http_failure: str | None = None
+    control_failure: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OONIMeasurement:
+    """A measurement held as its whole OONI document (df-000-base, JSON-ready), with its summary.
+
+    The tests other than Web Connectivity (messaging apps, circumvention, protocol tests:
+    :mod:`probe.nettests`) build their documents themselves, and a collector stores the
+    documents probes submit exactly as they came; both go to the store as this. Build one with
+    :func:`probe.serialize.ooni_measurement`, which reads the envelope fields off the
+    document (so they cannot disagree with it) and clears ``probe_ip``.
+    """
+
+    document: Mapping[str, Any]
+    """The whole measurement, stored as is (``probe_ip`` is OONI's ``127.0.0.1`` marker)."""
+    target: str
+    """The series the measurement belongs to (patterns, flags, the dashboard group by it): its
+    ``input`` when it has one; for a test without input, a stable name of what it measured
+    (``telegram``, ``tor``, …). Stored as the row's ``input`` column and target."""
+    summary: Summary
+    test_name: str
+    measurement_uid: str
+    measurement_start_time: datetime
+    """Aware UTC, from the document's ``measurement_start_time``."""
+    test_runtime: float
+    probe_asn: str = "AS0"
+    probe_cc: str = "ZZ"
+    probe_network_name: str = ""
+
+
+AnyMeasurement = Measurement | OONIMeasurement
+"""What the store takes: a Web Connectivity measurement as the probe made it, or a document."""
 
 
 # --- the control vantage (OONI test-helper wire format, reference §1.2) ---------------------

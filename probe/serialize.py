@@ -40,7 +40,7 @@ import json
 import re
 import secrets
 import string
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -53,7 +53,9 @@ from probe.model import (
     HTTPResponse,
     HTTPTransaction,
     Measurement,
+    OONIMeasurement,
     PeerCertificate,
+    Summary,
     TCPConnect,
     TLSHandshake,
     WebConnectivityTestKeys,
@@ -277,9 +279,59 @@ def maybe_binary(data: bytes) -> str | dict[str, str]:
         return {"format": "base64", "data": base64.b64encode(data).decode("ascii")}
 
 
-def to_json(measurement: Measurement, *, indent: int | None = None) -> str:
-    """The whole measurement as one JSON document."""
-    return json.dumps(as_dict(measurement), indent=indent, ensure_ascii=False, sort_keys=False)
+def to_json(measurement: Measurement | OONIMeasurement, *, indent: int | None = None) -> str:
+    """The whole measurement as one JSON document (an :class:`OONIMeasurement`'s as it holds it)."""
+    data = measurement.document if isinstance(measurement, OONIMeasurement) else as_dict(measurement)
+    return json.dumps(data, indent=indent, ensure_ascii=False, sort_keys=False)
+
+
+def ooni_measurement(
+    document: Mapping[str, Any], *, target: str | None = None, summary: Summary
+) -> OONIMeasurement:
+    """An :class:`OONIMeasurement` of *document*, a whole df-000-base measurement.
+
+    The envelope fields are read off the document; its ``probe_ip`` is replaced by OONI's
+    ``127.0.0.1`` marker (the volunteer's address is never stored), in a copy.
+
+    Args:
+        document: JSON-ready; needs ``test_name``, ``measurement_start_time`` (OONI's
+            ``YYYY-MM-DD hh:mm:ss``, UTC) and ``measurement_uid`` (or ``id``) as strings.
+        target: the series it belongs to; defaults to its ``input``, or its ``test_name``
+            when it has none.
+        summary: what it found.
+
+    Raises:
+        ValueError: a required field is missing or malformed.
+    """
+    doc = dict(document)
+    doc["probe_ip"] = "127.0.0.1"
+    test_name = doc.get("test_name")
+    uid = doc.get("measurement_uid") or doc.get("id")
+    started = doc.get("measurement_start_time")
+    if not isinstance(test_name, str) or not test_name:
+        raise ValueError("test_name: missing")
+    if not isinstance(uid, str) or not uid:
+        raise ValueError("measurement_uid: missing")
+    if not isinstance(started, str):
+        raise ValueError("measurement_start_time: missing")
+    try:
+        when = datetime.strptime(started, OONI_TIME_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        raise ValueError(f"measurement_start_time: not YYYY-MM-DD hh:mm:ss: {started[:40]!r}") from None
+    runtime = doc.get("test_runtime", 0.0)
+    input_ = doc.get("input")
+    return OONIMeasurement(
+        document=doc,
+        target=target or (input_ if isinstance(input_, str) and input_ else test_name),
+        summary=summary,
+        test_name=test_name,
+        measurement_uid=uid,
+        measurement_start_time=when,
+        test_runtime=float(runtime) if isinstance(runtime, int | float) else 0.0,
+        probe_asn=str(doc.get("probe_asn") or "AS0"),
+        probe_cc=str(doc.get("probe_cc") or "ZZ"),
+        probe_network_name=str(doc.get("probe_network_name") or ""),
+    )
 
 
 _ID_ALPHABET: Final = string.ascii_letters + string.digits

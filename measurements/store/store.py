@@ -54,7 +54,7 @@ from measurements.store.rows import TARGET_METADATA, FailingTarget, MeasurementR
 from measurements.store.summary import NETWORK_INDEPENDENT, is_failed, stored_row
 from measurements.store.tables import MeasurementRecord, Network, Round, Target
 from probe.errors import StorageError
-from probe.model import Measurement
+from probe.model import AnyMeasurement
 from probe.outcome import Outcome
 from probe.rounds.roundstore import Heartbeat, TargetInfo, heartbeat_of
 
@@ -192,7 +192,7 @@ class Store:
         return round_id
 
     def add_measurements(
-        self, round_id: int, measurements: Sequence[Measurement], *, targets: Iterable[TargetInfo] = ()
+        self, round_id: int, measurements: Sequence[AnyMeasurement], *, targets: Iterable[TargetInfo] = ()
     ) -> None:
         """Store a batch of round *round_id*'s measurements in one transaction; the round stays open.
 
@@ -220,7 +220,7 @@ class Store:
     def finish_round(
         self,
         round_id: int,
-        measurements: Sequence[Measurement] = (),
+        measurements: Sequence[AnyMeasurement] = (),
         *,
         targets: Iterable[TargetInfo] = (),
         heartbeat: Heartbeat | None = None,
@@ -274,7 +274,7 @@ class Store:
         self._release(round_id)
 
     def _rows(
-        self, measurements: Sequence[Measurement], *, network_up: bool | None, action: str
+        self, measurements: Sequence[AnyMeasurement], *, network_up: bool | None, action: str
     ) -> list[dict[str, Any]]:
         try:
             return [stored_row(m, network_up=network_up) for m in measurements]
@@ -538,7 +538,7 @@ def _store_rows(
     conn: Connection,
     round_id: int,
     rows: list[dict[str, Any]],
-    measurements: Sequence[Measurement],
+    measurements: Sequence[AnyMeasurement],
     targets: Iterable[TargetInfo],
     now: datetime,
 ) -> None:

@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from probe.model import Measurement
+from probe.model import AnyMeasurement, Measurement, OONIMeasurement
 from probe.outcome import Outcome, outcome_of
 from probe.rounds.roundstore import Heartbeat, heartbeat_of
 from probe.serialize import to_json
@@ -40,14 +40,38 @@ def blocking_text(blocking: bool | str | None) -> str | None:
     return blocking
 
 
-def summary_columns(m: Measurement) -> dict[str, Any]:
+def summary_columns(m: AnyMeasurement) -> dict[str, Any]:
     """The ``measurements`` summary columns of *m* (everything but the row ids, ``outcome`` and ``body``).
 
     ``measured_at`` is the model's ``measurement_start_time`` as it is (an aware UTC datetime).
+    An :class:`~probe.model.OONIMeasurement`'s come from its summary, and its ``input``
+    column is its target (the series it belongs to; its document keeps OONI's ``input``).
     """
+    if isinstance(m, OONIMeasurement):
+        s = m.summary
+        return {
+            "measurement_uid": m.measurement_uid,
+            "test_name": m.test_name,
+            "input": m.target,
+            "measured_at": m.measurement_start_time,
+            "runtime_s": float(m.test_runtime),
+            "probe_asn": m.probe_asn,
+            "probe_cc": m.probe_cc,
+            "blocking": blocking_text(s.blocking),
+            "accessible": s.accessible,
+            "mechanism": None if s.mechanism is None else str(s.mechanism),
+            "confirmed": s.confirmed,
+            "dns_consistency": s.dns_consistency,
+            "dns_failure": s.dns_failure,
+            "tcp_failure": s.tcp_failure,
+            "tls_failure": s.tls_failure,
+            "http_failure": s.http_failure,
+            "control_failure": s.control_failure,
+        }
     tk = m.test_keys
     return {
         "measurement_uid": m.measurement_uid,
+        "test_name": m.test_name,
         "input": m.input,
         "measured_at": m.measurement_start_time,
         "runtime_s": float(m.test_runtime),
@@ -110,7 +134,7 @@ def is_failed(row: Mapping[str, Any]) -> bool:
     )
 
 
-def stored_row(m: Measurement, *, network_up: bool | None = None) -> dict[str, Any]:
+def stored_row(m: AnyMeasurement, *, network_up: bool | None = None) -> dict[str, Any]:
     """The ``measurements`` row of *m* (ids aside): summary columns, outcome and the OONI JSON body.
 
     *network_up* is the round's heartbeat (:class:`Heartbeat`), which the outcome depends on.
@@ -119,7 +143,7 @@ def stored_row(m: Measurement, *, network_up: bool | None = None) -> dict[str, A
     ``127.0.0.1`` marker whatever the measurement held (every other field was scrubbed of the
     volunteer's addresses where the measurement was made, by :mod:`probe.privacy`).
     """
-    if m.probe_ip != "127.0.0.1":
+    if isinstance(m, Measurement) and m.probe_ip != "127.0.0.1":
         m = dataclasses.replace(m, probe_ip="127.0.0.1")
     columns = summary_columns(m)
     return {**columns, "outcome": outcome_column(columns, network_up=network_up).value, "body": to_json(m)}

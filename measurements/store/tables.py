@@ -1,6 +1,6 @@
 """The database tables: SQLAlchemy 2.0 typed declarative models (what Alembic migrates).
 
-Six tables:
+Seven tables:
 
 * ``rounds`` — one row per round, written ``running`` when it starts and ``complete`` in the
   same transaction as its measurements; a row its process left ``running`` (a crash) becomes
@@ -12,6 +12,8 @@ Six tables:
   queries of ``patterns``) beside ``body``, the full measurement as OONI JSON text.
 * ``targets`` — the URLs ever measured, with their test-list metadata (citizenlab columns).
 * ``networks`` — the (ASN, country) pairs the probe measured from, with the AS name.
+* ``uploads`` — the upload state of each measurement the uploader has tried to send to a
+  collector (no row: pending).
 * ``flags`` and ``events`` — what :mod:`measurements.patterns.detect` found, replaced whole on
   each detection run (derived data: it can always be recomputed from the rest).
 
@@ -115,6 +117,9 @@ class Round(Base):
     """Could the probe reach anything at all (any TCP connect succeeded)? ``NULL``: unknown."""
     control_reachable: Mapped[bool | None] = mapped_column(Boolean)
     """Did the control vantage answer? ``NULL``: no control configured, or unknown."""
+    report_id: Mapped[str | None] = mapped_column(String(128), unique=True, index=True)
+    """The OONI report this round is, on a collector (one round per report a probe opens);
+    ``NULL`` for a probe's own rounds."""
     installation: Mapped[str | None] = mapped_column(String(36))
     """The :class:`~measurements.store.store.Installation` that began the round (a random UUID,
     never exported); only it cleans the round up after a crash. ``NULL``: begun before
@@ -172,6 +177,10 @@ class MeasurementRecord(Base):
     database and ``--json`` (rows stored before revision 0004 keep their UUID4)."""
     round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"))
     target_id: Mapped[int] = mapped_column(ForeignKey("targets.id"))
+    test_name: Mapped[str] = mapped_column(
+        String(64), default="web_connectivity", server_default="web_connectivity", index=True
+    )
+    """OONI's ``test_name`` (``web_connectivity``, ``telegram``, ``tor``, …)."""
     input: Mapped[str] = mapped_column(Text)
     """The URL measured (OONI ``input``)."""
     measured_at: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -197,6 +206,35 @@ class MeasurementRecord(Base):
     (:func:`measurements.store.summary.outcome_column`)."""
     body: Mapped[str] = mapped_column(Text)
     """The whole measurement, OONI JSON, exactly as :func:`probe.serialize.to_json` wrote it."""
+
+
+UPLOAD_STATES: Final = ("uploaded", "failed")
+
+
+class UploadRecord(Base):
+    """Where one measurement stands with the collector; no row: not tried yet (pending)."""
+
+    __tablename__ = "uploads"
+    __table_args__ = (
+        CheckConstraint(f"state IN {UPLOAD_STATES!r}", name="state"),
+        Index(None, "state", "next_attempt_at"),
+    )
+
+    measurement_id: Mapped[int] = mapped_column(
+        ForeignKey("measurements.id", ondelete="CASCADE"), primary_key=True
+    )
+    state: Mapped[str] = mapped_column(String(16))
+    """One of :data:`UPLOAD_STATES`."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    """Why the last attempt failed (a failure string, never an address); ``NULL`` once uploaded."""
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    """When a failed upload may be tried again (back-off); ``NULL`` once uploaded."""
+    report_id: Mapped[str | None] = mapped_column(String(128))
+    """The collector's report the measurement went into."""
+    collector_uid: Mapped[str | None] = mapped_column(String(64))
+    """The ``measurement_uid`` the collector acknowledged."""
 
 
 class EventRecord(Base):

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from probe.model import Measurement
+from probe.model import AnyMeasurement, Measurement
 
 __all__ = ["Heartbeat", "HeartbeatTally", "RoundStore", "TargetInfo", "heartbeat_of"]
 
@@ -57,7 +57,7 @@ class Heartbeat:
     """Targets that produced no measurement (the measurement itself raised)."""
 
 
-def heartbeat_of(measurements: Sequence[Measurement], *, n_errors: int = 0) -> Heartbeat:
+def heartbeat_of(measurements: Sequence[AnyMeasurement], *, n_errors: int = 0) -> Heartbeat:
     """Derive a round's heartbeat from its measurements.
 
     ``network_up`` is true when any TCP connect succeeded, false when measurements exist
@@ -86,8 +86,11 @@ class HeartbeatTally:
         self.n_errors = n_errors
         """Targets that produced no measurement so far."""
 
-    def add(self, m: Measurement) -> None:
-        """Count measurement *m* in."""
+    def add(self, m: AnyMeasurement) -> None:
+        """Count measurement *m* in (a document — a test other than Web Connectivity — says
+        nothing of the round's network or control here: only its own summary)."""
+        if not isinstance(m, Measurement):
+            return
         self._measured = True
         tk = m.test_keys
         if not self._up and not tk.confirmed:
@@ -134,7 +137,7 @@ class RoundStore(Protocol):
         ...
 
     def add_measurements(
-        self, round_id: int, measurements: Sequence[Measurement], *, targets: Iterable[TargetInfo] = ()
+        self, round_id: int, measurements: Sequence[AnyMeasurement], *, targets: Iterable[TargetInfo] = ()
     ) -> None:
         """Store a batch of the round's finished measurements in one transaction (and *targets*'
         metadata); the round stays ``running``."""
@@ -143,7 +146,7 @@ class RoundStore(Protocol):
     def finish_round(
         self,
         round_id: int,
-        measurements: Sequence[Measurement] = (),
+        measurements: Sequence[AnyMeasurement] = (),
         *,
         targets: Iterable[TargetInfo] = (),
         heartbeat: Heartbeat | None = None,

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection, Engine
 
-HEAD = "0004"
+HEAD = "0005"
 """The newest revision in ``versions/``: when the database is there, Alembic is not even loaded."""
 
 _PG_LOCK_KEY = 0x72656163  # "reac": any constant shared by every reachprobe process
