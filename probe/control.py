@@ -20,8 +20,8 @@ to the wait (issue 10):
   process (per event loop: a round), the others wait their turn in order (FIFO), at most one
   wait long: our helper answers 503 beyond its ``max_concurrency`` (32, the default here too),
   and a 503 is a lost verdict. A queued request gets its turn within one budget when at most
-  twice *max_in_flight* measurements are in progress (the round's ``max_open``, 64 by
-  default). Bounding beats retrying: no request is wasted, turns are fair, and a helper that
+  twice *max_in_flight* measurements are in progress (the round's ``max_open``, which a
+  round with a control holds to 64 unless it is set). Bounding beats retrying: no request is wasted, turns are fair, and a helper that
   cannot be reached costs a round no more than before;
 - a 503 that comes anyway (other probes share the helper) is retried after a short pause while
   the wait lasts, with what is left of it as the budget.

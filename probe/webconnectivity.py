@@ -152,21 +152,32 @@ class _Recorder:
     def next_id(self) -> int:
         return next(self.ids)
 
-    def add_queries(self, queries: Iterable[DNSQuery]) -> None:
+    def add_queries(self, queries: list[DNSQuery]) -> None:
         self.queries.extend(queries)
-        self.progress()
+        if any(query.failure not in _SILENCE for query in queries):
+            self.progress()
 
     def add_connect(self, connect: TCPConnect) -> None:
         self.tcp_connect.append(connect)
-        self.progress()
+        self._ended(connect.status.failure)
 
     def add_handshake(self, handshake: TLSHandshake) -> None:
         self.tls_handshakes.append(handshake)
-        self.progress()
+        self._ended(handshake.failure)
 
     def add_request(self, transaction: HTTPTransaction) -> None:
         self.requests.append(transaction)
-        self.progress()
+        self._ended(transaction.failure)
+
+    def _ended(self, failure: str | None) -> None:
+        # A step that timed out got nothing from the network: its end is no sign of work
+        # (the round learns from these signs how soon its network answers).
+        if failure not in _SILENCE:
+            self.progress()
+
+
+_SILENCE = frozenset({failures.GENERIC_TIMEOUT, failures.TIMED_OUT})
+"""The failures of a step that got nothing from the network before its deadline."""
 
 
 async def measure(

@@ -66,18 +66,23 @@ def _scripted(busy: float = 0.0, silent: float = 0.0) -> Callable[..., Awaitable
         await asyncio.sleep(silent)
         if "bug" in url:
             raise KeyError("a programming error")
-        return Measurement(
-            input=url,
-            measurement_start_time="",
-            test_start_time="",
-            test_runtime=0.0,
-            software_name="test",
-            software_version="0",
-            test_keys=WebConnectivityTestKeys(),
-            measurement_uid=url,
-        )
+        return blank_measurement(url)
 
     return measure
+
+
+def blank_measurement(url: str) -> Measurement:
+    """A measurement of *url* with nothing in it, for scripted measure functions."""
+    return Measurement(
+        input=url,
+        measurement_start_time="",
+        test_start_time="",
+        test_runtime=0.0,
+        software_name="test",
+        software_version="0",
+        test_keys=WebConnectivityTestKeys(),
+        measurement_uid=url,
+    )
 
 
 def _round(urls: list[str], measure: InFlight, **bounds: Any) -> list[runner.Result]:

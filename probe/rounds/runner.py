@@ -5,14 +5,26 @@ whose measurement raises (a bug, not a network outcome — those are data) is re
 error for that target alone, never aborting the round.
 
 Two bounds apply. *concurrency* measurements are **active** at once: each holds a slot
-while the network is giving it something. A measurement that has had nothing from the
-network for *stall_after* seconds (a dropped connect, a silent server, a helper that does
-not answer) gives its slot up for good and runs on to its own timeouts; without this, a
-list in a country that blackholes its blocked sites would queue behind those timeouts,
-``concurrency`` at a time. *max_open* bounds the measurements in progress, stalled or not
-(sockets, memory); ``max_open == concurrency`` makes the bound strict. Each measurement
-tells its slot it is at work through the progress callback the runner hands it
-(:mod:`probe.rounds.activity`).
+while the network is giving it something, so their transfers never compete more than
+*concurrency* at once (competing fetches slow each other down and would bend the timings that
+are the evidence of throttling). A measurement that has had nothing from the network for a
+while (a dropped connect, a silent server, a helper that does not answer) gives its slot up
+and runs on to its own timeouts; without this, a list in a country that blackholes its
+blocked sites would queue behind those timeouts, ``concurrency`` at a time. *max_open*
+bounds the measurements in progress, stalled or not (sockets, memory);
+``max_open == concurrency`` makes the bound strict. Each measurement tells its slot it is at
+work through the progress callback the runner hands it (:mod:`probe.rounds.activity`).
+
+How long is "a while" is learned from the round itself (:class:`_Pace`): twice the time
+within which the round's measurements got their answers (the 95th percentile of the recent
+gaps between two things from the network), never less than :data:`STALL_FLOOR` and never
+more than *stall_after*. On loopback or a fast link a silent server costs its slot a tenth
+of a second instead of half a second, so silent targets no longer queue behind each other;
+on a slow link the threshold grows with the answers, up to *stall_after*. A measurement
+judged stalled whose network then gives it something again takes a slot back at once, over
+the bound if none is free (its timings are evidence: it is never made to wait), and no new
+target starts until the active ones are fewer than *concurrency* again: the round never
+adds a transfer to *concurrency* others.
 
 A round holds nothing per target: :func:`stream_round` hands each finished result to a
 *sink* (the round's writer) and forgets it, and starts the next target only once one of the
@@ -28,7 +40,9 @@ raised.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import resource
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -41,14 +55,32 @@ Measure = Callable[..., Awaitable[Measurement]]
 """Called as :func:`probe.webconnectivity.measure` is: ``(url, *, config, on_progress)``."""
 
 DEFAULT_CONCURRENCY = 16
-DEFAULT_MAX_OPEN = 64
+DEFAULT_MAX_OPEN = 256
+"""Measurements in progress at once, stalled ones included.
+
+A stalled measurement holds a few sockets and a few kilobytes until its timeouts, and
+transfers nothing (it has no slot), so many can wait at once: 256 let silent targets arriving
+at 25 a second each wait out a 10 s timeout without queueing behind each other (64 capped
+them at 6.4 a second, 72 s for the 460 silent targets of a 2,300-target list), in far less
+memory than the measurements that hold a slot and a body."""
 DEFAULT_STALL_AFTER = 0.5
-"""Seconds without anything from the network after which a measurement counts as waiting.
+"""The most seconds without anything from the network before a measurement counts as waiting.
 
 Half a second is a few round trips even on a mobile link (100 to 300 ms to hosts abroad); a
 measurement that has had nothing for that long waits on a timeout or a slow server, and
-neither uses the link. Giving the slot up too early costs little: the next target starts a
-little sooner, within ``max_open``."""
+neither uses the link. The round lowers it when its own answers come faster (:class:`_Pace`)."""
+STALL_FLOOR = 0.1
+"""The fewest seconds of silence the round ever calls a stall, however fast its answers: a
+busy event loop (a Raspberry Pi measuring hundreds of targets) can delay a measurement's
+answer by tens of milliseconds, and that is not the network's silence."""
+LOOP_LATE = 0.02
+"""Seconds late a stall check may fire before the round doubts it (see :class:`_Slot`)."""
+LOOK_AGAIN = 0.01
+"""Seconds after a late stall check before the one more look."""
+PACE_WINDOW = 128
+"""How many recent measurements the round learns its stall threshold from."""
+PACE_MIN = 8
+"""Answered measurements the round waits for before it trusts what it learned."""
 
 
 SOCKETS_PER_MEASUREMENT = webconnectivity.MAX_ENDPOINTS_PER_HOP + 8
@@ -77,6 +109,20 @@ def raise_file_limit(max_open: int) -> int:
             return soft
         soft = target
     return soft
+
+
+def fit_max_open(max_open: int, concurrency: int) -> int:
+    """*max_open*, lowered to what this process's file limit fits once raised as far as it
+    goes (:func:`raise_file_limit`), but never below *concurrency*.
+
+    Stalled measurements that wait for more sockets than the process may open would fail
+    with errors the network never caused; they wait for their turn instead.
+    """
+    soft = raise_file_limit(max_open)
+    if soft == resource.RLIM_INFINITY:
+        return max_open
+    room = (soft - 256) // SOCKETS_PER_MEASUREMENT
+    return max(concurrency, min(max_open, room))
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,14 +223,15 @@ async def stream_round(
         )
         config = replace(config, report_id=report_id)
     config = webconnectivity.prepare(config)
-    active = asyncio.Semaphore(concurrency)
+    active = _Gate(concurrency)
+    pace = _Pace(stall_after)
     in_progress = asyncio.Semaphore(max_open)
     tasks: set[asyncio.Task[None]] = set()
     failed: list[asyncio.Task[None]] = []
 
     async def one(target: Target) -> None:
         try:
-            async with _Slot(active, stall_after) as slot:
+            async with _Slot(active, pace) as slot:
                 try:
                     measured = await measure(target.url, config=config, on_progress=slot.touch)
                     result = Result(target, measured)
@@ -224,37 +271,133 @@ async def stream_round(
         raise
 
 
-class _Slot:
-    """One of the round's active slots, held until the measurement ends or stalls."""
+class _Gate:
+    """The round's active slots: a new measurement waits for one of *size*; a measurement whose
+    network comes back after a stall takes one at once, over *size* if it must, and new
+    measurements then wait until the slots taken are fewer than *size* again."""
 
-    def __init__(self, gate: asyncio.Semaphore, stall_after: float) -> None:
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self.taken = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        """Wait for a free slot (first come, first served) and take it."""
+        if self.taken < self._size and not self._waiters:
+            self.taken += 1
+            return
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as the cancellation came: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            raise
+
+    def take_over(self) -> None:
+        """Take a slot now, free or not (a measurement that is at work again)."""
+        self.taken += 1
+
+    def release(self) -> None:
+        """Give a slot back; the longest waiting measurement gets it if the bound allows."""
+        self.taken -= 1
+        while self._waiters and self.taken < self._size:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self.taken += 1
+                waiter.set_result(None)
+
+
+class _Pace:
+    """How soon this round's network answers, and so how long a silence means a stall.
+
+    Each measurement that ends at work (not stalled) tells the longest the network made it
+    wait while it held its slot (its connect, its first response byte, a pause in its body).
+    The threshold is twice the 95th percentile of the last :data:`PACE_WINDOW` of those waits,
+    within [:data:`STALL_FLOOR`, *ceiling*]; *ceiling* until :data:`PACE_MIN` have ended.
+    A measurement that stalled and came back tells its whole wait, which raises the threshold:
+    the round learns that its answers can be that slow.
+    """
+
+    def __init__(self, ceiling: float) -> None:
+        self._ceiling = ceiling
+        self._waits: deque[float] = deque(maxlen=PACE_WINDOW)
+        self.stall_after = ceiling
+
+    def answered(self, longest_wait: float) -> None:
+        self._waits.append(longest_wait)
+        if len(self._waits) >= PACE_MIN:
+            ordered = sorted(self._waits)
+            p95 = ordered[(len(ordered) - 1) * 95 // 100]
+            self.stall_after = min(self._ceiling, max(STALL_FLOOR, 2 * p95))
+
+
+class _Slot:
+    """One of the round's active slots, held while the measurement is at work."""
+
+    def __init__(self, gate: _Gate, pace: _Pace) -> None:
         self._gate = gate
-        self._stall_after = stall_after
+        self._pace = pace
         self._loop = asyncio.get_running_loop()
         self._held = False
+        self._ended = False
         self._last = 0.0
+        self._longest = 0.0
+        self._due = 0.0
+        self._looked_again = False
         self._timer: asyncio.TimerHandle | None = None
 
     async def __aenter__(self) -> _Slot:
         await self._gate.acquire()
-        self._held = True
-        self._last = self._loop.time()
-        self._timer = self._loop.call_later(self._stall_after, self._check)
+        self._take()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self._ended = True
+        if self._held:  # at work to its end: its waits say how soon this network answers
+            self._pace.answered(self._longest)
         self._give_up()
 
     def touch(self) -> None:
-        """The network gave the measurement something: it is not stalled."""
+        """The network gave the measurement something: it is at work (again)."""
+        if self._ended:
+            return
+        now = self._loop.time()
+        self._longest = max(self._longest, now - self._last)
+        if self._held:
+            self._last = now
+        else:  # back from a stall: a slot at once, its timings must not wait for one
+            self._gate.take_over()
+            self._take()
+
+    def _take(self) -> None:
+        self._held = True
         self._last = self._loop.time()
+        self._arm(self._pace.stall_after)
+
+    def _arm(self, delay: float) -> None:
+        self._due = self._loop.time() + delay
+        self._timer = self._loop.call_later(delay, self._check)
 
     def _check(self) -> None:
-        quiet = self._loop.time() - self._last
-        if quiet >= self._stall_after:
+        now = self._loop.time()
+        if now - self._due > LOOP_LATE and not self._looked_again:
+            # The loop was busy past the check: what the network sent meanwhile may not be
+            # read yet. Look again once it has had a turn; a busy loop is not a silent peer.
+            self._looked_again = True
+            self._arm(LOOK_AGAIN)
+            return
+        self._looked_again = False
+        threshold = self._pace.stall_after
+        quiet = now - self._last
+        if quiet >= threshold:
             self._give_up()
         else:
-            self._timer = self._loop.call_later(self._stall_after - quiet, self._check)
+            self._arm(threshold - quiet)
 
     def _give_up(self) -> None:
         if self._timer is not None:

@@ -185,7 +185,8 @@ async def run_round(
         Exception: whatever *on_result* raised; the round is marked ``interrupted``.
     """
     started = datetime.now(UTC)
-    runner.raise_file_limit(plan.settings.measure.open_limit)
+    bounds = plan.settings.measure
+    max_open = runner.fit_max_open(_open_limit(plan.settings, plan.config), bounds.concurrency)
     config = await identify(plan.config)
     begin = partial(
         store.begin_round,
@@ -209,9 +210,9 @@ async def run_round(
         await runner.stream_round(
             plan.targets,
             config=config,
-            concurrency=plan.settings.measure.concurrency,
-            max_open=plan.settings.measure.open_limit,
-            stall_after=plan.settings.measure.stall_after,
+            concurrency=bounds.concurrency,
+            max_open=max_open,
+            stall_after=bounds.stall_after,
             on_result=on_result,
             sink=writer.put,
         )
@@ -244,6 +245,16 @@ async def run_round(
         n_errors=beat.n_errors,
         network_up=beat.network_up,
     )
+
+
+def _open_limit(settings: Settings, config: webconnectivity.MeasureConfig) -> int:
+    """The round's ``max_open``: as set, else the default, but with a control no more than
+    twice ``control.max_in_flight`` (every control request then gets its turn within its wait,
+    :mod:`probe.control`; more open measurements would lose verdicts to the queue)."""
+    limit = settings.measure.open_limit
+    if settings.measure.max_open is None and config.control_url is not None:
+        limit = max(settings.measure.concurrency, min(limit, 2 * settings.control.max_in_flight))
+    return limit
 
 
 class _Writer:
