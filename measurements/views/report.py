@@ -1,117 +1,88 @@
-"""``probe report``: one self-contained HTML page of what the patterns analysis found.
+"""``probe report``: the dashboard's views exported as one self-contained HTML file.
 
-The current state per target and network, the events, the flags, and the timeline picture
-(:mod:`measurements.views.timeline`, inline SVG). The current state is each target's latest outcome
-(:mod:`probe.outcome`), the words every other output uses. No JavaScript, no stylesheet or font to fetch:
-the page opens offline and can be mailed as one file. Every text from the data is escaped.
+The same page data (:mod:`measurements.views.dashboard.pages`) and the same templates as the
+dashboard — the now table (blocked first), the targets x networks grid over several
+networks, the daily counts, the timeline, the events and offline gaps, and the step-by-step
+evidence of each blocked target's latest measurement — rendered once into a file with its
+stylesheet inlined and no script: it opens offline and can be mailed. Links point at anchors
+inside the file. A ``Content-Security-Policy`` in the page allows only that stylesheet (by its
+hash): no script, no fetch. Every text from the data is escaped by the templates.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
-from html import escape
+from typing import Any, Final
+
+from markupsafe import Markup
 
 from measurements.patterns.findings import Detection
-from measurements.patterns.wording import event_sentence, flag_sentence, when
-from measurements.store.rows import FailingTarget
-from measurements.views.timeline import render_svg
-from probe.outcome import Outcome, describe
+from measurements.store.store import Store
+from measurements.views.dashboard import pages
+from measurements.views.dashboard.filters import Filters
+from measurements.views.dashboard.render import render, style_hash, stylesheet
 
-_STYLE = """
-body{font-family:sans-serif;margin:1.5em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-td,th{border:1px solid #ccc;padding:2px 6px;text-align:left;font-size:13px}
-.blocked{color:#b00;font-weight:bold}.ok{color:#060}.refused,.down{color:#a60}.none{color:#666}
-"""
-_CLASS = {
-    Outcome.BLOCKED_CONFIRMED: "blocked",
-    Outcome.BLOCKED_ANOMALY: "blocked",
-    Outcome.SHUTDOWN: "blocked",
-    Outcome.REACHABLE: "ok",
-    Outcome.SERVER_REFUSAL: "refused",
-    Outcome.DOWN: "down",
-}
+MAX_EVIDENCE: Final = 50
+"""Blocked measurements whose evidence the report carries (the file stays mailable)."""
+SECTIONS: Final = frozenset({"now", "grid", "counts", "timeline", "events"})
 
 
-def render_html(
-    found: Detection,
-    *,
-    generated_at: datetime,
-    since: datetime | None = None,
-    latest: Iterable[FailingTarget] = (),
+class ReportLinks:
+    """Links inside the one file: sections and the measurements it carries; no downloads."""
+
+    def __init__(self, carried: set[str]) -> None:
+        self._carried = carried
+
+    def page(self, name: str, f: Filters) -> str | None:
+        return f"#{name}" if name in SECTIONS else None
+
+    def measurement(self, uid: str) -> str | None:
+        return f"#m-{uid}" if uid in self._carried else None
+
+    def download(self, fmt: str, f: Filters) -> str | None:
+        return None
+
+
+def render_report(
+    store: Store, found: Detection, *, generated_at: datetime, since: datetime | None = None
 ) -> str:
-    """The whole page for *found*, showing flags and events with evidence from *since* on.
+    """The whole page over *store*, with *found*'s flags and events, from *since* on (default: everything).
 
-    *latest* is the latest measurement of each (target, network)
-    (:meth:`~measurements.store.store.Store.latest_targets`): the current state reads its outcome.
+    Raises:
+        StorageError: the store cannot be read.
     """
-    flags = [f for f in found.flags if since is None or f.last_evidence_at >= since]
-    events = [e for e in found.events if since is None or e.ended_at is None or e.ended_at >= since]
-    period = f"{when(found.first_round_at)} to {when(found.last_round_at)}"
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        "<title>reachprobe report</title>",
-        f"<style>{_STYLE}</style></head><body>",
-        "<h1>reachprobe: blocking patterns</h1>",
-        f"<p>{found.n_rounds} rounds and {found.n_measurements} measurements, {escape(period)}. "
-        f"Generated {escape(when(generated_at))}"
-        + (f"; flags and events since {escape(when(since))}" if since else "")
-        + ".</p>",
-        "<h2>Current state</h2>",
-        _state_table(found, latest),
-        f"<h2>Events ({len(events)})</h2>",
-        _list([event_sentence(e) for e in events], "No events."),
-        "<h2>Timeline</h2>",
-        render_svg(found, since=since),
-        f"<h2>Flags ({len(flags)})</h2>",
-        _list([flag_sentence(f) for f in flags], "No flags."),
-        "<h2>Probe offline</h2>",
-        "<p>Stretches without any round: the probe was off. These are never counted as outages.</p>",
-        _list([f"{p.probe_asn}: {when(p.started_at)} to {when(p.ended_at)}" for p in found.offline], "None."),
-        "</body></html>",
-    ]
-    return "\n".join(parts) + "\n"
-
-
-def _state_table(found: Detection, latest: Iterable[FailingTarget]) -> str:
-    """One row per (target, network): the latest measurement's outcome, and any open flag.
-
-    The state is what the latest measurement says (:mod:`probe.outcome`), never inferred from
-    the absence of a flag: a target failing since its first round has no onset to flag, and an
-    NXDOMAIN or a refused connection is not "reachable".
-    """
-    now = {(row.url, row.probe_asn): row for row in latest}
-    flagged = {(s.target, s.probe_asn): s for s in found.series}
-    rows = [
-        "<table><tr><th>Target</th><th>Network</th><th>State</th><th>Mechanism</th>"
-        "<th>Flagged</th><th>Since</th><th>Last measured</th></tr>"
-    ]
-    for key in sorted(now.keys() | flagged.keys()):
-        target, asn = key
-        row, series = now.get(key), flagged.get(key)
-        if row is not None:
-            outcome = Outcome(row.outcome)
-            text = describe(outcome, confirmed=row.confirmed)
-            state = f'<span class="{_CLASS.get(outcome, "none")}">{escape(text)}</span>'
-            mechanism, measured = row.mechanism or "", row.measured_at
-        else:
-            state, measured = "—", None
-            mechanism = (series.mechanism or "") if series is not None else ""
-        flags = ", ".join(series.blocked) if series is not None and series.blocked else ""
-        last = measured or (series.last_measured_at if series is not None else None)
-        since = series.blocked_since if series is not None else None
-        rows.append(
-            f"<tr><td>{escape(target)}</td><td>{escape(asn)}</td><td>{state}</td>"
-            f"<td>{escape(mechanism)}</td><td>{escape(flags)}</td><td>{escape(when(since))}</td>"
-            f"<td>{escape(when(last))}</td></tr>"
-        )
-    rows.append("</table>")
-    return "\n".join(rows)
-
-
-def _list(sentences: list[str], empty: str) -> str:
-    if not sentences:
-        return f"<p>{escape(empty)}</p>"
-    return "<ul>\n" + "\n".join(f"<li>{escape(s)}</li>" for s in sentences) + "\n</ul>"
+    f = Filters(since=since or found.first_round_at)
+    with store.snapshot("read the report's data") as conn:
+        common = pages.common(conn, Filters(since=since))
+        rows = pages.now_rows(conn, common, found)
+        blocked = [r for r in rows if r.rank <= 1][:MAX_EVIDENCE]
+        evidence = []
+        for r in blocked:
+            found_rows = store.find_measurements(r.latest.measurement_uid, limit=1)
+            if found_rows:
+                evidence.append(pages.measurement(found_rows[0], common))
+        chart = pages.counts(conn, common)
+    links = ReportLinks({m.row.measurement_uid for m in evidence})
+    span_common = pages.Common(f, common.networks, common.targets, common.categories)
+    context: dict[str, Any] = {
+        "filters": Filters(since=since),
+        "found": found,
+        "links": links,
+        "common": common,
+        "store_name": store.name,
+        "generated_at": generated_at,
+        "now_rows": rows,
+        "summary": pages.summary(found, rows),
+        "grid": pages.grid(common, rows) if common.multi_network else None,
+        "chart": chart,
+        "layout": pages.timeline_layout(span_common, found, links),
+        "zoom": [],
+        "event_views": pages.events(common, found, links),
+        "offline_gaps": pages.offline(common, found),
+        "measurements": evidence,
+        "raw_link": None,
+        # Our own stylesheet, hashed into the page's CSP; not data, so not escaped.
+        "css": Markup(stylesheet()),
+        "style_hash": style_hash(),
+    }
+    return render("report.html", **context)

@@ -1,120 +1,185 @@
-"""The timeline picture: reachability per (target, network) over time, as inline SVG.
+"""The timeline's layout: reachability per (target, network) over time, as data for the SVG template.
 
-One row per series; green where it was reachable, coloured by layer where blocked (from
-onset to end), dark where the network was shut down, hatched grey where the probe was
-offline. Hover titles (SVG ``<title>``) name each stretch; no script, no external resource.
+One row per series; green where it was reachable, coloured by layer where blocked (from the
+onset flag to the end flag), solid black where the network was shut down, and hatched where
+the probe was offline (no round at all: nothing is known, never an outage). Each stretch says
+what it was and when, to the minute, in its hover title, and a blocked stretch links to its
+measurements. The dated axis comes from :mod:`measurements.views.axis`. The template
+(``dashboard/templates/_timeline.html``) draws it; no text is put together as markup here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from html import escape
+from typing import Final
 
 from measurements.patterns.findings import Detection, Flag
+from measurements.patterns.wording import when
+from measurements.views.axis import Tick, time_ticks
 
-COLOURS = {"dns": "#7b3294", "tcp": "#e66101", "tls": "#d7191c", "http": "#a6611a"}
+COLOURS: Final = {"dns": "#7b3294", "tcp": "#e66101", "tls": "#c51b1b", "http": "#8c510a"}
 """Blocked stretches, by layer."""
-REACHABLE, SHUTDOWN, OFFLINE = "#a6dba0", "#222222", "#bbbbbb"
-_LABEL_W, _PLOT_W, _ROW_H, _TOP = 300, 900, 14, 24
+REACHABLE, SHUTDOWN = "#8fd18a", "#111111"
+OFFLINE = "url(#offline)"
+"""A hatch pattern the template defines: grey and white stripes, unlike any solid colour."""
+LABEL_W, PLOT_W, ROW_H, TOP = 300, 900, 16, 40
+
+Link = Callable[[str, str, datetime, datetime], str | None]
+"""``(target, asn, since, until)`` → the page of those measurements (``None``: no link)."""
 
 
-def episodes(flags: tuple[Flag, ...], end: datetime) -> list[tuple[Flag, datetime]]:
-    """Each onset flag with when it ended (its end flag's first evidence, else *end*)."""
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """A stretch of one row."""
+
+    x: float
+    width: float
+    fill: str
+    kind: str
+    """``reachable``, ``blocked``, ``shutdown`` or ``offline``."""
+    title: str
+    href: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One (target, network) series."""
+
+    y: float
+    target: str
+    asn: str
+    network: str
+    """``PTCL (AS17557)``, or the ASN alone when the name is unknown."""
+    segments: tuple[Segment, ...]
+    blocked_now: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Everything the template draws."""
+
+    start: datetime
+    end: datetime
+    width: int
+    height: int
+    plot_x: int
+    plot_w: int
+    top: int
+    row_h: int
+    rows: tuple[Row, ...]
+    ticks: tuple[Tick, ...]
+    legend: tuple[tuple[str, str], ...]
+
+
+def episodes(flags: Iterable[Flag]) -> list[tuple[Flag, datetime | None]]:
+    """Each onset flag with when it ended (its end flag's first evidence; ``None``: still blocked)."""
     open_: dict[tuple[str, str, str], Flag] = {}
-    out: list[tuple[Flag, datetime]] = []
+    out: list[tuple[Flag, datetime | None]] = []
     for f in flags:
         key = (f.target, f.probe_asn, f.layer)
         if f.kind == "blocking_onset":
             open_[key] = f
         elif key in open_:
             out.append((open_.pop(key), f.first_evidence_at))
-    out.extend((f, end) for f in open_.values())
+    out.extend((f, None) for f in open_.values())
     return sorted(out, key=lambda p: (p[0].first_evidence_at, p[0].target, p[0].probe_asn))
 
 
-def render_svg(found: Detection, *, since: datetime | None = None) -> str:
-    """The timeline of *found* from *since* (default: the first round) to the last round."""
-    if found.first_round_at is None or found.last_round_at is None:
-        return (
-            '<svg xmlns="http://www.w3.org/2000/svg" width="300" height="20">'
-            '<text x="0" y="14">no rounds</text></svg>'
-        )
-    start = max(since, found.first_round_at) if since else found.first_round_at
-    end = max(found.last_round_at, start + timedelta(hours=1))
+def layout(
+    found: Detection,
+    *,
+    start: datetime,
+    end: datetime,
+    series: Iterable[tuple[str, str]],
+    names: Mapping[str, str] | None = None,
+    link: Link | None = None,
+) -> Layout:
+    """The timeline of *series* (``(target, asn)`` pairs, drawn in that order) from *start* to *end*.
+
+    *names* maps an ASN to its network's name.
+    """
+    end = max(end, start + timedelta(hours=1))
     span = (end - start).total_seconds()
-    rows = sorted({(s.target, s.probe_asn) for s in found.series})
-    height = _TOP + _ROW_H * len(rows) + 40
+    names = names or {}
 
     def x(t: datetime) -> float:
         clipped = min(max(t, start), end)
-        return _LABEL_W + _PLOT_W * (clipped - start).total_seconds() / span
+        return LABEL_W + PLOT_W * (clipped - start).total_seconds() / span
 
-    def rect(x0: float, x1: float, y: float, fill: str, title: str) -> str:
-        w = max(x1 - x0, 1.0)
-        return (
-            f'<rect x="{x0:.1f}" y="{y:.1f}" width="{w:.1f}" height="{_ROW_H - 2}" fill="{fill}">'
-            f"<title>{escape(title)}</title></rect>"
-        )
+    def seg(
+        a: datetime, b: datetime, fill: str, kind: str, title: str, href: str | None = None
+    ) -> Segment | None:
+        if b <= start or a >= end:
+            return None
+        x0, x1 = x(a), x(b)
+        return Segment(round(x0, 1), round(max(x1 - x0, 1.0), 1), fill, kind, title, href)
 
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{_LABEL_W + _PLOT_W + 10}" height="{height}" '
-        'font-family="sans-serif" font-size="10" role="img" aria-label="reachability timeline">',
-        '<defs><pattern id="off" width="4" height="4" patternUnits="userSpaceOnUse">'
-        f'<path d="M0,4 L4,0" stroke="{OFFLINE}" stroke-width="1"/></pattern></defs>',
-    ]
-    parts += _axis(start, end, x, height)
-    blocked = episodes(found.flags, end)
-    for i, (target, asn) in enumerate(rows):
-        y = _TOP + i * _ROW_H
-        parts.append(
-            f'<text x="{_LABEL_W - 4}" y="{y + 10}" text-anchor="end">{escape(f"{target} {asn}")}</text>'
-        )
-        parts.append(rect(x(start), x(end), y, REACHABLE, f"{target} on {asn}: reachable"))
+    last_seen = {(s.target, s.probe_asn): s for s in found.series}
+    blocked = episodes(found.flags)
+    shutdowns = [e for e in found.events if e.kind == "shutdown"]
+    rows: list[Row] = []
+    for i, (target, asn) in enumerate(series):
+        network = f"{names[asn]} ({asn})" if names.get(asn) else asn
+        where = f"{target} on {network}"
+        state = last_seen.get((target, asn))
+        until = min(end, state.last_measured_at) if state is not None else end
+        parts = [seg(start, until, REACHABLE, "reachable", f"{where}: reachable (no blocking detected)")]
         for p in found.offline:
-            if p.probe_asn == asn and p.ended_at > start:
-                parts.append(rect(x(p.started_at), x(p.ended_at), y, "url(#off)", f"{asn}: probe offline"))
-        for e in found.events:
-            if e.kind == "shutdown" and asn in e.asns:
+            if p.probe_asn == asn:
+                span_text = f"{when(p.started_at)} to {when(p.ended_at)}"
                 parts.append(
-                    rect(x(e.started_at), x(e.ended_at or end), y, SHUTDOWN, f"{asn}: network shutdown")
+                    seg(
+                        p.started_at, p.ended_at, OFFLINE, "offline", f"{network}: probe offline, {span_text}"
+                    )
                 )
-        for f, until in blocked:
-            if f.target == target and f.probe_asn == asn and until > start:
-                label = f"{target} on {asn}: blocked at {f.layer} ({f.mechanism or 'unknown'})"
+        for e in shutdowns:
+            if asn in e.asns:
+                stop = e.ended_at or end
+                until_text = when(e.ended_at) if e.ended_at else "now"
+                text = f"{network}: network shut down, {when(e.started_at)} to {until_text}"
+                parts.append(seg(e.started_at, stop, SHUTDOWN, "shutdown", text))
+        for f, ended in blocked:
+            if f.target == target and f.probe_asn == asn:
+                how = f"{f.layer.upper()} ({f.mechanism or 'unknown'})" + (
+                    f", {f.confirmed}" if f.confirmed else ""
+                )
+                stop = ended or end
+                text = f"{where}: blocked at {how} from {when(f.first_evidence_at)} " + (
+                    f"to {when(ended)}" if ended else "(still blocked)"
+                )
+                href = link(target, asn, f.first_evidence_at, stop) if link else None
                 parts.append(
-                    rect(x(f.first_evidence_at), x(until), y, COLOURS.get(f.layer, "#d7191c"), label)
+                    seg(f.first_evidence_at, stop, COLOURS.get(f.layer, "#c51b1b"), "blocked", text, href)
                 )
-    parts += _legend(height - 14)
-    parts.append("</svg>")
-    return "\n".join(parts)
-
-
-def _axis(start: datetime, end: datetime, x: Callable[[datetime], float], height: int) -> list[str]:
-    """Tick marks: days for spans up to two weeks, months otherwise."""
-    out: list[str] = []
-    days = (end - start).days
-    tick = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    if days > 14:
-        tick = tick.replace(day=1)
-    while tick <= end:
-        if tick >= start:
-            px = x(tick)
-            label = tick.strftime("%Y-%m-%d" if days <= 14 else "%b %Y")
-            out.append(
-                f'<line x1="{px:.1f}" y1="{_TOP - 4}" x2="{px:.1f}" y2="{height - 30}" stroke="#ddd"/>'
+        rows.append(
+            Row(
+                y=TOP + i * ROW_H,
+                target=target,
+                asn=asn,
+                network=network,
+                segments=tuple(p for p in parts if p is not None),
+                blocked_now=bool(state and state.blocked),
             )
-            out.append(f'<text x="{px:.1f}" y="{_TOP - 8}">{escape(label)}</text>')
-        tick = tick + timedelta(days=1) if days <= 14 else (tick + timedelta(days=32)).replace(day=1)
-    return out
-
-
-def _legend(y: int) -> list[str]:
-    items = [("reachable", REACHABLE), *((f"blocked: {k}", v) for k, v in COLOURS.items())]
-    items += [("shutdown", SHUTDOWN), ("probe offline", "url(#off)")]
-    out: list[str] = []
-    for i, (label, fill) in enumerate(items):
-        lx = _LABEL_W + i * 110
-        out.append(f'<rect x="{lx}" y="{y}" width="10" height="10" fill="{fill}"/>')
-        out.append(f'<text x="{lx + 14}" y="{y + 9}">{escape(label)}</text>')
-    return out
+        )
+    height = TOP + ROW_H * len(rows) + 34
+    legend = (
+        ("reachable", REACHABLE),
+        *((f"blocked: {k.upper()}", v) for k, v in COLOURS.items()),
+        ("network shut down", SHUTDOWN),
+        ("probe offline", OFFLINE),
+    )
+    return Layout(
+        start=start,
+        end=end,
+        width=LABEL_W + PLOT_W + 20,
+        height=height,
+        plot_x=LABEL_W,
+        plot_w=PLOT_W,
+        top=TOP,
+        row_h=ROW_H,
+        rows=tuple(rows),
+        ticks=tuple(time_ticks(start, end, x, PLOT_W)),
+        legend=legend,
+    )

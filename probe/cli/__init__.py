@@ -50,7 +50,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "report": (
         "probe.cli.report:report",
-        "Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network).",
+        "Write the dashboard's views as one self-contained HTML file (no script, no network).",
+    ),
+    "dashboard": (
+        "probe.cli.dashboard:dashboard",
+        "Serve a read-only web dashboard of the stored measurements (loopback only unless --public).",
     ),
     "helper": (
         "probe.cli.helper:helper",

@@ -1,4 +1,4 @@
-"""``probe report``: write the self-contained HTML report (flags recomputed first)."""
+"""``probe report``: write the dashboard's views as one self-contained HTML file (flags recomputed first)."""
 
 from __future__ import annotations
 
@@ -25,14 +25,13 @@ from probe.errors import ConfigError
 @db_option
 @config_option("for storage.database_url")
 def report(since: datetime | None, output: Path, db_url: str | None, config_file: Path | None) -> None:
-    """Write one HTML page: current state, events, flags and a timeline (no JavaScript, no network)."""
+    """Write the dashboard's views as one self-contained HTML file (no script, no network)."""
     from measurements.store.store import open_store
-    from measurements.views.report import render_html
+    from measurements.views.report import render_report
 
     found = compute(db_url, config_file)
     with open_store(database_url(db_url, config_file)) as store:
-        latest = store.latest_targets()
-    page = render_html(found, generated_at=datetime.now(UTC), since=since, latest=latest)
+        page = render_report(store, found, generated_at=datetime.now(UTC), since=since)
     if str(output) == "-":
         click.echo(page, nl=False)
         return

@@ -1,0 +1,216 @@
+"""The dashboard's reads: SQLAlchemy Core SELECTs over the store's tables, narrowed by :class:`Filters`.
+
+Each function takes a connection (one :meth:`~measurements.store.store.Store.snapshot`, so a page's
+reads agree) and returns plain rows. They are chosen to stay fast on millions of measurements:
+the latest state reads the ``(target_id, probe_asn, measured_at)`` index; the daily totals
+come from the ``rounds`` table (one row per round) unless a target or category narrows them;
+the daily anomalies read only blocked rows (the ``outcome`` index).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, and_, func, select
+
+from measurements.store.queries import AnySelect, measurement_query
+from measurements.store.tables import MeasurementRecord, Network, Round, Target
+from measurements.views.dashboard.filters import Filters
+
+BLOCKED: Final = ("blocked.confirmed", "blocked.anomaly")
+
+
+@dataclass(frozen=True, slots=True)
+class Latest:
+    """The latest measurement of one (target, network) within the filters."""
+
+    measurement_uid: str
+    url: str
+    category_code: str
+    probe_asn: str
+    probe_cc: str
+    measured_at: datetime
+    outcome: str
+    mechanism: str | None
+    confirmed: str | None
+    failure: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkInfo:
+    """A network the store has measurements from."""
+
+    asn: str
+    cc: str
+    name: str
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DayCount:
+    """One UTC day: measurements, and how many of them were blocked (anomaly, confirmed)."""
+
+    day: date
+    measurements: int
+    anomalies: int
+    confirmed: int
+
+
+def narrowed(stmt: AnySelect, f: Filters, *, time: bool = True) -> AnySelect:
+    """*stmt* (over ``measurements`` joined with ``targets``) narrowed by *f*."""
+    m, t = MeasurementRecord, Target
+    if time and f.since is not None:
+        stmt = stmt.where(m.measured_at >= f.since)
+    if time and f.until is not None:
+        stmt = stmt.where(m.measured_at < f.until)
+    if f.asn is not None:
+        stmt = stmt.where(m.probe_asn == f.asn)
+    if f.target is not None:
+        stmt = stmt.where(m.target_id == select(t.id).where(t.url == f.target).scalar_subquery())
+    if f.category is not None:
+        stmt = stmt.where(m.target_id.in_(select(t.id).where(t.category_code == f.category)))
+    if f.outcome is not None:
+        stmt = stmt.where(_outcome_is(f.outcome))
+    return stmt
+
+
+def _outcome_is(wanted: str) -> Any:
+    m = MeasurementRecord
+    if wanted in ("blocked", "no_verdict"):
+        return m.outcome.startswith(wanted + ".")
+    return m.outcome == wanted
+
+
+def latest(conn: Connection, f: Filters) -> list[Latest]:
+    """The latest measurement of every (target, network) in *f*'s range (outcome filter after).
+
+    Found on the ``(target_id, probe_asn, measured_at)`` index, as
+    :func:`~measurements.store.queries.failing_query` does.
+    """
+    m, t = MeasurementRecord, Target
+    groups = narrowed(
+        select(m.target_id, m.probe_asn, func.max(m.measured_at).label("at")),
+        Filters(since=f.since, until=f.until, asn=f.asn, target=f.target, category=f.category),
+    ).group_by(m.target_id, m.probe_asn)
+    g = groups.subquery()
+    at_latest = and_(m.target_id == g.c.target_id, m.probe_asn == g.c.probe_asn, m.measured_at == g.c.at)
+    ids = select(func.max(m.id)).join(g, at_latest).group_by(m.target_id, m.probe_asn)
+    stmt = (
+        select(
+            m.measurement_uid,
+            t.url,
+            t.category_code,
+            m.probe_asn,
+            m.probe_cc,
+            m.measured_at,
+            m.outcome,
+            m.mechanism,
+            m.confirmed,
+            func.coalesce(m.dns_failure, m.http_failure).label("failure"),
+        )
+        .join_from(m, t, m.target_id == t.id)
+        .where(m.id.in_(ids))
+    )
+    if f.outcome is not None:
+        stmt = stmt.where(_outcome_is(f.outcome))
+    return [Latest(**row._asdict()) for row in conn.execute(stmt)]
+
+
+def networks(conn: Connection) -> dict[str, NetworkInfo]:
+    """Every network measured from, by ASN (a network seen in two countries: the latest)."""
+    n = Network
+    stmt = select(n.asn, n.cc, n.name, n.first_seen_at, n.last_seen_at).order_by(n.last_seen_at)
+    return {row.asn: NetworkInfo(*row) for row in conn.execute(stmt)}
+
+
+def targets(conn: Connection) -> list[tuple[str, str]]:
+    """Every target measured: ``(url, category_code)``, by URL."""
+    return [
+        (url, cat) for url, cat in conn.execute(select(Target.url, Target.category_code).order_by(Target.url))
+    ]
+
+
+def daily(conn: Connection, f: Filters) -> list[DayCount]:
+    """Measurements, anomalies and confirmed blocks per UTC day in *f*, oldest first.
+
+    Totals come from the rounds' counts when no target, category or outcome narrows them (a
+    round is one row; a year of hourly rounds on four networks is 35,000 rows, not a million).
+    """
+    m, r = MeasurementRecord, Round
+    totals: dict[date, int] = {}
+    if f.target is None and f.category is None and f.outcome is None:
+        day = func.date(r.started_at)
+        stmt = select(day, func.sum(r.n_measurements)).group_by(day)
+        if f.since is not None:
+            stmt = stmt.where(r.started_at >= f.since)
+        if f.until is not None:
+            stmt = stmt.where(r.started_at < f.until)
+        if f.asn is not None:
+            stmt = stmt.where(r.probe_asn == f.asn)
+    else:
+        day = func.date(m.measured_at)
+        stmt = narrowed(select(day, func.count()).select_from(m), f).group_by(day)
+    for when, n in conn.execute(stmt):
+        totals[_day(when)] = int(n or 0)
+    blocked: dict[date, list[int]] = {}
+    day = func.date(m.measured_at)
+    stmt = narrowed(select(day, m.outcome, func.count()).select_from(m), f).where(m.outcome.in_(BLOCKED))
+    for when, outcome, n in conn.execute(stmt.group_by(day, m.outcome)):
+        counts = blocked.setdefault(_day(when), [0, 0])
+        counts[outcome == "blocked.confirmed"] += n
+    return [
+        DayCount(d, totals.get(d, 0), *blocked.get(d, (0, 0))) for d in sorted(totals.keys() | blocked.keys())
+    ]
+
+
+def _day(value: object) -> date:
+    """SQLite's ``date()`` is text, PostgreSQL's a date."""
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def listing(conn: Connection, f: Filters, *, limit: int, offset: int = 0) -> list[Any]:
+    """Measurements in *f*, newest first (:class:`~measurements.store.rows.MeasurementRow` columns)."""
+    m = MeasurementRecord
+    stmt = narrowed(measurement_query(), f).order_by(None).order_by(m.measured_at.desc(), m.id.desc())
+    return list(conn.execute(stmt.limit(limit).offset(offset)))
+
+
+def count(conn: Connection, f: Filters) -> int:
+    """How many measurements *f* selects."""
+    m = MeasurementRecord
+    return int(conn.execute(narrowed(select(func.count()).select_from(m), f)).scalar_one())
+
+
+def span(conn: Connection, f: Filters) -> tuple[datetime | None, datetime | None]:
+    """The first and last round start in *f*'s range and network (``None`` for an empty store)."""
+    r = Round
+    stmt = select(func.min(r.started_at), func.max(r.started_at))
+    if f.asn is not None:
+        stmt = stmt.where(r.probe_asn == f.asn)
+    if f.since is not None:
+        stmt = stmt.where(r.started_at >= f.since)
+    if f.until is not None:
+        stmt = stmt.where(r.started_at < f.until)
+    first, last = conn.execute(stmt).one()
+    return first, last
+
+
+def version(conn: Connection) -> tuple[int, int, int]:
+    """What changes when a round starts, stores a batch or ends: ``(max id, measurements, complete)``."""
+    r = Round
+    complete = func.count().filter(r.status == "complete")
+    stmt = select(func.coalesce(func.max(r.id), 0), func.coalesce(func.sum(r.n_measurements), 0), complete)
+    a, b, c = conn.execute(stmt).one()
+    return int(a), int(b), int(c)
+
+
+def network_counts(conn: Connection) -> dict[str, int]:
+    """Measurements stored per network, from the rounds' counts."""
+    r = Round
+    stmt = select(r.probe_asn, func.sum(r.n_measurements)).group_by(r.probe_asn)
+    return {asn: int(n or 0) for asn, n in conn.execute(stmt)}
