@@ -17,6 +17,19 @@ may only expect a member. A label is ``<layer or kind>.<what>``:
                               ``certificate`` (no censor attributed)
  ``http.*``                   the fetch: ``blockpage``, ``redirect`` (to a block URL), ``diff``,
                               ``reset``, ``timeout``, ``throttle`` (shaped, not blocked)
+ ``quic.*``                   the QUIC handshake of HTTP/3 (:mod:`probe.nettests.http3`) failed
+                              while TLS over TCP to the same address passed: ``timeout`` (QUIC
+                              dropped), ``refused``, ``reset`` (aborted: a close, an alert, a
+                              certificate TCP's did not have); no layer of its own: patterns
+                              score it where the test's ``blocking`` (``tcp_ip``) says
+ ``tls.*.sni`` (SNI test)     ``timeout.sni``, ``eof.sni``: the handshake with the real name was
+                              dropped or closed while one with a decoy name to the same address
+                              completed (:mod:`probe.analysis.sni`); ``reset.sni`` likewise
+ ``vpn.*``                    a VPN handshake (:mod:`probe.nettests.vpn`: WireGuard, OpenVPN)
+                              drew no valid answer: ``timeout`` (dropped: UDP, or over a TCP
+                              connection that got through), ``reset`` (its first packet drew a
+                              reset: DPI), ``refused`` (ICMP unreachable), ``bad_response``
+                              (an answer that fails the protocol's checks); no layer of its own
  ``server.block``             the site refused (a CDN challenge, a geo page): not the network
  ``ok``, ``down``             the page came and matched; the site is down for the control too
  ``control.none``,            nothing decided: no control configured, or it failed
@@ -71,6 +84,15 @@ class Mechanism(enum.StrEnum):
     HTTP_RESET = "http.reset"
     HTTP_TIMEOUT = "http.timeout"
     HTTP_THROTTLE = "http.throttle"
+    QUIC_TIMEOUT = "quic.timeout"
+    QUIC_REFUSED = "quic.refused"
+    QUIC_RESET = "quic.reset"
+    TLS_TIMEOUT_SNI = "tls.timeout.sni"
+    TLS_EOF_SNI = "tls.eof.sni"
+    VPN_TIMEOUT = "vpn.timeout"
+    VPN_RESET = "vpn.reset"
+    VPN_REFUSED = "vpn.refused"
+    VPN_BAD_RESPONSE = "vpn.bad_response"
     SERVER_BLOCK = "server.block"
     OK = "ok"
     DOWN = "down"
@@ -91,6 +113,14 @@ class Mechanism(enum.StrEnum):
 
 
 ARTEFACTS: Final = frozenset({Mechanism.DNS_BLOCKPAGE, Mechanism.HTTP_BLOCKPAGE, Mechanism.HTTP_REDIRECT})
+QUIC: Final = frozenset({Mechanism.QUIC_TIMEOUT, Mechanism.QUIC_REFUSED, Mechanism.QUIC_RESET})
+"""The HTTP/3 test's own labels: the Web Connectivity analysis never gives them."""
+VPN: Final = frozenset(
+    {Mechanism.VPN_TIMEOUT, Mechanism.VPN_RESET, Mechanism.VPN_REFUSED, Mechanism.VPN_BAD_RESPONSE}
+)
+"""The VPN test's own labels: the Web Connectivity analysis never gives them."""
+DECOY_SNI: Final = frozenset({Mechanism.TLS_TIMEOUT_SNI, Mechanism.TLS_EOF_SNI})
+"""Given only where a handshake with a decoy SNI decided (:mod:`probe.analysis.sni`)."""
 _LAYER_OF: Final[dict[Mechanism, Layer]] = {
     m: Layer(m.value.partition(".")[0]) for m in Mechanism if m.value.partition(".")[0] in set(Layer)
 }
