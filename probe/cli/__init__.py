@@ -60,6 +60,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "probe.cli.helper:helper",
         "The control vantage (test helper) that probes compare their view with.",
     ),
+    "collector": (
+        "probe.cli.collector:collector",
+        "The collector many probes upload to (OONI's collector protocol), storing into one database.",
+    ),
     "lab": ("probe.cli.lab:lab", "The simulated censored network (network namespaces; needs root)."),
     "forensics": (
         "probe.cli.forensics:forensics",

@@ -1,0 +1,51 @@
+"""Running the collector with hypercorn, hardened exactly as the helper's server is.
+
+The collector serves strangers too, so it runs on :class:`probe.helper.server.HelperServer`:
+every connection has a deadline for its request head (slowloris), idle kept-alive connections
+are closed, heads are capped, TLS offers HTTP/1.1 only, no access log is written and no
+``X-Forwarded-*`` header is trusted — that module's docstring says how. Only the application
+differs: the collector's (:mod:`probe.collector.app`), with its own idle deadline.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import cast
+
+from hypercorn.typing import ASGIFramework
+from hypercorn.utils import wrap_app
+
+from probe.collector.app import CollectorSettings, create_app
+from probe.collector.reportstore import ReportStore
+from probe.helper.app import HelperSettings, Limits
+from probe.helper.server import HelperServer, _tls_context, bind
+
+__all__ = ["CollectorServer", "bind", "make_server"]
+
+
+class CollectorServer(HelperServer):
+    """The collector's HTTP(S) server: ``await serve(sockets=[…])`` until :attr:`should_exit`."""
+
+    def __init__(self, store: ReportStore, settings: CollectorSettings, tls: ssl.SSLContext | None) -> None:
+        # The helper's server configures hypercorn from its Limits (idle deadline, head cap,
+        # TLS); it is given the collector's idle deadline, then the collector's application.
+        super().__init__(HelperSettings(limits=Limits(idle_timeout_s=settings.limits.idle_timeout_s)), tls)
+        app = cast(ASGIFramework, create_app(store, settings))  # starlette's scope types are looser
+        self._app = wrap_app(app, self._config.wsgi_max_body_size, "asgi")
+
+
+def make_server(
+    store: ReportStore,
+    settings: CollectorSettings,
+    *,
+    tls_cert: Path | None = None,
+    tls_key: Path | None = None,
+) -> CollectorServer:
+    """The collector's server over *store*; TLS with *tls_cert* (key in it unless *tls_key*).
+
+    Raises:
+        OSError: the certificate or key cannot be read or used (``ssl.SSLError`` included).
+    """
+    tls = _tls_context(tls_cert, tls_key) if tls_cert is not None else None
+    return CollectorServer(store, settings, tls)
