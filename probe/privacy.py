@@ -23,13 +23,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime
 import ipaddress
 import re
 import socket
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 from probe.model import Measurement
@@ -112,6 +114,50 @@ def volunteer_addresses(*, known: Iterable[str] = (), toward: Iterable[str] = ()
         if source is not None:
             found.add(source)
     return frozenset(a for a in found if _identifying(a))
+
+
+ADDRESSES_MAX_AGE: Final = 1.0
+"""Seconds a :class:`RoundAddresses` keeps what it gathered before gathering it again."""
+
+
+class RoundAddresses:
+    """:func:`volunteer_addresses` for the measurements of one round, gathered once a second.
+
+    Gathering reads ``/proc`` and asks the kernel for source addresses: done per measurement
+    it was a tenth of a loopback round's time. A round shares one of these instead, built
+    with the round's *known* and *toward* (the same for all its measurements). Addresses can
+    change during a long round (a mobile link that reconnects gets a new one), so what was
+    gathered is gathered again once it is *max_age* seconds old: the new address is scrubbed
+    from the measurements that end a second later at the latest. In memory only.
+    """
+
+    def __init__(
+        self,
+        *,
+        known: Iterable[str] = (),
+        toward: Iterable[str] = (),
+        max_age: float = ADDRESSES_MAX_AGE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._known = tuple(known)
+        self._toward = tuple(toward)
+        self._max_age = max_age
+        self._clock = clock
+        self._found: frozenset[Address] | None = None
+        self._at = 0.0
+
+    def __repr__(self) -> str:  # never the addresses themselves (they must not reach a log)
+        return f"{type(self).__name__}(max_age={self._max_age})"
+
+    def get(self, extra: Iterable[str] = ()) -> frozenset[Address]:
+        """The volunteer's addresses now, with the identifying ones among *extra* (a
+        measurement's own ``whoami`` answer)."""
+        now = self._clock()
+        if self._found is None or now - self._at >= self._max_age:
+            self._found = volunteer_addresses(known=self._known, toward=self._toward)
+            self._at = now
+        more = {a for a in map(_parse_ip, extra) if a is not None and _identifying(a)}
+        return self._found | more if more else self._found
 
 
 def local_addresses() -> frozenset[Address]:
@@ -331,8 +377,16 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> Iterable[ipaddress.IPv4Add
         yield address.teredo[1]
 
 
+_LEAVES: Final = frozenset({int, float, bool, datetime.datetime, type(None)})
+"""Types with no text in them: a measurement has many (times, counts, flags), walked past."""
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+"""The field names of each dataclass met, looked up once per class."""
+
+
 def _walk(value: T, matcher: _Matcher) -> T:
     """*value* with its strings and bytes scrubbed; the same object when nothing changed."""
+    if type(value) in _LEAVES:
+        return value
     new: Any = value
     if isinstance(value, str):
         new = matcher.in_text(value)
@@ -347,11 +401,20 @@ def _walk(value: T, matcher: _Matcher) -> T:
             k is not k0 or v is not v0 for (k, v), (k0, v0) in zip(pairs, value.items(), strict=True)
         )
         new = dict(pairs) if changed else value
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+    elif (names := _dataclass_fields(value)) is not None:
         changes = {}
-        for f in dataclasses.fields(value):
-            old = getattr(value, f.name)
+        for name in names:
+            old = getattr(value, name)
             if (scrubbed := _walk(old, matcher)) is not old:
-                changes[f.name] = scrubbed
-        new = dataclasses.replace(value, **changes) if changes else value
+                changes[name] = scrubbed
+        new = dataclasses.replace(cast(Any, value), **changes) if changes else value
     return new  # type: ignore[no-any-return]  # each branch returns the type it was given (replace() keeps the class)
+
+
+def _dataclass_fields(value: object) -> tuple[str, ...] | None:
+    """The field names of *value* when it is a dataclass instance, else ``None``."""
+    kind = type(value)
+    names = _FIELD_NAMES.get(kind)
+    if names is None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+        names = _FIELD_NAMES[kind] = tuple(f.name for f in dataclasses.fields(value))
+    return names

@@ -50,7 +50,7 @@ from probe.model import (
     TLSHandshake,
     WebConnectivityTestKeys,
 )
-from probe.privacy import scrub, volunteer_addresses
+from probe.privacy import RoundAddresses, scrub
 from probe.rounds import activity
 from probe.steps import dns, failures, http, tcp, tls, urls
 from probe.steps.clock import Clock, relative_clock
@@ -101,6 +101,9 @@ class MeasureConfig:
     :func:`prepare` — once per round, from the CA file as it is then; ``None``: those of the
     CA file as it is at the measurement's start (:func:`probe.steps.tls.client_contexts`). Passed,
     never cached for the process's life: a rotated CA file counts from the next round on."""
+    addresses: RoundAddresses | None = field(default=None, repr=False, compare=False)
+    """The volunteer's addresses as the round gathers them (:func:`round_addresses`, once a
+    round, not once a measurement); ``None``: the measurement gathers them itself."""
     report_id: str | None = None
     """The round's OONI ``report_id`` (:func:`probe.rounds.runner.measure_round` sets one per round);
     ``None``: this measurement makes its own (one ``probe measure`` is one report)."""
@@ -281,11 +284,17 @@ async def measure(
     # The one place the volunteer's addresses are removed: nothing returned from here (printed,
     # stored, exported, uploaded) carries them, whatever the pages echoed.
     whoami_ip = identity.probe_ip if identity is not None and identity.probe_ip else None
-    ours = volunteer_addresses(
-        known=(*config.volunteer_addresses, *([whoami_ip] if whoami_ip else [])),
+    addresses = config.addresses or round_addresses(config)
+    return scrub(measurement, addresses.get(extra=[whoami_ip] if whoami_ip else ()))
+
+
+def round_addresses(config: MeasureConfig) -> RoundAddresses:
+    """The volunteer's addresses for the measurements made with *config*: those it knows
+    (the round's ``whoami``) and the source addresses toward its resolvers and control."""
+    return RoundAddresses(
+        known=config.volunteer_addresses,
         toward=(*(resolver.host or resolver.url for resolver in config.resolvers), config.control_url or ""),
     )
-    return scrub(measurement, ours)
 
 
 def control_wait(config: MeasureConfig) -> float:

@@ -103,6 +103,21 @@ def test_loopback_is_never_scrubbed() -> None:
     assert not any(address.is_loopback for address in found)
 
 
+def test_a_round_gathers_the_addresses_once_a_second_not_once_a_measurement() -> None:
+    now = [100.0]
+    gathered = privacy.volunteer_addresses(known=["192.0.2.9"])
+    addresses = privacy.RoundAddresses(known=["192.0.2.9"], clock=lambda: now[0])
+    first = addresses.get()
+    assert first == gathered
+    assert addresses.get() is first  # within the second: what was gathered
+    whoami = ipaddress.ip_address("198.51.100.7")
+    assert addresses.get(extra=[str(whoami), "127.0.0.1"]) == first | {whoami}
+    now[0] += privacy.ADDRESSES_MAX_AGE
+    assert addresses.get() is not first  # a second old: gathered again (an address may have changed)
+    assert addresses.get() == gathered
+    assert "192.0.2.9" not in repr(addresses)
+
+
 def _echoing_measurement() -> Measurement:
     """A measurement of a page that echoed the volunteer's address everywhere it could."""
     site, other = "93.184.215.14", "10.0.0.12"  # the site's address, and a near miss of ours

@@ -201,7 +201,9 @@ async def stream_round(
     The round is one OONI report: unless *config* names one, every measurement of the round
     gets the same new ``report_id`` (with the round's network, ``config.probe_cc``/``asn``).
     A *config* not yet prepared gets its TLS contexts and fingerprints built once, here
-    (:func:`probe.webconnectivity.prepare`), for all of the round's measurements.
+    (:func:`probe.webconnectivity.prepare`), for all of the round's measurements; the
+    volunteer's addresses to scrub are gathered for the round too
+    (:func:`probe.webconnectivity.round_addresses`), not per measurement.
 
     Raises:
         ConfigError: *config*'s CA file cannot be read.
@@ -223,6 +225,7 @@ async def stream_round(
         )
         config = replace(config, report_id=report_id)
     config = webconnectivity.prepare(config)
+    config = replace(config, addresses=webconnectivity.round_addresses(config))
     active = _Gate(concurrency)
     pace = _Pace(stall_after)
     in_progress = asyncio.Semaphore(max_open)

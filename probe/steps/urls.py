@@ -19,6 +19,7 @@ their canonical form.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import re
 from typing import Final
@@ -65,12 +66,34 @@ def split_url(url: str) -> tuple[str, str, int]:
     return split_url_parts(url)[:3]
 
 
+SPLIT_CACHE_SIZE: Final = 1024
+"""URLs whose split is kept: a measurement splits its URL in several steps (the measurement,
+each hop, the HTTP step, the analysis), and a round has up to a few hundred in progress."""
+SPLIT_CACHE_MAX_LENGTH: Final = 2048
+"""Longer URLs (a hostile redirect's, up to :data:`MAX_URL_LENGTH`) are split each time, so
+the cache holds at most ~2 MB."""
+
+
 def split_url_parts(url: str) -> tuple[str, str, int, SplitResult]:
     """:func:`split_url`, and the parts of the URL as :func:`urllib.parse.urlsplit` gives them.
 
+    The URL is parsed once: the last :data:`SPLIT_CACHE_SIZE` splits are kept (the result is
+    immutable), so every step of a measurement asking again costs a lookup.
+
     Raises:
-        TargetError: as :func:`split_url`.
+        TargetError: as :func:`split_url` (a URL that raises is not kept).
     """
+    if len(url) <= SPLIT_CACHE_MAX_LENGTH:
+        return _split_kept(url)
+    return _split(url)
+
+
+@functools.lru_cache(maxsize=SPLIT_CACHE_SIZE)
+def _split_kept(url: str) -> tuple[str, str, int, SplitResult]:
+    return _split(url)
+
+
+def _split(url: str) -> tuple[str, str, int, SplitResult]:
     if len(url) > MAX_URL_LENGTH or any(c.isascii() and not c.isprintable() for c in url):
         raise TargetError(f"invalid URL {url[:100]!r}: too long or with control characters")
     try:
