@@ -234,8 +234,8 @@ class Reports:
         ids = _target_ids(conn, {m.target: TargetInfo(m.target)}, datetime.now(UTC))
         row = {**row, "round_id": round_id, "target_id": ids[m.target]}
         stmt = _insert_ignore(conn, MeasurementRecord.__table__, ["measurement_uid"])
-        if conn.execute(stmt.values(row)).rowcount != 1:
-            return False
+        if conn.execute(stmt.values(row).returning(MeasurementRecord.id)).first() is None:
+            return False  # RETURNING, not rowcount: psycopg's rowcount of this INSERT is not 1
         r = Round
         conn.execute(
             update(r)
