@@ -16,6 +16,8 @@ The file (all sections and keys optional; ``config/settings.toml`` documents eac
     [targets]   lists
     [storage]   database_url, retention_days
     [network]   asn_database, public_networks, fingerprints
+    [upload]    collector_url, token, ca_file, batch_size, timeout, retry_min_minutes,
+                retry_max_minutes
 """
 
 from __future__ import annotations
@@ -182,6 +184,44 @@ class Network(_Section):
     """Extra blockpage/DNS fingerprint CSV files (OONI schema), matched after the shipped ones."""
 
 
+class Upload(_Section):
+    """Where stored measurements are sent (:mod:`probe.upload`); nothing is sent unless set."""
+
+    collector_url: str | None = None
+    """The collector's base URL (OONI collector protocol); ``None``: nothing leaves the machine."""
+    token: str | None = Field(default=None, min_length=1, max_length=512, pattern=r"^[\x21-\x7e]+$")
+    """Sent as ``Authorization: Bearer …`` when set (a private fleet's operator issues it)."""
+    ca_file: Path | None = None
+    """PEM file of the CAs to trust for the collector instead of the system store."""
+    batch_size: StrictInt = Field(default=50, ge=1, le=1000)
+    """Measurements read from the store and sent per batch, oldest first."""
+    timeout: Seconds = 30.0
+    """Seconds per request to the collector, the answer included."""
+    retry_min_minutes: StrictFloat = Field(default=5, gt=0, le=7 * 24 * 60)
+    """The first back-off after a failed attempt; each further failure doubles it ..."""
+    retry_max_minutes: StrictFloat = Field(default=360, gt=0, le=30 * 24 * 60)
+    """... up to this."""
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Upload:
+        if self.retry_max_minutes < self.retry_min_minutes:
+            raise ValueError(
+                f"retry_max_minutes ({self.retry_max_minutes:g}) must be at least "
+                f"retry_min_minutes ({self.retry_min_minutes:g})"
+            )
+        return self
+
+    @field_validator("collector_url")
+    @classmethod
+    def _collector_url(cls, value: str | None) -> str | None:
+        return Control._http_url(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _read_ca_file(cls, value: Path | None) -> Path | None:
+        return Measure._read_ca_file(value)
+
+
 class Settings(_Section):
     schedule: Schedule = Schedule()
     measure: Measure = Measure()
@@ -189,11 +229,13 @@ class Settings(_Section):
     targets: Targets = Targets()
     storage: Storage = Storage()
     network: Network = Network()
+    upload: Upload = Upload()
     source: Path | None = Field(default=None, exclude=True)
 
     def digest(self) -> str:
         """A short stable hash of the effective settings, stored with every round."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        # Not [upload]: where results go changes nothing measured (and keeps the token out).
+        text = json.dumps(self.model_dump(mode="json", exclude={"upload"}), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def target_list_paths(self) -> list[Path | Traversable]:
