@@ -191,11 +191,10 @@ def _lines(values: Mapping[str, Expected], wrong: frozenset[str] = frozenset()) 
 
     step = str(values.get("step"))
     failure = values.get("failure")
-    lines = [
-        paint(
-            {"step", "failure"}, step if failure is None and step == "none" else f"{step} {render(failure)}"
-        )
-    ]
+    lines = []
+    if "step" in values:  # a web target's; a test beyond websites has none
+        shown = step if failure is None and step == "none" else f"{step} {render(failure)}"
+        lines.append(paint({"step", "failure"}, shown))
     lines += [
         paint({key}, f"{key} {render(value)}")
         for key, value in values.items()

@@ -52,8 +52,19 @@ KINDS: Final[dict[str, Kind]] = {
     "dns.servfail": Kind("the ISP resolver answers SERVFAIL", "domain"),
     "dns.refused": Kind("the ISP resolver answers REFUSED", "domain"),
     "dns.intercept": Kind("all client DNS (UDP and TCP port 53) is DNATed to the ISP resolver", None),
-    "ip.drop": Kind("every packet to the address is dropped (timeout)", "address"),
-    "tcp.reset": Kind("every SYN to the address is answered with a RST", "address"),
+    "ip.drop": Kind(
+        "every packet to the address (to its port, when given: TCP and UDP) is dropped (timeout)",
+        "address",
+        ("port",),
+    ),
+    "tcp.reset": Kind(
+        "every SYN to the address (to its port, when given) is answered with a RST", "address", ("port",)
+    ),
+    "udp.drop": Kind(
+        "every UDP datagram to the address (to its port, when given) is dropped; TCP passes",
+        "address",
+        ("port",),
+    ),
     "tls.reset.sni": Kind("RST after a ClientHello whose bytes contain the name (SNI)", "name"),
     "tls.drop.sni": Kind("a ClientHello whose bytes contain the name is dropped (timeout)", "name"),
     "http.reset.host": Kind("RST after an HTTP request with 'Host: <name>'", "name"),
@@ -84,16 +95,23 @@ class Censorship:
         return f"{self.kind} {self.target}" if self.target else self.kind
 
 
-def target_problem(kind: str, target: str) -> str | None:
-    """Why *target* does not suit *kind*, or ``None`` when it does."""
+def target_problem(
+    kind: str, target: str, *, domains: frozenset[str] = frozenset(), endpoints: frozenset[str] = frozenset()
+) -> str | None:
+    """Why *target* does not suit *kind*, or ``None`` when it does.
+
+    *domains* and *endpoints* are the scenario's extra world endpoints' DNS names and names
+    (:mod:`probe.lab.world`): a domain kind takes their DNS names, an address kind both.
+    """
     wanted = KINDS[kind].target
     if (
         wanted == "domain"
         and target not in SITE_BY_DOMAIN
         and target not in (HELPER_DOMAIN, BLOCKPAGE_DOMAIN)
+        and target not in domains
     ):
-        return f"{kind} needs a lab domain (one of {', '.join(sorted(SITE_BY_DOMAIN))})"
-    if wanted == "address" and target not in _LAB_NAMES:
+        return f"{kind} needs a lab domain (one of {', '.join(sorted({*SITE_BY_DOMAIN, *domains}))})"
+    if wanted == "address" and target not in _LAB_NAMES and target not in domains | endpoints:
         try:
             ipaddress.IPv4Address(target)
         except ValueError:
@@ -113,10 +131,21 @@ def iptables_ruleset(plan: LabPlan, entries: Iterable[Censorship]) -> str:
     for entry in entries:
         note = f'-m comment --comment "{entry.describe()}"'
         kind, target = entry.kind, entry.target or ""
-        if kind == "ip.drop":
+        port = entry.params.get("port")
+        to_port = f" --dport {port}" if port is not None else ""
+        if kind == "ip.drop" and port is None:
             forward.append(f"-i {access} -d {plan.resolve_target(target)} {note} -j DROP")
+        elif kind == "ip.drop":
+            for proto in ("tcp", "udp"):
+                forward.append(
+                    f"-i {access} -d {plan.resolve_target(target)} -p {proto}{to_port} {note} -j DROP"
+                )
+        elif kind == "udp.drop":
+            forward.append(f"-i {access} -d {plan.resolve_target(target)} -p udp{to_port} {note} -j DROP")
         elif kind == "tcp.reset":
-            forward.append(f"-i {access} -d {plan.resolve_target(target)} -p tcp --syn {note} {_RST}")
+            forward.append(
+                f"-i {access} -d {plan.resolve_target(target)} -p tcp{to_port} --syn {note} {_RST}"
+            )
         elif kind in ("tls.reset.sni", "tls.drop.sni"):
             verdict = _RST if kind == "tls.reset.sni" else "-j DROP"
             forward.append(f"-i {access} -p tcp --dport 443 {_string(target.encode())} {note} {verdict}")

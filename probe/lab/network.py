@@ -12,6 +12,11 @@ It also writes the probe's view of the lab network as ordinary probe configurati
 helper, ``network.public_networks`` and ``network.asn_database`` pointing at ``lab-asn.toml``),
 which the runner hands to ``probe measure --config``. The test helper runs in the world
 namespace at ``th.reachprobe.lab`` (HTTPS, lab CA), allowed to measure the lab's 10.x world.
+
+A scenario's extra world endpoints (:mod:`probe.lab.world`) get their addresses in the plan,
+their DNS names in the zone, certificates from the lab CA, their ASNs in ``lab-asn.toml``,
+their servers (one process per server module), and ``endpoints.toml``, the endpoint-list
+override the tests beyond websites get (``--endpoints``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from probe.lab.plan import HELPER_ASN, ISP_ASN, PROXY_PORT, PUBLIC_DNS_ASN, LabP
 from probe.lab.processes import Server, ServerSpec, start_all, stop_all
 from probe.lab.sites import BLOCKPAGE_DOMAIN, HELPER_DOMAIN, SITE_BY_DOMAIN, SITES
 from probe.lab.topology import Topology, live_prefixes
+from probe.lab.world import World, override_toml, server_configs
 
 PROBE_COUNTRY = "PK"
 """The country of the lab ISP's address space, as the helper's ``whoami`` reports it."""
@@ -63,18 +69,21 @@ def lab_fingerprints(plan: LabPlan) -> str:
 class Lab:
     """One lab run. Use :meth:`create`; stop with :meth:`stop` or as a context manager."""
 
-    def __init__(self, plan: LabPlan, workdir: Path) -> None:
+    def __init__(self, plan: LabPlan, workdir: Path, world: World | None = None) -> None:
         self.plan = plan
         self.workdir = workdir
+        self.world = world or World()
         self.topology = Topology(plan)
         self.servers: list[Server] = []
         self.pki: LabPKI | None = None
         self.timings: dict[str, float] = {}
 
     @classmethod
-    def create(cls, workdir: Path) -> Lab:
-        """A lab with a prefix and address block no live run uses."""
-        return cls(new_plan(live_prefixes()), workdir)
+    def create(cls, workdir: Path, world: World | None = None) -> Lab:
+        """A lab with a prefix and address block no live run uses, hosting *world*'s endpoints."""
+        world = world or World()
+        endpoints = tuple(world.addresses_of().items())
+        return cls(new_plan(live_prefixes(), endpoints), workdir, world)
 
     def __enter__(self) -> Lab:
         return self
@@ -93,8 +102,14 @@ class Lab:
             self.timings["topology_up_s"] = self.topology.up()
             started = time.monotonic()
             names = [site.domain for site in SITES] + [BLOCKPAGE_DOMAIN, HELPER_DOMAIN]
-            self.pki = write_pki(self.workdir, names)
+            identities = {
+                endpoint.name: [*endpoint.names, self.plan.endpoint_ip(endpoint.name)]
+                for endpoint in self.world.endpoints
+                if endpoint.needs_certificate
+            }
+            self.pki = write_pki(self.workdir, names, identities)
             self.write_probe_settings()  # the helper reads the ASN and country files
+            self.write_endpoint_lists()
             self.servers = start_all(self._server_specs(entries), self.workdir)
             self.timings["servers_up_s"] = time.monotonic() - started
             started = time.monotonic()
@@ -124,6 +139,26 @@ class Lab:
     def client_command(self, *args: str) -> list[str]:
         """Run ``python -m <args>`` in the client namespace (the volunteer's machine)."""
         return ["ip", "netns", "exec", self.plan.ns("client"), sys.executable, "-m", *args]
+
+    @property
+    def endpoint_lists(self) -> Path:
+        """The endpoint-list override pointing at this run (``--endpoints`` of the tests)."""
+        return self.workdir / "endpoints.toml"
+
+    def write_endpoint_lists(self) -> Path:
+        """Write :attr:`endpoint_lists` for the scenario's world; return its path."""
+        self.endpoint_lists.write_text(override_toml(self.world, self.plan.endpoint_ip), encoding="utf-8")
+        return self.endpoint_lists
+
+    def _endpoint_specs(self) -> list[ServerSpec]:
+        """One server per module serving the world endpoints' services."""
+        assert self.pki is not None
+        certs = {name: str(path) for name, path in self.pki.certs.items()}
+        configs = server_configs(self.world, self.plan.endpoint_ip, certs)
+        return [
+            ServerSpec(f"world-{module.rsplit('.', 1)[-1]}", self.plan.ns("world"), module, config)
+            for module, config in configs.items()
+        ]
 
     def _server_specs(self, entries: tuple[Censorship, ...]) -> list[ServerSpec]:
         plan, pki = self.plan, self.pki
@@ -191,6 +226,7 @@ class Lab:
                 "probe.lab.proxy",
                 {"port": PROXY_PORT, "rules": censor.proxy_rules(entries)},
             ),
+            *self._endpoint_specs(),
         ]
 
     def write_probe_settings(self) -> Path:
@@ -203,6 +239,11 @@ class Lab:
             *(f'"{plan.site_ip(site.domain)}/32" = {site.asn}' for site in SITES),
             f'"{plan.public_resolver_ip}/32" = {PUBLIC_DNS_ASN}',
             f'"{plan.helper_ip}/32" = {HELPER_ASN}',
+            *(
+                f'"{plan.endpoint_ip(endpoint.name)}/32" = {endpoint.asn}'
+                for endpoint in self.world.endpoints
+                if endpoint.asn is not None
+            ),
         ]
         asn_path = self.workdir / "lab-asn.toml"
         asn_path.write_text("\n".join(asn_lines) + "\n", encoding="utf-8")

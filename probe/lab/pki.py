@@ -6,6 +6,7 @@ SNI. trustme is a development dependency of reachprobe: the lab is a testing too
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,13 @@ class LabPKI:
     certs: dict[str, Path]
 
 
-def write_pki(directory: Path, names: list[str]) -> LabPKI:
+def write_pki(
+    directory: Path, names: list[str], identities: Mapping[str, Sequence[str]] | None = None
+) -> LabPKI:
     """Create a CA and a certificate for each of *names* in *directory*.
+
+    *identities* adds one certificate per key, for all its host names and IP addresses (a
+    world endpoint's DNS names and address), filed under the key in :attr:`LabPKI.certs`.
 
     Raises:
         LabError: trustme is not installed.
@@ -38,4 +44,8 @@ def write_pki(directory: Path, names: list[str]) -> LabPKI:
         path = directory / f"cert-{name}.pem"
         ca.issue_cert(name).private_key_and_cert_chain_pem.write_to_path(str(path))
         certs[name] = path
+    for key, names_and_addresses in (identities or {}).items():
+        path = directory / f"cert-endpoint-{key}.pem"
+        ca.issue_cert(*names_and_addresses).private_key_and_cert_chain_pem.write_to_path(str(path))
+        certs[key] = path
     return LabPKI(ca_file=ca_file, certs=certs)

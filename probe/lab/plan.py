@@ -13,6 +13,8 @@ distinct from live runs'::
       10.N.64.10+i   one address per site, in :data:`probe.lab.sites.SITES` order
       10.N.65.53     the public resolver
       10.N.66.1      reserved for the test helper (th.reachprobe.lab)
+      10.N.67.10+i   one address per extra world endpoint of the scenario, in file order
+                     (:mod:`probe.lab.world`), its DNS names in the lab zone
 
 The namespaces have no link to the host namespace, so nothing can be routed outside them.
 """
@@ -51,10 +53,14 @@ class LabPlan:
     """The names and addresses of one run."""
 
     prefix: str
+    endpoints: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """The scenario's extra world endpoints: ``(name, DNS names)`` in file order."""
 
     def __post_init__(self) -> None:
         if not PREFIX_RE.fullmatch(self.prefix):
             raise ValueError(f"invalid lab prefix {self.prefix!r}")
+        if len(self.endpoints) > 240:
+            raise ValueError("at most 240 world endpoints")
 
     @property
     def octet(self) -> int:
@@ -150,14 +156,36 @@ class LabPlan:
     def site_ips(self) -> dict[str, str]:
         return {site.domain: self.site_ip(site.domain) for site in SITES}
 
+    def endpoint_ip(self, name: str) -> str:
+        """The world address of the extra endpoint *name*.
+
+        Raises:
+            KeyError: *name* is not an endpoint of this run.
+        """
+        for index, (endpoint, _) in enumerate(self.endpoints):
+            if endpoint == name:
+                return self._ip(67, 10 + index)
+        raise KeyError(name)
+
+    @property
+    def endpoint_ips(self) -> dict[str, str]:
+        """Endpoint name → its world address."""
+        return {name: self.endpoint_ip(name) for name, _ in self.endpoints}
+
     @property
     def world_ips(self) -> tuple[str, ...]:
         """Every address the world namespace holds on its loopback."""
-        return (*self.site_ips.values(), self.public_resolver_ip, self.helper_ip)
+        return (*self.site_ips.values(), self.public_resolver_ip, self.helper_ip, *self.endpoint_ips.values())
 
     def zone(self) -> dict[str, str]:
         """The lab's DNS zone as the public resolver serves it: name → IPv4 address."""
-        return {**self.site_ips, HELPER_DOMAIN: self.helper_ip, BLOCKPAGE_DOMAIN: self.blockpage_ip}
+        endpoints = {dns: self.endpoint_ip(name) for name, names in self.endpoints for dns in names}
+        return {
+            **self.site_ips,
+            HELPER_DOMAIN: self.helper_ip,
+            BLOCKPAGE_DOMAIN: self.blockpage_ip,
+            **endpoints,
+        }
 
     def resolve_target(self, target: str) -> str:
         """An IP address for a censorship target: a lab name, a role name, or an IP literal.
@@ -165,7 +193,12 @@ class LabPlan:
         Raises:
             ValueError: *target* is none of those.
         """
-        named = {**self.zone(), "helper": self.helper_ip, "public-resolver": self.public_resolver_ip}
+        named = {
+            **self.zone(),
+            **self.endpoint_ips,
+            "helper": self.helper_ip,
+            "public-resolver": self.public_resolver_ip,
+        }
         if target in named:
             return named[target]
         try:
@@ -185,6 +218,7 @@ class LabPlan:
             "blockpage": self.blockpage_ip,
             "helper": self.helper_ip,
             "zone": self.zone(),
+            **({"endpoints": self.endpoint_ips} if self.endpoints else {}),
         }
 
     def label(self, ip: str, host: str) -> str:
@@ -200,11 +234,16 @@ class LabPlan:
         if ip in names:
             return names[ip]
         domain = next((name for name, address in self.site_ips.items() if address == ip), None)
-        return f"site:{domain}" if domain else ip
+        if domain:
+            return f"site:{domain}"
+        endpoint = next((name for name, address in self.endpoint_ips.items() if address == ip), None)
+        return f"endpoint:{endpoint}" if endpoint else ip
 
 
-def new_plan(live_prefixes: Iterable[str]) -> LabPlan:
-    """A plan whose prefix and address block differ from every live run's.
+def new_plan(
+    live_prefixes: Iterable[str], endpoints: tuple[tuple[str, tuple[str, ...]], ...] = ()
+) -> LabPlan:
+    """A plan whose prefix and address block differ from every live run's, with *endpoints*.
 
     Raises:
         RuntimeError: all 200 address blocks are taken by live runs.
@@ -214,5 +253,5 @@ def new_plan(live_prefixes: Iterable[str]) -> LabPlan:
     for _ in range(10_000):
         prefix = f"rp{secrets.token_hex(3)}"
         if prefix not in live and octet_of(prefix) not in taken:
-            return LabPlan(prefix)
+            return LabPlan(prefix, endpoints)
     raise RuntimeError(f"no free lab address block: {len(live)} runs are live (probe lab down --all)")

@@ -4,7 +4,10 @@ Each target is one ``probe measure --json`` process run inside the client namesp
 lab's probe settings (``--config``: the lab CA, the public resolver, the test helper, the lab's
 IP → ASN map and public networks) and the scenario's step timeout;
 targets run concurrently (bounded), so a scenario costs about one timeout budget however many
-of its targets are black-holed. The lab is always torn down, whatever happens.
+of its targets are black-holed. The scenario's tests beyond websites run the same way, each
+one ``probe <command> --json`` process with the lab's endpoint-list override
+(:mod:`probe.lab.nettest`), concurrently with the targets. The lab is always torn down,
+whatever happens.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from probe.lab import nettest
+from probe.lab.nettest import NettestSpec
 from probe.lab.network import Lab
 from probe.lab.outcome import compare, network_up, observe, outcome
 from probe.lab.plan import LabPlan
@@ -39,6 +44,8 @@ class TargetResult:
     problems: list[str]
     elapsed_s: float
     measurement: dict[str, Any] | None = None
+    nettest: NettestSpec | None = None
+    """The test beyond websites this result is of (``None``: a web target, *url*)."""
 
     @property
     def ok(self) -> bool:
@@ -75,6 +82,7 @@ class Report:
                     "observed": r.observed,
                     "problems": r.problems,
                     "elapsed_s": round(r.elapsed_s, 3),
+                    **({"nettest": r.nettest.command} if r.nettest else {}),
                     **({"measurement": r.measurement} if measurements else {}),
                 }
                 for r in self.results
@@ -96,12 +104,13 @@ def run_scenario(
     require_tools()
     say = progress or (lambda _message: None)
     with tempfile.TemporaryDirectory(prefix="reachprobe-lab-") as tmp:
-        lab = Lab.create(Path(tmp))
+        lab = Lab.create(Path(tmp), scenario.world)
         report = Report(scenario=scenario, plan=lab.plan)
         with lab:
             say(f"lab {lab.plan.prefix}: building {lab.plan.block}")
             lab.start(scenario.censorship)
-            say(f"lab {lab.plan.prefix}: measuring {len(scenario.targets)} targets")
+            tests = f" and {len(scenario.nettests)} tests" if scenario.nettests else ""
+            say(f"lab {lab.plan.prefix}: measuring {len(scenario.targets)} targets{tests}")
             started = time.monotonic()
             report.results = asyncio.run(_measure_all(lab, scenario, concurrency))
             lab.timings["measure_s"] = time.monotonic() - started
@@ -116,7 +125,14 @@ async def _measure_all(lab: Lab, scenario: Scenario, concurrency: int) -> list[T
         async with gate:
             return await _measure(lab, scenario, target)
 
-    return with_outcomes(list(await asyncio.gather(*(one(target) for target in scenario.targets))))
+    async def test(spec: NettestSpec) -> TargetResult:
+        async with gate:
+            return await _run_nettest(lab, scenario, spec)
+
+    results = await asyncio.gather(
+        *(one(target) for target in scenario.targets), *(test(spec) for spec in scenario.nettests)
+    )
+    return with_outcomes(list(results))
 
 
 def with_outcomes(results: list[TargetResult]) -> list[TargetResult]:
@@ -127,10 +143,42 @@ def with_outcomes(results: list[TargetResult]) -> list[TargetResult]:
     """
     up = network_up(r.measurement for r in results if r.measurement is not None)
     for result in results:
-        if result.measurement is not None:
+        if result.measurement is None:
+            continue
+        if result.nettest is not None:
+            result.observed["outcome"] = nettest.outcome(result.measurement, up=up).value
+        else:
             result.observed["outcome"] = outcome(result.measurement, up=up).value
-            result.problems = compare(result.expected, result.observed)
+        result.problems = compare(result.expected, result.observed)
     return results
+
+
+async def _run_nettest(lab: Lab, scenario: Scenario, spec: NettestSpec) -> TargetResult:
+    args = lab.client_command(
+        "probe.cli",
+        *nettest.command_args(
+            spec,
+            settings=str(lab.workdir / "settings.toml"),
+            endpoints=str(lab.endpoint_lists),
+            timeout=scenario.timeout,
+        ),
+    )
+    started = time.monotonic()
+    stdout, stderr, status = await _run(args, deadline=scenario.timeout * 20 + 30)
+    elapsed = time.monotonic() - started
+    expected = dict(spec.expect)
+    try:
+        if status != 0:
+            raise ValueError(f"exit status {status}")
+        measurement = nettest.select(spec, nettest.documents(stdout))
+    except (ValueError, UnicodeDecodeError) as exc:
+        detail = " ".join(stderr.decode(errors="replace").split()[-30:]) or str(exc)
+        problem = f"probe {spec.command} failed ({exc}): {detail}"
+        return TargetResult(spec.label, expected, {"step": "error"}, [problem], elapsed, nettest=spec)
+    observed = nettest.observe(spec, measurement)
+    return TargetResult(
+        spec.label, expected, observed, compare(expected, observed), elapsed, measurement, nettest=spec
+    )
 
 
 async def _measure(lab: Lab, scenario: Scenario, target: Target) -> TargetResult:

@@ -17,6 +17,11 @@ A scenario is a TOML file in ``probe/lab/scenarios/`` (or anywhere, given by pat
     step = "tls"                       # where the measurement stops: none|dns|tcp|tls|http
     failure = "connection_reset"       # that step's failure; omit when step = "none"
 
+A scenario may also host extra world endpoints (``[[endpoints]]``, ``[[lists.<family>]]``:
+:mod:`probe.lab.world`), which censorship entries may target by name or DNS name, and run the
+tests beyond websites (``[[nettests]]``: :mod:`probe.lab.nettest`) against them; then
+``[[targets]]`` may be left out.
+
 Optional expectation keys, compared only when present (the string ``"null"`` means JSON null):
 ``dns_experiment_failure``, ``system_answer`` and ``resolver_answer`` (what the system resolver
 and the public resolver answered, symbolically: ``site``, ``blockpage``, ``bogon``, ``localhost``,
@@ -34,13 +39,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final
 
 from probe.errors import ConfigError
 from probe.lab.censor import KINDS, Censorship, target_problem
+from probe.lab.nettest import NettestSpec, parse_nettests
+from probe.lab.sites import BLOCKPAGE_DOMAIN, HELPER_DOMAIN, SITE_BY_DOMAIN
+from probe.lab.world import World, parse_world
 from probe.mechanism import Mechanism
 from probe.outcome import Outcome
 from probe.rounds.tomlfile import read_toml
@@ -48,7 +56,18 @@ from probe.rounds.tomlfile import read_toml
 STEPS: Final = ("none", "dns", "tcp", "tls", "http")
 NULL: Final = "null"
 DEFAULT_TIMEOUT: Final = 2.0
-_TOP_KEYS: Final = {"name", "description", "timeout", "concurrency", "reference", "censorship", "targets"}
+_TOP_KEYS: Final = {
+    "name",
+    "description",
+    "timeout",
+    "concurrency",
+    "reference",
+    "censorship",
+    "targets",
+    "endpoints",
+    "lists",
+    "nettests",
+}
 _STRING_EXPECTATIONS: Final = (
     "failure",
     "dns_experiment_failure",
@@ -104,6 +123,10 @@ class Scenario:
     path: Path | None = None
     concurrency: int | None = None
     """Caps the runner's concurrency (1: targets in file order, for shaped links)."""
+    world: World = field(default_factory=World)
+    """Extra world endpoints and endpoint-list entries (:mod:`probe.lab.world`)."""
+    nettests: tuple[NettestSpec, ...] = ()
+    """Tests beyond websites to run from the client (:mod:`probe.lab.nettest`)."""
 
 
 def scenario_dir() -> Path:
@@ -148,6 +171,8 @@ class _Validator:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.domains: frozenset[str] = frozenset()
+        self.endpoints: frozenset[str] = frozenset()
 
     def fail(self, key: str, problem: str) -> ScenarioError:
         return ScenarioError(f"{self.path}:{key}: {problem}")
@@ -171,16 +196,30 @@ class _Validator:
         reference = data.get("reference", "")
         if not isinstance(reference, str):
             raise self.fail("reference", "must be a string")
+        reserved = frozenset({*SITE_BY_DOMAIN, HELPER_DOMAIN, BLOCKPAGE_DOMAIN, "helper", "public-resolver"})
+        world = parse_world(data, self.fail, reserved=reserved)
+        self.domains = frozenset(dns for endpoint in world.endpoints for dns in endpoint.names)
+        self.endpoints = frozenset(endpoint.name for endpoint in world.endpoints)
+        nettests = parse_nettests(data, self.fail)
         censorship = tuple(
             self._censorship(item, f"censorship[{i}]")
             for i, item in enumerate(self._tables(data, "censorship", required=False))
         )
         targets = tuple(
             self._target(item, f"targets[{i}]")
-            for i, item in enumerate(self._tables(data, "targets", required=True))
+            for i, item in enumerate(self._tables(data, "targets", required=not nettests))
         )
         return Scenario(
-            name, description, censorship, targets, float(timeout), reference, self.path, concurrency
+            name,
+            description,
+            censorship,
+            targets,
+            float(timeout),
+            reference,
+            self.path,
+            concurrency,
+            world=world,
+            nettests=nettests,
         )
 
     def _censorship(self, item: dict[str, Any], where: str) -> Censorship:
@@ -199,7 +238,7 @@ class _Validator:
         if target is not None:
             if not isinstance(target, str) or not _HOST_RE.fullmatch(target):
                 raise self.fail(f"{where}.target", "must be a host name or an IPv4 address")
-            problem = target_problem(kind, target)
+            problem = target_problem(kind, target, domains=self.domains, endpoints=self.endpoints)
             if problem:
                 raise self.fail(f"{where}.target", problem)
         params = {key: item[key] for key in spec.params if key in item}
@@ -209,6 +248,12 @@ class _Validator:
     def _check_params(self, params: dict[str, Any], where: str) -> None:
         if "rate" in params and not (isinstance(params["rate"], str) and _RATE_RE.fullmatch(params["rate"])):
             raise self.fail(f"{where}.rate", "must be a tc rate such as '64kbit'")
+        if "port" in params and (
+            isinstance(params["port"], bool)
+            or not isinstance(params["port"], int)
+            or not 1 <= params["port"] <= 65535
+        ):
+            raise self.fail(f"{where}.port", "must be a port number 1-65535")
         if "address" in params:
             try:
                 ipaddress.IPv4Address(params["address"])

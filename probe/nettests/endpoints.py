@@ -41,8 +41,17 @@ from probe.rounds.tomlfile import read_toml
 from probe.steps import urls
 
 ParamValue = str | int | bool
-_FIELDS = frozenset({"role", "host", "ports", "url", "name", "server_name", "params"})
+FIELDS = frozenset({"role", "host", "ports", "url", "name", "server_name", "params"})
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*")
+
+
+class EntryError(ConfigError):
+    """One field of one entry is invalid: ``file:line: family[i].field: problem``."""
+
+    def __init__(self, where: str, label: str, field: str, problem: str) -> None:
+        super().__init__(f"{where}: {label}.{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +172,7 @@ def load_file(path: Path, family: str) -> EndpointList | None:
     for index, entry in enumerate(entries):
         line = lines[index] if index < len(lines) else 0
         where = f"{path}:{line}" if line else str(path)
-        endpoints.append(_endpoint(entry, family=family, where=where, label=f"{family}[{index}]"))
+        endpoints.append(parse_entry(entry, family=family, where=where, label=f"{family}[{index}]"))
     return EndpointList(family=family, source=str(path), endpoints=tuple(endpoints))
 
 
@@ -177,13 +186,25 @@ def _header_lines(text: str, family: str) -> list[int]:
     return [number for number, line in enumerate(text.splitlines(), start=1) if header.match(line)]
 
 
-def _endpoint(entry: dict[str, Any], *, family: str, where: str, label: str) -> Endpoint:
-    def bad(name: str, problem: str) -> ConfigError:
-        return ConfigError(f"{where}: {label}.{name}: {problem}")
+def parse_entry(entry: Mapping[str, Any], *, family: str, where: str, label: str) -> Endpoint:
+    """One entry of a file, validated.
+
+    Args:
+        entry: the entry's table as parsed.
+        family: the family it belongs to.
+        where: ``file:line`` for the message (and :attr:`Endpoint.where`).
+        label: the entry's name in the message (``telegram[2]``).
+
+    Raises:
+        EntryError: the first invalid field.
+    """
+
+    def bad(name: str, problem: str) -> EntryError:
+        return EntryError(where, label, name, problem)
 
     for key in entry:
-        if key not in _FIELDS:
-            raise bad(key, f"unknown field (known: {', '.join(sorted(_FIELDS))})")
+        if key not in FIELDS:
+            raise bad(key, f"unknown field (known: {', '.join(sorted(FIELDS))})")
     role = entry.get("role")
     if not isinstance(role, str) or not _IDENTIFIER.fullmatch(role):
         raise bad("role", "required: a lower-case identifier such as datacenter or web")
@@ -233,7 +254,7 @@ def _endpoint(entry: dict[str, Any], *, family: str, where: str, label: str) -> 
     )
 
 
-def _string(entry: Mapping[str, Any], key: str, bad: Callable[[str, str], ConfigError]) -> str:
+def _string(entry: Mapping[str, Any], key: str, bad: Callable[[str, str], EntryError]) -> str:
     value = entry.get(key, "")
     if not isinstance(value, str):
         raise bad(key, "must be a string")
