@@ -2,7 +2,7 @@
 
 A time axis gets *minor* ticks at the finest calendar step (an hour, 3 or 6 hours, a day, a
 week, a month) that leaves them :data:`MIN_MINOR_PX` apart, and *labelled* ticks at the finest
-step that leaves room for a label: an hour range shows hours under a dated first tick, a
+step that leaves room for its label (:data:`LABEL_PX`): an hour range shows hours under a dated first tick, a
 month shows days, a year shows months. Every label that starts a new day carries its date,
 and the first (and each January) its year, so no stretch of the axis is undated.
 """
@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from typing import Final
 
 MIN_MINOR_PX: Final = 5.0
-MIN_LABEL_PX: Final = 84.0
+LABEL_PX: Final = {"h": 70.0, "1d": 70.0, "2d": 70.0, "7d": 50.0, "mo": 40.0}
+"""Room a label needs, by step: ``Sun 18 Feb`` and ``09:00`` beside it; ``19 Feb``; ``Mar``."""
 
 _HOUR = timedelta(hours=1)
 _STEPS: Final = (
@@ -48,7 +49,7 @@ def time_ticks(start: datetime, end: datetime, x: Callable[[datetime], float], w
     seconds = max((end - start).total_seconds(), 1.0)
     px_per_s = width / seconds
     minor = _finest(px_per_s, MIN_MINOR_PX)
-    labelled = _finest(px_per_s, MIN_LABEL_PX)
+    labelled = _finest(px_per_s, None)
     labels = {t for t in _walk(start, end, labelled)}
     ticks: list[Tick] = []
     previous: datetime | None = None
@@ -62,9 +63,15 @@ def time_ticks(start: datetime, end: datetime, x: Callable[[datetime], float], w
     return ticks
 
 
-def _finest(px_per_s: float, min_px: float) -> str:
+def _finest(px_per_s: float, min_px: float | None) -> str:
+    """The finest step at least *min_px* apart (``None``: as far apart as its labels need)."""
     for name, step in _STEPS:
-        if step.total_seconds() * px_per_s >= min_px:
+        need = (
+            min_px
+            if min_px is not None
+            else LABEL_PX.get(name, LABEL_PX["h" if name.endswith("h") else "mo"])
+        )
+        if step.total_seconds() * px_per_s >= need:
             return name
     return _STEPS[-1][0]
 

@@ -20,7 +20,7 @@ from measurements.patterns.findings import Detection
 from measurements.store.store import Store
 from measurements.views.dashboard import pages
 from measurements.views.dashboard.filters import Filters
-from measurements.views.dashboard.render import render, style_hash, stylesheet
+from measurements.views.dashboard.render import render, style_digest, stylesheet
 
 MAX_EVIDENCE: Final = 50
 """Blocked measurements whose evidence the report carries (the file stays mailable)."""
@@ -83,6 +83,6 @@ def render_report(
         "raw_link": None,
         # Our own stylesheet, hashed into the page's CSP; not data, so not escaped.
         "css": Markup(stylesheet()),
-        "style_hash": style_hash(),
+        "style_digest": style_digest(),
     }
     return render("report.html", **context)

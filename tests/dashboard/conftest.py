@@ -3,6 +3,7 @@ them on 127.0.0.1, and Debian's chromium driven by selenium through /usr/bin/chr
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -15,10 +16,16 @@ from typing import Any
 
 import pytest
 
+from measurements.store.installation import Installation
+from measurements.store.store import open_store
 from tests.dashboard.synthstore import open_synthetic
+from tests.storage.factories import BASE, make_measurement
 
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 SERVING = re.compile(r"serving on (http://127\.0\.0\.1:\d+/)")
+SCRIPT = "<script>document.title='pwned'</script>"
+IMG = "<img src=x onerror=\"document.title='pwned'\">"
+EVIL_URL = f'https://evil.example/{SCRIPT}?q="><svg onload=alert(1)>'
 
 
 @contextmanager
@@ -69,6 +76,29 @@ def synthetic_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     """Sixty synthetic days on four networks (X blocked, outages, a shutdown, offline gaps), as stored."""
     db = tmp_path_factory.mktemp("synthetic") / "synthetic.sqlite3"
     open_synthetic(db).close()
+    return f"sqlite:///{db}"
+
+
+@pytest.fixture(scope="session")
+def hostile_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A store with one blocked measurement whose URL, page title and body carry script."""
+    db = tmp_path_factory.mktemp("hostile") / "hostile.sqlite3"
+    base = make_measurement(0, kind="blockpage", url=EVIL_URL, network_name=f"Evil ISP {IMG}")
+    keys = base.test_keys
+    (request,) = keys.requests
+    assert request.response is not None
+    response = dataclasses.replace(
+        request.response, title=f"{SCRIPT}{IMG}", body=f"<title>{SCRIPT}</title>".encode()
+    )
+    hostile = dataclasses.replace(
+        base,
+        measurement_uid="hostile-1",
+        test_keys=dataclasses.replace(
+            keys, requests=(dataclasses.replace(request, response=response),), confirmed=f"fp{SCRIPT}"
+        ),
+    )
+    with open_store(f"sqlite:///{db}", installation=Installation.load(db.parent)) as store:
+        store.finish_round(store.begin_round(started_at=BASE, probe_asn="AS17557", probe_cc="PK"), [hostile])
     return f"sqlite:///{db}"
 
 

@@ -54,7 +54,7 @@ def test_every_page_renders_without_a_console_error(
 
 def test_the_now_page_lists_the_blocked_first(browser: Any, synthetic_dashboard: str) -> None:
     By = _open(browser, synthetic_dashboard)
-    rows = browser.find_elements(By.CSS_SELECTOR, "#now table.state tbody tr")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#now > table.state tbody tr")
     states = [r.find_element(By.CSS_SELECTOR, ".badge").text for r in rows]
     assert states[0] == "blocked (confirmed: pk_pta_blockpage)"
     assert rows[0].find_elements(By.TAG_NAME, "td")[1].text == "https://www.dawn.com/ NEWS"
@@ -116,8 +116,8 @@ def test_the_measurement_page_shows_each_step_beside_the_control(
     assert steps[1][2] == "✗ network_unreachable" and steps[1][3] == "—"
     assert steps[2][2] == "connected" and steps[2][3] == "connected"
     assert (
-        steps[4][2] == "200, 29 bytes, title 'Blocked by PTA'"
-        and steps[4][3] == "200, 22 bytes, title 'Example'"
+        steps[4][2] == "200, 29 bytes, title: Blocked by PTA"
+        and steps[4][3] == "200, 22 bytes, title: Example"
     )
     links = {a.text: a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "p.links a")}
     assert links["download the OONI JSON"].endswith("/measurement/evidence-1.json")

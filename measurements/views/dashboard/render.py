@@ -66,7 +66,6 @@ def stylesheet() -> str:
     return files("measurements.views.dashboard").joinpath("static/style.css").read_text(encoding="utf-8")
 
 
-def style_hash() -> str:
-    """CSP source for the stylesheet inlined in a ``<style>`` element: ``'sha256-…'``."""
-    digest = hashlib.sha256(stylesheet().encode("utf-8")).digest()
-    return f"'sha256-{b64encode(digest).decode('ascii')}'"
+def style_digest() -> str:
+    """The stylesheet's SHA-256 in base64: the CSP source ``'sha256-…'`` of it inlined in ``<style>``."""
+    return b64encode(hashlib.sha256(stylesheet().encode("utf-8")).digest()).decode("ascii")

@@ -141,11 +141,11 @@ def _http(keys: dict[str, Any], control: dict[str, Any]) -> list[Step]:
             length = response.get("x_body_length", response.get("body_length"))
             title = response.get("x_title", response.get("title"))
             truncated = ", truncated" if response.get("body_is_truncated") else ""
-            got = f"{response['code']}, {length} bytes{truncated}, title {title!r}"
+            got = f"{response['code']}, {length} bytes{truncated}, title: {title}"
         theirs = None
         if seen is not None and i == len(requests) - 1:  # the control fetched the final page
             theirs = Side(
-                f"{seen.get('status_code')}, {seen.get('body_length')} bytes, title {seen.get('title')!r}",
+                f"{seen.get('status_code')}, {seen.get('body_length')} bytes, title: {seen.get('title')}",
                 seen.get("failure"),
             )
         what = f"{request.get('method', 'GET')} {request.get('url', '')}"
