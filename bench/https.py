@@ -14,7 +14,11 @@ exchanges in flight on one asyncio event loop:
 - ``two handshakes``: the same after a TLS connect that is closed at once, which is what a
   measurement did before issue 12 (the TLS step's handshake, then httpx's own connection);
 - ``probe``: :func:`probe.webconnectivity.measure` of ``https://127.0.0.1:PORT/?n=i`` (IP
-  literal: no DNS; no control), the round's unit of work.
+  literal: no DNS; no control), the round's unit of work: with the round's ``report_id`` and
+  the volunteer's addresses gathered once, as :func:`probe.rounds.runner.stream_round` gives
+  them to each of its measurements;
+- ``probe alone``: the same measurement outside a round (``probe measure``: its own report_id,
+  the addresses gathered per measurement), for comparison.
 
 Prints exchanges/s and the probe's ratio to each baseline (issue 12 asks ≥ 80 % of the
 two-handshake client, ≥ 40 % of the one-handshake one). Asserts nothing.
@@ -32,13 +36,15 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trustme
 
-from probe import webconnectivity
+from probe import serialize, webconnectivity
 
 BODY = b"<html><head><title>bench</title></head><body>" + b"x" * 2000 + b"</body></html>"
 
@@ -131,7 +137,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.join()
-    one, two, probe = rates
+    one, two, probe, alone = rates
     print(
         f"HTTPS exchanges/s, {args.n} each in {args.rounds} interleaved rounds (medians), "
         f"{args.concurrency} in flight (loopback, server in its own process)"
@@ -139,25 +145,37 @@ def main() -> None:
     print(f"  minimal client, one handshake   {one:8.1f}/s")
     print(f"  minimal client, two handshakes  {two:8.1f}/s")
     print(f"  probe measurements              {probe:8.1f}/s")
+    print(f"  probe alone (outside a round)   {alone:8.1f}/s")
     print(f"  probe / two handshakes  {probe / two:6.1%}   (issue 12: >= 80 %)")
     print(f"  probe / one handshake   {probe / one:6.1%}   (issue 12: >= 40 %)")
 
 
-async def _run(port: int, ca_file: Path, n: int, concurrency: int, rounds: int) -> tuple[float, float, float]:
+async def _run(
+    port: int, ca_file: Path, n: int, concurrency: int, rounds: int
+) -> tuple[float, float, float, float]:
     context = ssl.create_default_context(cafile=str(ca_file))
-    config = webconnectivity.prepare(
+    alone = config = webconnectivity.prepare(
         webconnectivity.MeasureConfig(ca_file=ca_file, allow_loopback=True).with_timeout(5)
+    )
+    # What a round gives each of its measurements (runner.stream_round): the round's report_id
+    # and the volunteer's addresses gathered for the round, not per measurement.
+    config = replace(
+        config,
+        report_id=serialize.new_report_id(
+            datetime.now(UTC), test_name="web_connectivity", probe_cc="ZZ", probe_asn="AS0"
+        ),
+        addresses=webconnectivity.round_addresses(config),
     )
     url = f"https://127.0.0.1:{port}/"
 
-    async def measured(i: int) -> None:
+    async def measured(i: int, config: webconnectivity.MeasureConfig = config) -> None:
         m = await webconnectivity.measure(f"{url}?n={i}", config=config)
         assert m.test_keys.requests and m.test_keys.requests[0].failure is None, "measurement failed"
 
     await _rate(concurrency * 4, concurrency, measured)  # warm-up: imports, contexts, caches
     # Interleaved in rounds, each figure the median of its rounds: a machine whose load drifts
     # during the run moves all three alike.
-    figures: list[list[float]] = [[], [], []]
+    figures: list[list[float]] = [[], [], [], []]
     for _ in range(rounds):
         figures[0].append(
             await _rate(n // rounds, concurrency, lambda _: _exchange(port, context, handshakes=1))
@@ -166,8 +184,9 @@ async def _run(port: int, ca_file: Path, n: int, concurrency: int, rounds: int) 
             await _rate(n // rounds, concurrency, lambda _: _exchange(port, context, handshakes=2))
         )
         figures[2].append(await _rate(n // rounds, concurrency, measured))
-    one, two, probe = (statistics.median(samples) for samples in figures)
-    return one, two, probe
+        figures[3].append(await _rate(n // rounds, concurrency, lambda i: measured(i, alone)))
+    one, two, probe, by_itself = (statistics.median(samples) for samples in figures)
+    return one, two, probe, by_itself
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ class Cookies:
 
     def header(self, url: str) -> str | None:
         """The ``Cookie`` header value for a request to *url* (``None``: no cookie matches)."""
+        if not len(self._jar):  # most measurements never get a cookie: nothing to match
+            return None
         request = urllib.request.Request(url)
         self._jar.add_cookie_header(request)
         return request.get_header("Cookie")
