@@ -56,6 +56,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "probe.cli.dashboard:dashboard",
         "Serve a read-only web dashboard of the stored measurements (loopback only unless --public).",
     ),
+    "upload": (
+        "probe.cli.upload:upload",
+        "Send stored measurements to the configured collector; keep what it cannot take for later.",
+    ),
     "helper": (
         "probe.cli.helper:helper",
         "The control vantage (test helper) that probes compare their view with.",

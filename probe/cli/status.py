@@ -75,7 +75,9 @@ def status(db_url: str | None, config_file: Path | None, as_json: bool) -> None:
 
     settings = load_settings(config_file)
     with open_existing_store(db_url or settings.storage.database_url) as store:
-        doc = collect(store, settings.schedule, now=datetime.now(UTC))
+        doc = collect(
+            store, settings.schedule, now=datetime.now(UTC), collector=settings.upload.collector_url
+        )
     if as_json:
         click.echo(json.dumps(doc, ensure_ascii=False))
     else:
@@ -117,8 +119,12 @@ def _sqlite_path(url: str) -> Path | None:
     return Path(name)
 
 
-def collect(store: Store, schedule: Schedule, *, now: datetime) -> dict[str, Any]:
+def collect(
+    store: Store, schedule: Schedule, *, now: datetime, collector: str | None = None
+) -> dict[str, Any]:
     """The status as a JSON-ready dict (what ``--json`` prints).
+
+    With *collector* (``upload.collector_url``), it also says where the upload stands.
 
     Raises:
         StorageError: the store cannot be read.
@@ -151,7 +157,15 @@ def collect(store: Store, schedule: Schedule, *, now: datetime) -> dict[str, Any
         "next_run": next_run,
         "rounds": [_round(r) for r in rounds],
         "failing_targets": [_failing(f) for f in failing],
+        "upload": _upload(store, collector, now) if collector else None,
     }
+
+
+def _upload(store: Store, collector: str, now: datetime) -> dict[str, Any]:
+    from measurements.store.uploads import counts
+    from probe.cli.upload import counts_document
+
+    return {"collector": collector, **counts_document(counts(store, now=now))}
 
 
 def render(doc: dict[str, Any], console: Console) -> None:
@@ -186,6 +200,8 @@ def render(doc: dict[str, Any], console: Console) -> None:
             f" … {_short(nxt['latest'])}" if nxt["latest"] != nxt["earliest"] else ""
         )
         console.print(f"[bold]next run[/] {window} UTC (last start + interval + jitter){late}")
+    if doc.get("upload"):
+        console.print(_upload_line(doc["upload"]))
     failing = sorted(doc["failing_targets"], key=lambda f: (_RANK.get(f["outcome"], len(_RANK)), f["url"]))
     if not failing:
         console.print("[bold]failing targets[/] none")
@@ -205,6 +221,20 @@ def render(doc: dict[str, Any], console: Console) -> None:
             escape(f["failure"] or ""),
         )
     console.print(table)
+
+
+def _upload_line(up: dict[str, Any]) -> str:
+    from rich.markup import escape
+
+    line = f"[bold]upload[/] {escape(up['collector'])}: {up['uploaded']} uploaded, {up['pending']} pending"
+    if up["in_running_rounds"]:
+        line += f" (+{up['in_running_rounds']} in the running round)"
+    if up["failed"]:
+        retry = f", next try {_short(up['next_attempt_at'])} UTC" if up["next_attempt_at"] else ""
+        line += f", [yellow]{up['failed']} failed[/] (last: {escape(up['last_error'] or '')}{retry})"
+    if up["oldest_pending_at"]:
+        line += f"; oldest not uploaded {_short(up['oldest_pending_at'])} UTC"
+    return line
 
 
 def _round(r: RoundInfo) -> dict[str, Any]:
@@ -236,8 +266,6 @@ def _failing(f: FailingTarget) -> dict[str, Any]:
 def _aware(when: datetime) -> datetime:
     """Stored times are UTC; SQLite hands them back naive."""
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
 
 
 def _short(iso: str) -> str:
