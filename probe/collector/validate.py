@@ -304,7 +304,7 @@ def check_belongs(doc: Mapping[str, Any], report_id: str) -> None:
 def _typed(doc: Mapping[str, Any], key: str, types: tuple[type, ...]) -> None:
     value = doc[key]
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
-        names = " or ".join(_JSON_NAMES[t] for t in types)
+        names = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in types))  # int and float: "a number"
         raise Refusal(400, f"content.{key}: not {names}")
 
 
