@@ -10,7 +10,7 @@ so our data reads like theirs. Classification goes by exception type, errno valu
 
 Beyond OONI's strings, reachprobe adds a few of its own where OONI's Go stack has no
 equivalent in Python: :data:`HTTP_PROTOCOL_ERROR`, :data:`HTTP_DECODING_ERROR`,
-:data:`CONNECTION_FAILED` and :data:`BROKEN_PIPE`.
+:data:`CONNECTION_FAILED`, :data:`BROKEN_PIPE` and :data:`UNEXPECTED_RESPONSE`.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ HTTP_DECODING_ERROR: Final = "http_decoding_error"
 HTTP_REQUEST_FAILED: Final = "http_request_failed"
 TOO_MANY_REDIRECTS: Final = "unknown_failure: stopped after too many redirects"
 UNKNOWN_PREFIX: Final = "unknown_failure: "
+UNEXPECTED_RESPONSE: Final = "unexpected_response"
+"""A handshake's answer came but was not a valid one (a VPN server's reply that fails its
+checks, garbage a censor injected): reachprobe's, OONI has no such string."""
 
 # OONI's errno table (probe-cli netxlite errno.go), by errno value, so it works on any OS.
 ERRNO_FAILURES: Final[dict[int, str]] = {

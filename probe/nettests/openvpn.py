@@ -1,0 +1,214 @@
+"""The OpenVPN test (OONI ts-040, ``openvpn``), as far as the hard-reset exchange.
+
+One endpoint per measurement, over UDP or TCP: the client's ``P_CONTROL_HARD_RESET_CLIENT_V2``
+must draw the server's ``P_CONTROL_HARD_RESET_SERVER_V2`` acknowledging it
+(:mod:`probe.nettests.ovpnproto`). That is step 2 of the spec's tunnel initialisation: the
+packet a DPI box recognises an OpenVPN connection by, and the one Pakistan's 2024 VPN blocking
+stopped. reachprobe goes no further (no TLS over the control channel, no credentials), and its
+keys say so: ``success`` is the exchange's, ``x_stage`` is ``"hard_reset"``.
+
+Over UDP the hard reset is sent again every second (the same packet, as OpenVPN retransmits)
+until the timeout; over TCP once, after a connect recorded in ``tcp_connect``. The keys are the
+spec's where they apply: ``success``, ``failure``, ``tunnel``, ``openvpn_handshake`` (one
+entry: ``endpoint``, ``ip``, ``port``, ``transport``, ``provider``, ``openvpn_options``,
+``t0``, ``t``, ``handshake_time``, ``failure``, ``tags``, ``transaction_id``),
+``tcp_connect`` and ``network_events`` (``state``, ``packet_out``, ``packet_in``,
+``packet_dropped``, each with its ``stage`` and parsed ``packet``). The ``input`` is the
+spec's URI, ``openvpn://<provider>.corp/?address=<ip:port>&transport=<udp|tcp>``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from probe import serialize
+from probe.model import OONIMeasurement, TCPConnect
+from probe.nettests import ovpnproto, udpexchange, vpnverdict
+from probe.nettests.base import Clock, Context, finish
+from probe.nettests.ovpnproto import Packet
+from probe.steps import failures, tcp
+from probe.steps.urls import endpoint
+
+TEST_NAME: Final = "openvpn"
+TEST_VERSION: Final = "0.1.0"
+STAGE: Final = "hard_reset"
+RETRANSMIT_S: Final = 1.0
+TRANSACTION_ID: Final = 1
+
+
+@dataclass(frozen=True, slots=True)
+class OpenVPNEndpoint:
+    """An OpenVPN server an operator listed."""
+
+    ip: str
+    port: int
+    transport: Literal["udp", "tcp"]
+    provider: str = "unknown"
+
+    @property
+    def input(self) -> str:
+        """ts-040's input URI."""
+        address = endpoint(self.ip, self.port)
+        return f"openvpn://{self.provider}.corp/?address={address}&transport={self.transport}"
+
+
+async def measure(target: OpenVPNEndpoint, *, context: Context, timeout: float = 10.0) -> OONIMeasurement:
+    """Run the hard-reset exchange with *target* and build the measurement."""
+    clock = Clock()
+    session = ovpnproto.new_session_id()
+    events = _Events(clock)
+    connects: list[TCPConnect] = []
+    if target.transport == "udp":
+        t0, failure = await _over_udp(target, session, events, timeout)
+    else:
+        t0, failure = await _over_tcp(target, session, events, timeout, connects)
+    t = clock.elapsed()
+    connect_failure = connects[0].status.failure if connects else None
+    handshake: dict[str, Any] = {
+        "endpoint": f"openvpn://{endpoint(target.ip, target.port)}/{target.transport}",
+        "failure": failure,
+        "handshake_time": round(t - t0, 6),
+        "ip": target.ip,
+        "port": target.port,
+        "transport": target.transport,
+        "provider": target.provider,
+        "openvpn_options": {},
+        "t0": t0,
+        "t": t,
+        "tags": [],
+        "transaction_id": TRANSACTION_ID,
+    }
+    test_keys = {
+        "success": failure is None,
+        "failure": failure,
+        "tunnel": "openvpn",
+        "openvpn_handshake": [handshake] if connect_failure is None else [],
+        "tcp_connect": serialize.as_dict(connects),
+        "network_events": events.events,
+        "x_stage": STAGE,
+    }
+    summary = vpnverdict.summary(transport=target.transport, connect_failure=connect_failure, failure=failure)
+    return finish(
+        test_name=TEST_NAME, test_version=TEST_VERSION, input=target.input, test_keys=test_keys,
+        summary=summary, clock=clock, context=context,
+    )  # fmt: skip
+
+
+class _Events:
+    """ts-040's ``network_events``, in the order they happened."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.stage = "INITIAL"
+        self.events: list[dict[str, Any]] = []
+
+    def state(self, stage: str, t: float | None = None) -> None:
+        self.stage = stage
+        self._add("state", None, t)
+
+    def packet(
+        self, operation: str, packet: Packet | None, size: int, t: float, attempts: int | None = None
+    ) -> None:
+        described = None
+        if packet is not None:
+            described = {
+                "operation": "write" if operation == "packet_out" else "read",
+                "opcode": packet.opcode_name,
+                "id": packet.packet_id or 0,
+                "acks": list(packet.acks) or None,
+                "payload_size": len(packet.payload),
+                "send_attempts": attempts,
+            }
+        self._add(operation, described, t, size)
+
+    def _add(
+        self, operation: str, packet: dict[str, Any] | None, t: float | None, size: int | None = None
+    ) -> None:
+        event: dict[str, Any] = {
+            "operation": operation, "stage": self.stage, "t": self.clock.elapsed() if t is None else t,
+            "tags": [], "packet": packet, "transaction_id": TRANSACTION_ID,
+        }  # fmt: skip
+        if size is not None:
+            event["x_num_bytes"] = size
+        self.events.append(event)
+
+
+async def _over_udp(
+    target: OpenVPNEndpoint, session: bytes, events: _Events, timeout: float
+) -> tuple[float, str | None]:
+    hard_reset = ovpnproto.client_hard_reset(session)
+    t0 = events.clock.elapsed()
+    events.state("PRE_START", t0)
+
+    def check(data: bytes) -> bool:
+        try:
+            return ovpnproto.is_server_hard_reset(ovpnproto.decode(data), session)
+        except ovpnproto.PacketError:
+            return False
+
+    def ack(data: bytes) -> bytes:
+        """Acknowledge the server's reset from the same socket, as a client does."""
+        server = ovpnproto.decode(data)
+        return ovpnproto.ack(session, server.session_id, server.packet_id or 0).encode()
+
+    exchange = await udpexchange.exchange(
+        target.ip, target.port, build=lambda _: hard_reset.encode(), check=check, timeout=timeout,
+        retransmit=RETRANSMIT_S, clock=events.clock.elapsed, reply=ack,
+    )  # fmt: skip
+    for datagram in exchange.datagrams:
+        if datagram.direction == "out":
+            sent = hard_reset if datagram.attempt else ovpnproto.decode(ack(exchange.response or b""))
+            events.packet("packet_out", sent, datagram.size, datagram.t, max(datagram.attempt, 1))
+            continue
+        try:
+            packet: Packet | None = ovpnproto.decode(datagram.data)
+        except ovpnproto.PacketError:
+            packet = None
+        if not datagram.dropped:
+            events.state("START", datagram.t)
+        events.packet(
+            "packet_dropped" if datagram.dropped else "packet_in", packet, datagram.size, datagram.t
+        )
+    return t0, exchange.failure
+
+
+async def _over_tcp(
+    target: OpenVPNEndpoint, session: bytes, events: _Events, timeout: float, connects: list[TCPConnect]
+) -> tuple[float, str | None]:
+    record, connection = await tcp.connect(
+        target.ip, target.port, timeout=timeout, clock=events.clock.elapsed, transaction_id=TRANSACTION_ID
+    )
+    connects.append(record)
+    t0 = events.clock.elapsed()
+    if connection is None:
+        return t0, record.status.failure
+    hard_reset = ovpnproto.client_hard_reset(session)
+    events.state("PRE_START", t0)
+    try:
+        async with asyncio.timeout(timeout):
+            connection.writer.write(ovpnproto.frame(hard_reset.encode()))
+            await connection.writer.drain()
+            events.packet("packet_out", hard_reset, len(hard_reset.encode()) + 2, events.clock.elapsed(), 1)
+            (length,) = struct.unpack(">H", await connection.reader.readexactly(2))
+            data = await connection.reader.readexactly(length)
+        t = events.clock.elapsed()
+        try:
+            server: Packet | None = ovpnproto.decode(data)
+        except ovpnproto.PacketError:
+            server = None
+        if server is None or not ovpnproto.is_server_hard_reset(server, session):
+            events.packet("packet_dropped", server, length + 2, t)
+            return t0, failures.UNEXPECTED_RESPONSE
+        events.state("START", t)
+        events.packet("packet_in", server, length + 2, t)
+        ack = ovpnproto.ack(session, server.session_id, server.packet_id or 0)
+        connection.writer.write(ovpnproto.frame(ack.encode()))
+        events.packet("packet_out", ack, len(ack.encode()) + 2, events.clock.elapsed(), 1)
+        return t0, None
+    except failures.NETWORK_EXCEPTIONS as exc:
+        return t0, failures.classify(exc, "read")
+    finally:
+        await connection.close()
