@@ -429,7 +429,8 @@ def test_wireguard_dropped_while_openvpn_over_tcp_to_the_same_host_passes() -> N
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink,
     ):
         sink.bind(("127.0.0.1", udp_port))
-        targets = [wg_target(udp_port), openvpn.OpenVPNEndpoint("127.0.0.1", tcp, "tcp")]
+        wg_endpoint, tcp_endpoint = wg_target(udp_port), openvpn.OpenVPNEndpoint("127.0.0.1", tcp, "tcp")
+        targets: list[vpn.VPNEndpoint] = [wg_endpoint, tcp_endpoint]
         measured = asyncio.run(vpn.measure_all(targets, context=CONTEXT, timeout=TIMEOUT))
     wg, ovpn = (keys_of(m) for m in measured)
     assert (wg["failure"], wg["x_same_host_reachable"]) == ("generic_timeout_error", True)
