@@ -6,6 +6,8 @@ Routes:
   the control response;
 - ``GET /whoami`` — ``{"probe_asn": "AS…", "probe_cc": "…", "probe_ip": "…"}``: the network
   of the address the request came from, and that address, and nothing else;
+- ``POST /x/throughput`` — the throughput test's control side: the helper's own timed download
+  of a URL (:mod:`probe.helper.throughput`, bounded there);
 - ``GET /`` — a one-line description of the service.
 
 Every error is JSON ``{"error": "…"}`` with a status that says whose fault it is: 400 for a
@@ -37,6 +39,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from probe.errors import ProbeError
+from probe.helper import throughput  # the throughput test's control side (reachprobe's x/ route)
 from probe.helper.geo import Geo
 from probe.helper.measure import BUDGET_HEADER, HelperConfig, measure_control
 from probe.helper.policy import AddressPolicy
@@ -127,6 +130,9 @@ def create_app(settings: HelperSettings) -> Starlette:
             Route("/", control, methods=["POST"]),
             Route("/", index, methods=["GET"]),
             Route("/whoami", whoami, methods=["GET"]),
+            Route(
+                "/x/throughput", throughput.route(settings.policy, settings.config.ca_file), methods=["POST"]
+            ),
         ],
         exception_handlers={HTTPException: http_error},
         middleware=[Middleware(_InternalErrors)],
