@@ -1,0 +1,101 @@
+"""Telegram (OONI ts-020-telegram, probe-cli ``telegram`` 0.3.1): the data centres and the web.
+
+What it sends (:func:`measure`), for the endpoint list ``telegram`` (:mod:`probe.nettests.endpoints`):
+
+- to each data centre (role ``datacenter``, an IP address) on each of its ports (80 and
+  443): a TCP connect and an HTTP ``POST /`` with no body, plain HTTP on both ports (the DCs
+  speak no TLS on 443, as the desktop client's fallback uses them);
+- to the web version (role ``web``, ``https://web.telegram.org/``): a DNS lookup, a TCP
+  connect, a TLS handshake and an HTTPS ``GET /``.
+
+The keys, as the spec defines them: ``telegram_tcp_blocking`` is true when no data centre
+access got past the TCP connect; ``telegram_http_blocking`` when no HTTP request to a data
+centre got a response; ``telegram_web_status`` ``blocked`` (with ``telegram_web_failure``)
+when the web version's fetch failed at any step, else ``ok``. Beside them OONI's urlgetter
+records and our summary (``x_blocking``, ``x_accessible``, ``x_mechanism``): the data centres
+decide first (the app), then the web version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from probe.model import OONIMeasurement, Summary
+from probe.nettests import urlgetter
+from probe.nettests.base import Clock, Context, finish
+from probe.nettests.endpoints import EndpointList
+from probe.nettests.urlgetter import GetterConfig, Operation
+
+TEST_NAME: Final = "telegram"
+TEST_VERSION: Final = "0.3.1"
+FAMILY: Final = "telegram"
+ROLES: Final = ("datacenter", "web")
+
+
+async def measure(
+    endpoints: EndpointList, *, context: Context, config: GetterConfig | None = None
+) -> OONIMeasurement:
+    """Measure Telegram's data centres and web version (see the module docstring).
+
+    Args:
+        endpoints: the ``telegram`` list (:func:`probe.nettests.endpoints.load`).
+        context: the round's envelope fields.
+        config: how to measure (default: the system resolver and store, OONI's budgets).
+
+    Raises:
+        ConfigError: the list lacks a role, or the CA file cannot be read.
+    """
+    endpoints.require(*ROLES)
+    config = config or GetterConfig()
+    clock = Clock()
+    session = urlgetter.new_session(config, clock.elapsed)
+    web = endpoints.one("web")
+    jobs = [
+        urlgetter.fetch(f"http://{dc.host}:{port}/", session, method="POST")
+        for dc in endpoints.role("datacenter")
+        for port in dc.ports
+    ]
+    web_job = urlgetter.fetch(web.url or f"https://{web.host}/", session)
+    operations = await urlgetter.gather(session, [web_job, *jobs])
+    web_op, dcs = operations[0], operations[1:]
+    keys = analyse(dcs, web_op)
+    found = summarize(dcs, web_op, public_networks=config.public_networks)
+    test_keys = {**urlgetter.records([*dcs, web_op]), **keys, **urlgetter.summary_keys(found)}
+    return finish(
+        test_name=TEST_NAME,
+        test_version=TEST_VERSION,
+        input=None,
+        test_keys=urlgetter.scrubbed(test_keys, config, operations),
+        summary=found,
+        clock=clock,
+        context=context,
+        target=TEST_NAME,
+    )
+
+
+def analyse(dcs: Sequence[Operation], web: Operation) -> dict[str, Any]:
+    """The spec's keys from the data centres' POSTs and the web version's GET."""
+    tcp_blocking = not any(op.ok or op.failed_operation != urlgetter.CONNECT for op in dcs)
+    return {
+        "telegram_http_blocking": not any(op.ok for op in dcs),
+        "telegram_tcp_blocking": tcp_blocking,
+        "telegram_web_failure": web.failure,
+        "telegram_web_status": urlgetter.OK if web.ok else urlgetter.BLOCKED,
+    }
+
+
+def summarize(dcs: Sequence[Operation], web: Operation, *, public_networks: Sequence[str] = ()) -> Summary:
+    """Our summary: the data centres' blocking first (the app), then the web version's.
+
+    With every data centre failing, ``tcp_ip`` when all failed at the connect (the spec's
+    ``telegram_tcp_blocking``), else what stopped the HTTP exchanges that got connected.
+    """
+    failed = [op for op in dcs if not op.ok]
+    if dcs and len(failed) == len(dcs):
+        past_connect = [op for op in failed if op.failed_operation != urlgetter.CONNECT]
+        deciding = urlgetter.deciding(past_connect or failed)
+        blocking, mechanism = urlgetter.verdict(deciding, public_networks=public_networks)
+    else:
+        blocking, mechanism = urlgetter.verdict(web, public_networks=public_networks)
+    return urlgetter.summary(blocking, mechanism, [*dcs, web])
