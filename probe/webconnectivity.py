@@ -6,8 +6,9 @@ the system resolver and every configured resolver, connects to every address fou
 a TLS handshake with the real SNI on each https endpoint, and fetches the page through the
 first endpoint that worked (system-resolver addresses first) over the connection its TCP and
 TLS steps opened, as OONI's Web Connectivity does: one handshake per endpoint, and the page is
-what that measured connection delivered (a new connection only when the server chose ``h2``
-or closed the measured one first, see :func:`_endpoint`). A redirect starts the next hop;
+what that measured connection delivered, in the protocol its handshake agreed (HTTP/1.1 or
+HTTP/2; a new connection only when the server closed the measured one first, see
+:func:`_endpoint`). A redirect starts the next hop;
 more than ``max_redirects`` hops, or a ``Location`` with no usable host, end the chain with a
 failure on the last request.
 
@@ -52,7 +53,7 @@ from probe.model import (
 )
 from probe.privacy import RoundAddresses, scrub
 from probe.rounds import activity
-from probe.steps import dns, failures, http, tcp, tls, urls
+from probe.steps import bodies, dns, failures, http, tcp, tls, urls
 from probe.steps.clock import Clock, relative_clock
 
 __all__ = ["CONTROL_NOT_CONFIGURED", "MeasureConfig", "measure"]
@@ -440,9 +441,9 @@ async def _endpoint(
     Returns:
         The last step run (``"tcp"`` or ``"tls"``), its failure (``None``: the endpoint works),
         and the connection when the page can be fetched over it (the caller closes it); ``None``
-        after a failure, and when the server chose ``h2`` in the handshake: the HTTP step
-        speaks HTTP/1.1, which cannot go over an HTTP/2 connection, so the page is then fetched
-        on a new connection offering ``http/1.1`` only, as httpx does (a second handshake).
+        after a failure. A connection whose handshake chose ``h2`` carries the request as
+        HTTP/2 (:data:`probe.steps.bodies.SPEAKS_H2`; without the ``h2`` package, ``None``:
+        the page is fetched on a new connection offering ``http/1.1`` only, as httpx does).
     """
     connect, connection = await tcp.connect(
         ip, port, timeout=config.tcp_timeout, clock=rec.clock, transaction_id=tid
@@ -467,14 +468,14 @@ async def _endpoint(
         )
         handshake = replace(handshake, depth=depth, classic=is_classic)
         rec.add_handshake(handshake)
-        keep = handshake.failure is None and handshake.negotiated_protocol in _HTTP1_ALPN
+        keep = handshake.failure is None and handshake.negotiated_protocol in _FETCHABLE_ALPN
         return "tls", handshake.failure, connection if keep else None
     finally:
         if not keep:
             await connection.close()
 
 
-_HTTP1_ALPN = frozenset({"http/1.1", ""})
+_FETCHABLE_ALPN = frozenset({"http/1.1", "", *(["h2"] if bodies.SPEAKS_H2 else [])})
 """What a handshake's server may choose for the page to be fetched over that connection."""
 
 

@@ -1,9 +1,9 @@
 """Issue 12: the page is fetched over the connection the TCP and TLS steps measured.
 
 A loopback server counts the TCP connections it accepts and the TLS handshakes it completes:
-one measured endpoint is one of each, unless the server chose ``h2`` in the handshake (the HTTP
-step speaks HTTP/1.1: a new connection offering ``http/1.1`` only) or closed the measured
-connection before the request could go over it (then a new one, not a false failure).
+one measured endpoint is one of each — the page fetched as HTTP/1.1, or as HTTP/2 when the
+server chose ``h2`` in the handshake — unless the server closed the measured connection before
+the request could go over it (then a new one, not a false failure).
 """
 
 from __future__ import annotations
@@ -18,12 +18,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 import pytest
 import trustme
 
 from probe import webconnectivity
 from probe.model import HTTPTransaction, Measurement
-from probe.steps import http, tcp, tls
+from probe.steps import bodies, http, tcp, tls
 from probe.steps.clock import relative_clock
 from probe.steps.dns import ResolverSpec
 from probe.webconnectivity import MeasureConfig
@@ -76,6 +79,9 @@ def counting_server(
                 seen.handshakes += context is not None
             if close_first_after_handshake and first:
                 return  # closed, as by a server whose idle timeout ran out before any request
+            if isinstance(conn, ssl.SSLSocket) and conn.selected_alpn_protocol() == "h2":
+                _answer_h2(conn, seen, after_request)
+                return
             head = b""
             while b"\r\n\r\n" not in head:
                 chunk = conn.recv(4096)
@@ -107,6 +113,34 @@ def counting_server(
     with connection_server(handle, host=host, threaded=True) as bound:
         seen.port = bound
         yield seen
+
+
+H2_HEADERS = (("content-type", "text/html"), ("x-served-over", "h2"))
+
+
+def _answer_h2(conn: ssl.SSLSocket, seen: Counting, after_request: str) -> None:
+    """Speak HTTP/2 on *conn*: answer every request stream with :data:`BODY` (or reset, close or
+    hang as *after_request* says), until the client closes."""
+    h2conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False))
+    h2conn.initiate_connection()
+    conn.sendall(h2conn.data_to_send())
+    while data := conn.recv(65536):
+        for event in h2conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                with seen.lock:
+                    seen.requests += 1
+                if after_request == "reset":
+                    rst_close(conn)
+                    return
+                if after_request == "close":
+                    return
+                if after_request == "hang":
+                    time.sleep(2)
+                    return
+                headers = [(":status", "200"), *H2_HEADERS, ("content-length", str(len(BODY)))]
+                h2conn.send_headers(event.stream_id, headers)
+                h2conn.send_data(event.stream_id, BODY, end_stream=True)
+        conn.sendall(h2conn.data_to_send())
 
 
 @contextmanager
@@ -189,16 +223,27 @@ def test_one_connection_per_http_endpoint() -> None:
     assert transaction.alpn == ""
 
 
-def test_a_server_that_chose_h2_is_fetched_on_a_new_http1_connection(ca: trustme.CA, ca_file: Path) -> None:
-    """The handshake offers a browser's ``h2, http/1.1``; HTTP/1.1 cannot go over an h2 connection."""
+def test_a_server_that_chose_h2_is_fetched_over_the_measured_connection_in_http2(
+    ca: trustme.CA, ca_file: Path
+) -> None:
+    """The handshake offers a browser's ``h2, http/1.1``; the page comes over that connection as
+    HTTP/2, as OONI's Web Connectivity fetches it (one handshake, the protocol it agreed)."""
+    assert bodies.SPEAKS_H2
     with counting_server(ca.issue_cert("example.com"), alpn=("h2", "http/1.1")) as server:
         m = measure(f"https://example.com:{server.port}/", ("127.0.0.1",), ca_file)
-    assert (server.connections, server.handshakes, server.requests) == (2, 2, 1)
+    assert (server.connections, server.handshakes, server.requests) == (1, 1, 1)
     [handshake] = m.test_keys.tls_handshakes
     [transaction] = m.test_keys.requests
     assert handshake.negotiated_protocol == "h2"
     assert transaction.failure is None
-    assert transaction.alpn == "http/1.1"
+    assert transaction.alpn == "h2"
+    assert transaction.transaction_id == handshake.transaction_id
+    assert transaction.response is not None
+    assert transaction.response.code == 200
+    assert transaction.response.body == BODY
+    assert transaction.response.title == "one handshake"
+    assert transaction.response.headers_list == (*H2_HEADERS, ("content-length", str(len(BODY))))
+    assert transaction.x_body_bytes_received == len(BODY)
 
 
 def test_a_measured_connection_the_server_closed_is_not_a_failure(ca: trustme.CA, ca_file: Path) -> None:
@@ -264,3 +309,20 @@ def test_a_handed_connection_fails_as_a_new_one_does(
     assert (handed.failure, new.failure) == (failure, failure)
     assert handed.response is None and new.response is None
     assert (server.handshakes, server.requests) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("after_request", "failure"), [("reset", "connection_reset"), ("close", "eof_error")]
+)
+def test_an_h2_connection_fails_as_an_http1_one_does(
+    ca: trustme.CA, ca_file: Path, after_request: str, failure: str
+) -> None:
+    """Over HTTP/2 the HTTP step records the failure strings it records over HTTP/1.1."""
+    with counting_server(
+        ca.issue_cert("example.com"), alpn=("h2", "http/1.1"), after_request=after_request
+    ) as server:
+        m = measure(f"https://example.com:{server.port}/", ("127.0.0.1",), ca_file)
+    [transaction] = m.test_keys.requests
+    assert (transaction.failure, transaction.response) == (failure, None)
+    assert m.test_keys.http_experiment_failure == failure
+    assert (server.connections, server.handshakes, server.requests) == (1, 1, 1)

@@ -15,13 +15,17 @@ the middle of a plain-HTTP connection cannot make the probe hold more than each 
   ``next_request``), and raises on ``mailto:x`` or ``http://[::1``; the probe judges every
   Location itself (:func:`probe.steps.http.validate_redirect`), so nothing may parse it before.
   Given the connection the TCP and TLS steps measured, it sends the request over that one
-  (:class:`_Stream`): no second connect and no second TLS handshake.
+  (:class:`_Stream`): no second connect and no second TLS handshake — as HTTP/1.1, or as
+  HTTP/2 when the server chose ``h2`` in that handshake (httpcore's HTTP/2 connection over
+  the same stream), as OONI's Web Connectivity fetches over the connection it measured in
+  whichever protocol the handshake agreed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +36,10 @@ import httpx
 
 from probe.steps.tcp import Connection
 
+SPEAKS_H2: Final = importlib.util.find_spec("h2") is not None
+"""Whether httpcore can speak HTTP/2 here (the ``h2`` package, which hypercorn, a dependency,
+brings). Without it a connection whose handshake chose ``h2`` cannot carry the request, and
+the HTTP step makes a new one offering ``http/1.1`` only."""
 ACCEPT_ENCODING: Final = "gzip, deflate"
 """The codings :func:`read_body` inflates: what a request may say it accepts."""
 _RAW_SLACK: Final = 65536
@@ -48,8 +56,9 @@ async def open_response(
     """Send *request* and yield the response, body not yet read.
 
     Without *connection*, the request goes on a connection of its own (connect, and TLS for
-    https with *ssl_context*). With *connection* — open to the request's address, TLS already
-    established for https, its ALPN ``http/1.1`` or none — the request is sent over it as
+    https with *ssl_context*, whose ALPN httpx makes ``http/1.1``). With *connection* — open
+    to the request's address, TLS already established for https — the request is sent over
+    it, as HTTP/2 when its handshake chose ``h2`` (:data:`SPEAKS_H2` must be true), else as
     HTTP/1.1: nothing is connected or handshaken again, and the connection is closed on exit.
 
     Only the headers of *request* are sent (no defaults are added, no proxy or ``.netrc`` is
@@ -58,19 +67,26 @@ async def open_response(
 
     Raises:
         httpx.TransportError: connect, TLS, send or the response head failed (and what
-            :data:`probe.steps.failures.NETWORK_EXCEPTIONS` names below it).
+            :data:`probe.steps.failures.NETWORK_EXCEPTIONS` names below it); an HTTP/2
+            server that refused the request on the connection (``GOAWAY``) as
+            :class:`httpx.RemoteProtocolError`.
     """
     request.extensions = {**request.extensions, "timeout": httpx.Timeout(timeout).as_dict()}
     transport = httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False)
     if connection is not None:
         # httpx's transport takes no connection (nor network backend); its pool is replaced by
-        # an HTTP/1.1 connection over the one handed in, and httpx keeps its request/response
-        # wrapping and its mapping of httpcore's exceptions.
+        # an HTTP/1.1 or HTTP/2 connection over the one handed in, and httpx keeps its
+        # request/response wrapping and its mapping of httpcore's exceptions.
         url = request.url
         origin = httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=b"/").origin
-        transport._pool = httpcore.AsyncHTTP11Connection(origin=origin, stream=_Stream(connection))  # type: ignore[assignment]  # same interface: handle_async_request, async with
+        speak = httpcore.AsyncHTTP2Connection if connection.alpn() == "h2" else httpcore.AsyncHTTP11Connection
+        transport._pool = speak(origin=origin, stream=_Stream(connection))  # type: ignore[assignment]  # same interface: handle_async_request, async with
     async with transport:
-        response = await transport.handle_async_request(request)
+        try:
+            response = await transport.handle_async_request(request)
+        except httpcore.ConnectionNotAvailable as exc:
+            # A pool would try another connection; this one is all there is. httpx does not map it.
+            raise httpx.RemoteProtocolError("the server refused the request on this connection") from exc
         response.request = request
         try:
             yield response

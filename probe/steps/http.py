@@ -135,9 +135,10 @@ async def fetch(
     *on_progress* is called for every chunk of the body that arrives (:mod:`probe.rounds.activity`).
 
     *connection*, when given, is the open connection the TCP and TLS steps measured to
-    *address* (TLS with the URL's host as SNI for https, ALPN ``http/1.1`` or none): the
-    request is sent over it and it is closed on return. The transaction's ``t0``/``t`` then
-    span request, response and body only, with no connect and no handshake in them. Without
+    *address* (TLS with the URL's host as SNI for https): the request is sent over it, as
+    HTTP/2 when its handshake chose ``h2``, else as HTTP/1.1, and it is closed on return. The
+    transaction's ``t0``/``t`` then span request, response and body only, with no connect and
+    no handshake in them. Without
     it, the request goes on a new connection (connect, and a TLS handshake for https, whose
     ALPN is then the ``http/1.1`` httpx offers).
 

@@ -23,6 +23,11 @@ class Connection:
             self.writer.transport.is_closing() or self.reader.at_eof() or self.reader.exception() is not None
         )
 
+    def alpn(self) -> str:
+        """The protocol the server chose in this connection's TLS handshake ("" for none, or no TLS)."""
+        tls = self.writer.get_extra_info("ssl_object")
+        return (tls.selected_alpn_protocol() or "") if tls is not None else ""
+
     async def close(self) -> None:
         """Close the connection at once, without a TLS close_notify exchange.
 
