@@ -261,7 +261,8 @@ async def upload_pending(
         ConfigError: the CA file cannot be read.
     """
     own = client is None
-    client = client or client_for(settings)
+    if client is None:  # off the loop: loading the system's trust store takes ~50 ms of CPU
+        client = await asyncio.to_thread(client_for, settings)
     summary = RunSummary()
     reports: dict[tuple[Any, ...], _Report] = {}
     cursor: uploads.Cursor | None = None

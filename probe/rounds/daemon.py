@@ -43,6 +43,16 @@ process:
   Waiting for the round instead could take its whole timeout budget, longer than
   ``docker stop`` (10 s) grants. A prune under way stops after its current small
   transaction (the rest goes at the next prune).
+- **Upload.** With ``upload.collector_url`` set, each completed round is followed by an
+  upload (:func:`probe.upload.upload_pending`) in a task of its own: the daemon never waits
+  for it, so it never delays a round. Only one runs at a time (a round that ends while the
+  previous upload still runs starts none; the next round's end will). When the next round
+  starts, the upload in flight is asked to stop after its current request, so that upload
+  traffic never shares the link with the round's measurements; and it has a deadline of one
+  interval. What it did not send stays pending (or failed, with its back-off) in the store,
+  and the next upload goes on from there. A shutdown cancels it at once: what the collector
+  acknowledged is recorded first, a measurement in flight is sent again next time (the
+  collector acknowledges it once).
 - **Logging** goes to stderr through :mod:`logging`. It names rounds, counts and the database,
   never an address of the volunteer's (the store does not even know it).
 """
@@ -112,6 +122,10 @@ class Daemon:
         self._stopping: asyncio.Event | None = None
         self._halt = threading.Event()
         """Set with :meth:`stop`: what the worker threads (the prune) see of it."""
+        self._upload: asyncio.Task[None] | None = None
+        """The upload after the last round, while it runs."""
+        self._upload_stop = False
+        """Asked of the upload before each request: a round has begun, or the daemon stops."""
 
     async def run(self) -> None:
         """Schedule rounds and return once :meth:`stop` was called and the round in flight ended.
@@ -150,6 +164,10 @@ class Daemon:
             if current is not None:
                 current.cancel()
                 await asyncio.gather(current, return_exceptions=True)
+            upload = self._upload
+            if upload is not None:
+                upload.cancel()
+                await asyncio.gather(upload, return_exceptions=True)
         log.info("daemon stopped")
 
     def stop(self, reason: str = "stop requested") -> None:
@@ -159,6 +177,7 @@ class Daemon:
         log.info("%s: stopping", reason)
         self._stopping.set()
         self._halt.set()
+        self._upload_stop = True
         if self._round is not None:
             self._round.cancel()
 
@@ -176,6 +195,7 @@ class Daemon:
             self._round = None
 
     async def _one_round(self) -> None:
+        self._upload_stop = True  # the link is the round's: the upload stops after its request
         store = await self._open("round skipped")
         if store is None:  # measuring what cannot be stored would only load the network
             return
@@ -211,6 +231,49 @@ class Daemon:
         )
         await self._prune()
         await service.off_loop(release_memory)
+        self._start_upload()
+
+    def _start_upload(self) -> None:
+        """Start the upload of what is due, in a task of its own (never awaited by a round)."""
+        settings = self.plan.settings
+        if settings.upload.collector_url is None or self.store is None:
+            return
+        if self._upload is not None and not self._upload.done():
+            log.info("upload: the previous upload is still running; none started")
+            return
+        self._upload_stop = False
+        deadline = settings.schedule.interval_minutes * 60
+        self._upload = asyncio.create_task(self._upload_job(self.store, deadline), name="upload")
+
+    async def _upload_job(self, store: Store, deadline: float) -> None:
+        from probe.upload import upload_pending  # httpx and the uploader load only when configured
+
+        settings = self.plan.settings.upload
+        try:
+            async with asyncio.timeout(deadline):
+                summary = await upload_pending(store, settings, stop=lambda: self._upload_stop)
+        except TimeoutError:
+            log.info("upload: stopped at its deadline (%g s); the rest goes next time", deadline)
+            return
+        except asyncio.CancelledError:
+            log.info("upload: stopped by shutdown (the rest goes next time)")
+            return
+        except (StorageError, ConfigError) as exc:
+            log.error("upload: %s (will retry after the next round)", exc)
+            return
+        except Exception:  # a bug: logged with its traceback; the daemon and its rounds go on
+            log.exception("upload failed")
+            return
+        if summary.uploaded or summary.failed:
+            errors = ", ".join(f"{n} {error}" for error, n in sorted(summary.errors.items()))
+            log.info(
+                "upload: %d measurement(s) uploaded in %d report(s), %d failed%s%s",
+                summary.uploaded,
+                summary.reports_opened,
+                summary.failed,
+                f" ({errors})" if errors else "",
+                "; stopped for the round" if summary.stopped == "stopped" else "",
+            )
 
     async def _replan(self) -> None:
         """Read the plan's files again (a rotated CA file); keep the plan if they cannot be."""

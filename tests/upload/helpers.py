@@ -42,3 +42,8 @@ def settings(url: str | None, **changes: object) -> Upload:
     values: dict[str, object] = {"collector_url": url, "batch_size": 20, "timeout": 5.0}
     values.update(changes)
     return Upload.model_validate(values)
+
+
+def now() -> datetime:
+    """The wall clock, aware UTC."""
+    return datetime.now(UTC)

@@ -8,7 +8,7 @@ import json
 import socket
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from measurements.store.store import Store, open_store
 from measurements.store.tables import UploadRecord
 from probe.upload import INVALID_ANSWER, RunSummary, upload_pending
 from tests.upload.fakecollector import FakeCollector, Reply, fake_collector
-from tests.upload.helpers import fill, settings
+from tests.upload.helpers import fill, now, settings
 
 
 @pytest.fixture
@@ -46,10 +46,6 @@ def rows(store: Store) -> dict[int, tuple[Any, ...]]:
     with store.snapshot() as conn:
         stmt = select(u.measurement_id, u.state, u.attempts, u.last_error, u.next_attempt_at, u.collector_uid)
         return {r[0]: tuple(r[1:]) for r in conn.execute(stmt)}
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 def test_every_measurement_is_uploaded_once_in_a_report_per_round(

@@ -1,0 +1,70 @@
+"""The daemon uploads after each round, in the background: a slow collector never delays a round."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from measurements.store.store import open_store
+from measurements.store.uploads import counts
+from tests.daemon_harness import loopback_targets, running_daemon, write_settings
+from tests.upload.fakecollector import Reply, fake_collector
+from tests.upload.helpers import now
+
+COMPLETE = r"probe\.daemon: round \d+ complete"
+
+
+def _with_upload(settings: Path, url: str, **extra: object) -> None:
+    lines = [f'collector_url = "{url}"', *(f"{k} = {v!r}" for k, v in extra.items())]
+    with settings.open("a", encoding="utf-8") as f:
+        f.write("\n[upload]\n" + "\n".join(lines) + "\n")
+
+
+def test_every_completed_round_is_uploaded_once(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    with fake_collector() as (fake, url), loopback_targets(answering=2, silent=0, refused=1) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=1.0)
+        _with_upload(settings, url)
+        with running_daemon(settings) as daemon:
+            daemon.wait_for(
+                r"probe\.daemon: upload: 3 measurement\(s\) uploaded in 1 report\(s\), 0 failed", count=3
+            )
+            assert daemon.stop() == 0
+        with open_store(db) as store:
+            complete = [r for r in store.last_rounds(100) if r.status == "complete"]
+            state = counts(store, now=now())
+        # Every measurement of a complete round is at the collector, once; a round the stop
+        # interrupted keeps its measurements for the next upload.
+        assert state.uploaded == fake.stores == len(fake.measurements)
+        assert state.uploaded >= 3 * 3
+        assert state.uploaded + state.pending == sum(r.n_measurements for r in store.last_rounds(100))
+        assert len(fake.reports) == len({rid for rid, r in fake.reports.items() if r["uids"]})
+        assert len(complete) >= len(fake.reports)
+
+
+def test_a_collector_that_hangs_delays_no_round_and_no_shutdown(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    release = threading.Event()
+
+    def hang(path: str, body: Any) -> Reply | None:
+        release.wait(60)
+        return None
+
+    with fake_collector() as (fake, url), loopback_targets(answering=1, silent=0, refused=0) as targets:
+        fake.script = hang
+        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=1.0)
+        _with_upload(settings, url, timeout=60.0)
+        try:
+            with running_daemon(settings) as daemon:
+                # The first upload waits on the collector; rounds go on meanwhile, and no
+                # second upload starts beside the first.
+                daemon.wait_for(COMPLETE, count=4)
+                assert len(fake.requests) == 1
+                daemon.wait_for(r"probe\.daemon: upload: the previous upload is still running; none started")
+                assert daemon.stop() == 0
+        finally:
+            release.set()
+        assert any("upload: stopped by shutdown" in line for line in daemon.log)
+        with open_store(db) as store:
+            assert counts(store, now=now()).uploaded == 0
