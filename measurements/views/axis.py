@@ -53,9 +53,10 @@ def time_ticks(start: datetime, end: datetime, x: Callable[[datetime], float], w
     labels = {t for t in _walk(start, end, labelled)}
     ticks: list[Tick] = []
     previous: datetime | None = None
+    last_label_x = x(end) - LABEL_PX["h"]  # a label starting later would run past the plot
     for t in sorted(set(_walk(start, end, minor)) | labels):
         text = ""
-        if t in labels:
+        if t in labels and x(t) <= last_label_x:
             text = _label(t, previous, labelled)
             previous = t
         midnight = t.hour == 0 and t.minute == 0

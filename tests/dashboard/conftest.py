@@ -108,12 +108,9 @@ def synthetic_dashboard(synthetic_db: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    """Headless chromium (Debian's), with the browser console logged; skipped when it is not installed."""
-    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()) or shutil.which(str(CHROMEDRIVER)) is None:
-        pytest.skip("Debian's chromium and chromedriver are not installed (make system-deps installs them)")
-    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev extra)")
+def chrome(*arguments: str) -> Any:
+    """Headless Debian chromium through /usr/bin/chromedriver (selenium downloads nothing), console logged."""
+    from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
@@ -123,16 +120,25 @@ def browser() -> Iterator[Any]:
         "--no-sandbox",
         "--disable-gpu",
         "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
         "--no-first-run",
         "--disable-extensions",
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        *arguments,
     ):
-        options.add_argument(argument)
+        options.add_argument(argument)  # fmt: skip
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    return webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless chromium (Debian's), with the browser console logged; skipped when it is not installed."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()) or shutil.which(str(CHROMEDRIVER)) is None:
+        pytest.skip("Debian's chromium and chromedriver are not installed (make system-deps installs them)")
+    pytest.importorskip("selenium.webdriver", reason="selenium is not installed (the dev extra)")
+    driver = chrome("--window-size=1400,1000")
     driver.set_page_load_timeout(60)
     try:
         yield driver
