@@ -16,6 +16,9 @@ The file (all sections and keys optional; ``config/settings.toml`` documents eac
     [targets]   lists
     [storage]   database_url, retention_days
     [network]   asn_database, public_networks, fingerprints
+    [tests]     whatsapp, telegram, signal, facebook_messenger, tor, vpn, sni_blocking, http3,
+                throughput, excluded_categories, monthly_budget_bytes, throughput_round_bytes,
+                throughput_urls, throughput_reference_url, endpoints
     [upload]    collector_url, token, ca_file, batch_size, timeout, retry_min_minutes,
                 retry_max_minutes
 """
@@ -222,6 +225,83 @@ class Upload(_Section):
         return Measure._read_ca_file(value)
 
 
+CATEGORY_CODES = frozenset(
+    "ALDR REL PORN PROV POLR HUMR ENV MILX HATE NEWS XED PUBH GMB ANON DATE GRP LGBT FILE HACK "
+    "COMT MMED HOST SRCH GAME CULTR ECON GOVT COMM CTRL IGO MISC".split()
+)
+"""The citizenlab test-lists category codes (``lists/00-LEGEND-new_category_codes.csv``, and
+OONI's ``MISC``)."""
+
+
+def _category(value: str) -> str:
+    if value not in CATEGORY_CODES:
+        raise ValueError(f"{value!r} is not a citizenlab category code (NEWS, POLR, GRP, ANON, …)")
+    return value
+
+
+class Tests(_Section):
+    """What a round measures besides the web list (:mod:`probe.rounds.families`); the volunteer's choice.
+
+    The web test always runs. Each family is on or off; the ones that can put a volunteer at
+    risk or cost a metered link are off until the volunteer turns them on (the README says
+    what each sends, where, and how many bytes).
+    """
+
+    whatsapp: StrictBool = True
+    telegram: StrictBool = True
+    signal: StrictBool = True
+    facebook_messenger: StrictBool = True
+    tor: StrictBool = False
+    """Off: connecting to Tor relays is itself what some networks watch for and some
+    countries' volunteers asked to leave out (ooni/probe#2232, #2265)."""
+    vpn: StrictBool = False
+    """Off: VPN handshakes draw the same attention as Tor; and it measures only the endpoints
+    an operator lists (``endpoints``)."""
+    sni_blocking: StrictBool = True
+    http3: StrictBool = True
+    throughput: StrictBool = False
+    """Off: it downloads up to ``throughput_round_bytes`` every round, which a metered link pays
+    for; and it needs a media URL (``throughput_urls``)."""
+    excluded_categories: tuple[Annotated[str, AfterValidator(_category)], ...] = ()
+    """citizenlab category codes whose URLs the web list leaves out (e.g. ``["PORN", "LGBT"]``)."""
+    monthly_budget_bytes: StrictInt | None = Field(default=2 * 1024**3, ge=1)
+    """Bytes the families may use in a calendar month (UTC); once spent, the heavy ones
+    (``throughput``) stop until the next month. ``None`` (unset): no limit."""
+    throughput_round_bytes: StrictInt = Field(default=2 * 1024**2, ge=64 * 1024, le=1024**3)
+    """The most the throughput test downloads in one round, all its URLs together."""
+    throughput_urls: tuple[str, ...] = ()
+    """Media objects to time (http/https), e.g. a file on the host the volunteer's messaging
+    app downloads media from."""
+    throughput_reference_url: str | None = None
+    """An object on a host no censor shapes, downloaded the same way: the volunteer's own line
+    speed, which the media's speed is compared with (besides the control's)."""
+    endpoints: Path | None = None
+    """An endpoint-list file overriding the shipped lists of the families it names
+    (:mod:`probe.nettests.endpoints`); relative to the settings file."""
+
+    @field_validator("throughput_urls")
+    @classmethod
+    def _urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            Control._http_url(url)
+        return value
+
+    @field_validator("throughput_reference_url")
+    @classmethod
+    def _reference(cls, value: str | None) -> str | None:
+        return Control._http_url(value)
+
+    def enabled(self) -> tuple[str, ...]:
+        """The families switched on, in the order of the fields."""
+        return tuple(name for name in FAMILY_NAMES if getattr(self, name))
+
+
+FAMILY_NAMES = (
+    "whatsapp", "telegram", "signal", "facebook_messenger", "tor", "vpn", "sni_blocking", "http3", "throughput",
+)  # fmt: skip
+"""The families a round may run besides the web test, as ``[tests]`` names them."""
+
+
 class Settings(_Section):
     schedule: Schedule = Schedule()
     measure: Measure = Measure()
@@ -229,6 +309,7 @@ class Settings(_Section):
     targets: Targets = Targets()
     storage: Storage = Storage()
     network: Network = Network()
+    tests: Tests = Tests()
     upload: Upload = Upload()
     source: Path | None = Field(default=None, exclude=True)
 
