@@ -13,7 +13,8 @@ spec's where they apply: ``success``, ``failure``, ``tunnel``, ``openvpn_handsha
 entry: ``endpoint``, ``ip``, ``port``, ``transport``, ``provider``, ``openvpn_options``,
 ``t0``, ``t``, ``handshake_time``, ``failure``, ``tags``, ``transaction_id``),
 ``tcp_connect`` and ``network_events`` (``state``, ``packet_out``, ``packet_in``,
-``packet_dropped``, each with its ``stage`` and parsed ``packet``). The ``input`` is the
+``packet_dropped``, each with its ``stage`` and parsed ``packet``); then our summary
+(``x_blocking``, ``x_accessible``, ``x_mechanism``: :mod:`probe.nettests.vpnverdict`). The ``input`` is the
 spec's URI, ``openvpn://<provider>.corp/?address=<ip:port>&transport=<udp|tcp>``.
 """
 
@@ -29,6 +30,7 @@ from probe.model import OONIMeasurement, TCPConnect
 from probe.nettests import ovpnproto, udpexchange, vpnverdict
 from probe.nettests.base import Clock, Context, finish
 from probe.nettests.ovpnproto import Packet
+from probe.nettests.urlgetter import summary_keys
 from probe.steps import failures, tcp
 from probe.steps.urls import endpoint
 
@@ -91,6 +93,7 @@ async def measure(target: OpenVPNEndpoint, *, context: Context, timeout: float =
         "x_stage": STAGE,
     }
     summary = vpnverdict.summary(transport=target.transport, connect_failure=connect_failure, failure=failure)
+    test_keys.update(summary_keys(summary))
     return finish(
         test_name=TEST_NAME, test_version=TEST_VERSION, input=target.input, test_keys=test_keys,
         summary=summary, clock=clock, context=context,

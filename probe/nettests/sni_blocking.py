@@ -34,6 +34,7 @@ from probe.errors import TargetError
 from probe.model import DNSQuery, OONIMeasurement, Summary
 from probe.nettests import tlsendpoint
 from probe.nettests.base import Clock, Context, finish
+from probe.nettests.urlgetter import summary_keys
 from probe.steps import dns, urls
 from probe.steps.clock import Clock as StepClock
 
@@ -171,9 +172,7 @@ async def measure(
         "control": subresults["control"],
         "result": sni.result(*verdict_pair),
         "target": subresults["target"],
-        "x_blocking": verdict.blocking,
-        "x_accessible": verdict.accessible,
-        "x_mechanism": verdict.mechanism.value,
+        **summary_keys(summary),
     }
     return finish(
         test_name=TEST_NAME, test_version=TEST_VERSION, input=target_sni, test_keys=test_keys,

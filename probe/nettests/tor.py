@@ -18,7 +18,8 @@ directory authority, ``sha256(address + fingerprint)`` for a bridge), each with 
 ``failure``, ``network_events``, ``queries``, ``requests``, ``summary`` (``connect`` and
 ``handshake`` failures), ``target_address``, ``target_name``, ``target_protocol``,
 ``target_source``, ``tcp_connect`` and ``tls_handshakes``; then ``<protocol>_total`` and
-``<protocol>_accessible`` per protocol. A target with a ``source`` is private (an operator's
+``<protocol>_accessible`` per protocol, and our summary (``x_blocking``, ``x_accessible``,
+``x_mechanism``). A target with a ``source`` is private (an operator's
 unlisted bridge): as OONI's probe does, every IP address in its records is scrubbed and its
 ``target_address`` is ``[scrubbed]``, so publishing the measurement does not burn it.
 
@@ -43,6 +44,7 @@ from probe.model import OONIMeasurement, Summary
 from probe.nettests import tlsendpoint
 from probe.nettests.base import Clock, Context, finish
 from probe.nettests.endpoints import EndpointList
+from probe.nettests.urlgetter import summary_keys
 from probe.steps import failures, http, tcp
 from probe.steps.urls import endpoint, parse_endpoint
 
@@ -116,13 +118,14 @@ async def measure(
 
     results = await asyncio.gather(*(one(i, t) for i, t in enumerate(targets)))
     keyed = {t.id: r for t, r in zip(targets, results, strict=True)}
-    test_keys = {**totals(keyed.values()), "targets": keyed}
+    summary = summarize(keyed.values())
+    test_keys = {**totals(keyed.values()), "targets": keyed, **summary_keys(summary)}
     return finish(
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
         input=None,
         test_keys=test_keys,
-        summary=summarize(keyed.values()),
+        summary=summary,
         clock=clock,
         context=context,
         target=TEST_NAME,

@@ -14,7 +14,8 @@ the timeout. No data goes through a tunnel.
 ``SEND_HANDSHAKE_INIT``, ``RECV_HANDSHAKE_RESP``, ``RECV_COOKIE_REPLY``, ``packet_dropped``,
 with ``t`` and our ``x_num_bytes``) and ``urlget`` (always empty: no tunnel is used); ours:
 ``x_endpoint``, ``x_transport`` (``udp``), ``x_attempts``, ``x_response``
-(``handshake_response``, ``cookie_reply`` or ``null``), ``x_t0``, ``x_t``. ``input``:
+(``handshake_response``, ``cookie_reply`` or ``null``), ``x_t0``, ``x_t`` and the summary
+(``x_blocking``, ``x_accessible``, ``x_mechanism``: :mod:`probe.nettests.vpnverdict`). ``input``:
 ``wireguard://<provider>.corp/?address=<ip:port>``.
 """
 
@@ -30,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from probe.model import OONIMeasurement
 from probe.nettests import udpexchange, vpnverdict, wgnoise
 from probe.nettests.base import Clock, Context, finish
+from probe.nettests.urlgetter import summary_keys
 from probe.steps.urls import endpoint
 
 TEST_NAME: Final = "wireguard"
@@ -116,6 +118,7 @@ async def measure(target: WireGuardEndpoint, *, context: Context, timeout: float
         "x_t": exchange.t,
     }
     summary = vpnverdict.summary(transport="udp", connect_failure=None, failure=exchange.failure)
+    test_keys.update(summary_keys(summary))
     return finish(
         test_name=TEST_NAME, test_version=TEST_VERSION, input=target.input, test_keys=test_keys,
         summary=summary, clock=clock, context=context,

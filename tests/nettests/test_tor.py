@@ -98,6 +98,7 @@ def test_an_or_port_that_completes_the_handshake_is_accessible(or_port: int) -> 
         "dir_port_total": 0, "dir_port_accessible": 0, "obfs4_total": 0, "obfs4_accessible": 0,
         "or_port_dirauth_total": 1, "or_port_dirauth_accessible": 1,
         "or_port_total": 0, "or_port_accessible": 0,
+        "x_blocking": False, "x_accessible": True, "x_mechanism": "ok",
     }  # fmt: skip
     summary = doc["_summary"]
     assert (summary.blocking, summary.accessible, summary.mechanism) == (False, True, Mechanism.OK)
@@ -144,6 +145,8 @@ def test_an_or_port_blocked(
     )
     summary = doc["_summary"]
     assert (summary.blocking, summary.accessible, summary.mechanism) == (blocking, False, mechanism)
+    keys = doc["test_keys"]
+    assert [keys[k] for k in ("x_blocking", "x_accessible", "x_mechanism")] == [blocking, False, mechanism.value]
 
 
 def test_a_dir_port_serves_the_consensus(dir_port: int) -> None:
