@@ -21,6 +21,9 @@ store (:mod:`measurements.store.uploads`: measurements of finished rounds, oldes
   collector refuses this measurement: it is ``failed`` (``http_status_4NN``) and tried again
   only after the longest back-off; the run goes on with the next. A 415 to a gzip body turns
   compression off for the run and sends again; 429 is treated as 5xx;
+- **429 or 503 with Retry-After** (the collector is busy, or its database restarts): the
+  request is sent again after the wait it asks for, if that is at most
+  :data:`MAX_RETRY_AFTER_S`, up to :data:`RETRY_AFTER_TRIES` times in all;
 - **anything else** — the collector cannot be reached (a failure string of
   :mod:`probe.steps.failures`), answers 5xx, or answers 200 with no valid report id
   (``collector_invalid_answer``) — says nothing about the measurement: it is ``failed`` with
@@ -63,6 +66,10 @@ REPORT_MAX_AGE_S: Final = 3600.0
 MAX_ANSWER_BYTES: Final = 64 * 1024
 """A collector's answer is a small JSON object; anything longer is not one."""
 COMPRESS_ABOVE: Final = 1024
+RETRY_AFTER_TRIES: Final = 4
+"""Sends of one request a 429 or 503 with ``Retry-After`` may take (then it is a failure)."""
+MAX_RETRY_AFTER_S: Final = 30
+"""A longer ``Retry-After`` is not waited for within the run: the failure's back-off is."""
 INVALID_ANSWER: Final = "collector_invalid_answer"
 INVALID_STORED: Final = "stored_measurement_invalid"
 USER_AGENT: Final = f"{SOFTWARE_NAME}/{__version__}"
@@ -114,6 +121,8 @@ class _Answer:
     status: int
     data: Any
     """The parsed JSON of a 200 answer (``None`` otherwise, or when it is not JSON)."""
+    retry_after: float | None = None
+    """A 429's or 503's ``Retry-After`` in seconds, when it gave one we honour."""
 
 
 class CollectorClient:
@@ -168,11 +177,15 @@ class CollectorClient:
 
     async def _post(self, path: str, payload: dict[str, Any] | None) -> _Answer:
         content = b"" if payload is None else json.dumps(payload, ensure_ascii=False).encode()
-        compressed = self.compress and len(content) > COMPRESS_ABOVE
-        answer = await self._send(path, gzip.compress(content, 6) if compressed else content, compressed)
-        if compressed and answer.status == 415:  # the spec's answer to an encoding it lacks
-            self.compress = False
-            answer = await self._send(path, content, False)
+        for attempt in range(RETRY_AFTER_TRIES):
+            compressed = self.compress and len(content) > COMPRESS_ABOVE
+            answer = await self._send(path, gzip.compress(content, 6) if compressed else content, compressed)
+            if compressed and answer.status == 415:  # the spec's answer to an encoding it lacks
+                self.compress = False
+                answer = await self._send(path, content, False)
+            if answer.retry_after is None or attempt == RETRY_AFTER_TRIES - 1:
+                break
+            await asyncio.sleep(answer.retry_after)  # it asked us to come back: a busy moment
         return answer
 
     async def _send(self, path: str, content: bytes, compressed: bool) -> _Answer:
@@ -189,7 +202,7 @@ class CollectorClient:
                 response = await self._transport.handle_async_request(request)
                 try:
                     if response.status_code != 200:  # not worth reading: its status says it all
-                        return _Answer(response.status_code, None)
+                        return _Answer(response.status_code, None, _retry_after(response))
                     operation = "read"
                     body, truncated = await bodies.read_body(response, MAX_ANSWER_BYTES)
                 finally:
@@ -204,6 +217,15 @@ class CollectorClient:
             return _Answer(200, json.loads(body))
         except (ValueError, RecursionError):
             return _Answer(200, None)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """The wait a 429 or 503 asks for, if it is whole seconds within :data:`MAX_RETRY_AFTER_S`."""
+    value = response.headers.get("retry-after", "").strip()
+    if response.status_code not in (429, 503) or not value.isdigit() or len(value) > 6:
+        return None
+    seconds = int(value)
+    return float(seconds) if seconds <= MAX_RETRY_AFTER_S else None
 
 
 def _quoted(report_id: str) -> str:

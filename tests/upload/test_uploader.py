@@ -334,3 +334,35 @@ def test_cancelling_the_run_records_what_the_collector_acknowledged(
 
     asyncio.run(main())
     assert uploads.counts(store, now=now()).uploaded == 5
+
+
+def test_a_busy_collector_is_asked_again_after_its_retry_after(
+    store: Store, collector: tuple[FakeCollector, str]
+) -> None:
+    fake, url = collector
+    fill(store, rounds=1, per_round=3)
+    busy = iter([Reply(429, b"{}", {"Retry-After": "0"}), Reply(503, b"{}", {"Retry-After": "1"})])
+
+    def twice(path: str, body: Any) -> Reply | None:
+        return next(busy, None) if path.count("/") == 2 else None
+
+    fake.script = twice
+    summary = run(store, url)
+    assert (summary.uploaded, summary.failed) == (3, 0)
+    assert fake.stores == 3
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "requests"),
+    [("0", 4), (None, 1), ("31", 1), ("Fri, 31 Dec 1999 23:59:59 GMT", 1), ("9" * 40, 1)],
+)
+def test_retry_after_is_honoured_a_few_times_and_only_when_short(
+    store: Store, collector: tuple[FakeCollector, str], retry_after: str | None, requests: int
+) -> None:
+    fake, url = collector
+    fill(store, rounds=1, per_round=2)
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    fake.script = lambda path, body: Reply(503, b"{}", headers)
+    summary = run(store, url)
+    assert (summary.uploaded, summary.failed, summary.stopped) == (0, 1, "http_status_503")
+    assert len(fake.requests) == requests
