@@ -146,7 +146,8 @@ def test_an_or_port_blocked(
     summary = doc["_summary"]
     assert (summary.blocking, summary.accessible, summary.mechanism) == (blocking, False, mechanism)
     keys = doc["test_keys"]
-    assert [keys[k] for k in ("x_blocking", "x_accessible", "x_mechanism")] == [blocking, False, mechanism.value]
+    summary_keys = [keys[k] for k in ("x_blocking", "x_accessible", "x_mechanism")]
+    assert summary_keys == [blocking, False, mechanism.value]
 
 
 def test_a_dir_port_serves_the_consensus(dir_port: int) -> None:
