@@ -15,7 +15,7 @@ import dataclasses
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select, text, update
 
 from measurements.patterns.synthetic import SyntheticConfig, write
 from measurements.store.installation import Installation
@@ -83,6 +83,10 @@ def write_store(store: Store, config: SyntheticConfig) -> int:
             conn.execute(update(m).where(same, m.round_id.in_(rounds)).values(outcome=outcome))
         for url, code in CATEGORIES.items():
             conn.execute(update(Target).where(Target.url == url).values(category_code=code))
+        if conn.dialect.name == "postgresql":  # write() gave ids itself: move the sequences past them
+            for table in ("rounds", "targets"):
+                top = f"(SELECT max(id) FROM {table})"
+                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {top})"))
     _add_evidence(store, config)
     return n
 

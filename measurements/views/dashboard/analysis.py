@@ -11,6 +11,7 @@ beyond the first.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from measurements.patterns.detect import detect_store
 from measurements.patterns.findings import Detection
 from measurements.store.store import Store
 from measurements.views.dashboard import data
+from probe.errors import StorageError
+
+logger = logging.getLogger(__name__)
 
 
 class Analysis:
@@ -88,8 +92,8 @@ class Analysis:
     def _background(self) -> None:
         try:
             self.refresh()
-        except Exception:
-            pass
+        except StorageError as exc:  # pages keep the previous detection; the next look retries
+            logger.warning("the flags could not be recomputed: %s", exc)
         finally:
             with self._lock:
                 self._running = None
