@@ -259,13 +259,16 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
             "authentication": "bearer token" if s.tokens is not None else "none",
         })  # fmt: skip
 
+    # A refusal may come before the body was read (a bad id, a token, a rate): the server then
+    # cannot reuse the connection, and says so, or a client's next request on it would race
+    # the close ("server disconnected").
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
-        return _error(exc.status, exc.message)
+        return _error(exc.status, exc.message, {"Connection": "close"})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+        return _error(exc.status_code, str(exc.detail), {**(exc.headers or {}), "Connection": "close"})
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -97,12 +97,12 @@ def web_connectivity(
         "retries": None,
         "socksproxy": None,
         "queries": [{
-            "answer_type": "A", "answers": [{"answer_type": "A", "ipv4": "198.51.100.7", "ttl": None}],
+            "answer_type": "A", "answers": [{"answer_type": "A", "ipv4": "104.244.42.65", "ttl": None}],
             "engine": "system", "failure": None, "hostname": url.split("/")[2], "query_type": "A",
             "resolver_address": "", "t": 0.01, "tags": [],
         }],
         "tcp_connect": [{
-            "ip": "198.51.100.7", "port": 443, "t": 0.05, "tags": [],
+            "ip": "104.244.42.65", "port": 443, "t": 0.05, "tags": [],
             "status": {"blocked": failed, "failure": tcp_failure, "success": not failed},
         }],
         "tls_handshakes": [],

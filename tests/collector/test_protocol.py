@@ -138,6 +138,7 @@ def test_unknown_and_malformed_reports(client: httpx.Client) -> None:
     ):
         r = client.post(f"/report/{bad}", json={"format": "json", "content": {}})
         assert (r.status_code, r.json()) == (400, {"error": "malformed report id"})
+        assert r.headers["connection"] == "close"  # refused before its body was read
         r = client.post(f"/report/{bad}/close")
         assert (r.status_code, r.json()) == (400, {"error": "malformed report id"})
 
