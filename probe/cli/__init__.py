@@ -73,6 +73,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "probe.cli.forensics:forensics",
         "Send a TLS ClientHello for URL's host and capture who resets it, then localise the censor.",
     ),
+    "http3": (
+        "probe.cli.http3:http3",
+        "Measure URL over HTTP/3 (QUIC handshake and GET, UDP 443) beside TLS over TCP to the same address.",
+    ),
+    "throughput": (
+        "probe.cli.throughput:throughput",
+        "Time a bounded download of URL and compare its speed with a reference host's and the control's.",
+    ),
 }
 """Every command: ``(module:attribute, summary)``. A command's module is loaded only when that
 command runs or shows its own help, never to list them all (``probe --help`` prints the

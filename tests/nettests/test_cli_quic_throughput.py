@@ -1,0 +1,91 @@
+"""``probe http3`` and ``probe throughput``: step lines and the verdict on stdout, JSON, exit codes."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from probe.cli import main
+from probe.lab.quicserver import QuicServer
+from tests.nettests.test_http3 import pem_of, route
+from tests.nettests.test_throughput import media_server
+from tests.servers.http_server import HTTPServer, http_server
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    return status, re.sub(r"\s+\d+ ms", "", out), err
+
+
+@pytest.fixture(scope="module")
+def site(ca: trustme.CA) -> Iterator[HTTPServer]:
+    with http_server(ca.issue_cert("127.0.0.1")) as server:
+        yield server
+
+
+def test_http3_prints_both_paths_and_the_verdict(
+    capsys: pytest.CaptureFixture[str], ca: trustme.CA, ca_file: Path, site: HTTPServer
+) -> None:
+    url = f"https://127.0.0.1:{site.port}/"
+    with QuicServer(pem_of(ca.issue_cert("127.0.0.1")), route=route, port=site.port):
+        status, out, _ = run(capsys, "http3", url, "--ca-file", str(ca_file), "--allow-loopback")
+    assert status == 0
+    lines = [line.strip() for line in out.splitlines()]
+    assert lines[0].startswith(f"{url}  (")
+    assert [line.split()[0] for line in lines[1:-1]] == ["tcp", "tls", "http", "quic", "http"]
+    assert lines[4] == f"quic 127.0.0.1:{site.port} sni=127.0.0.1  → TLSv1.3 h3"
+    assert lines[5].startswith(f"http GET {url} via 127.0.0.1:{site.port}  → 200 (")
+    assert (
+        lines[-1] == "verdict: blocking=false accessible=true dns_consistency=null mechanism=ok → reachable"
+    )
+
+
+def test_http3_json_and_a_silent_udp_port(
+    capsys: pytest.CaptureFixture[str], ca_file: Path, site: HTTPServer
+) -> None:
+    url = f"https://127.0.0.1:{site.port}/"
+    status, out, _ = run(
+        capsys, "http3", url, "--ca-file", str(ca_file), "--allow-loopback", "--timeout", "1", "--json"
+    )
+    doc = json.loads(out)
+    assert (status, doc["test_name"], doc["test_keys"]["quic_handshakes"][0]["failure"]) == (
+        0,
+        "http3",
+        "connection_refused",
+    )
+
+
+def test_http3_needs_an_https_url(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "http3", "http://example.com/")
+    assert (status, out) == (2, "")
+    assert err == "probe: error: http://example.com/: HTTP/3 needs an https:// URL\n"
+
+
+def test_throughput_prints_speeds_ratio_and_verdict(capsys: pytest.CaptureFixture[str]) -> None:
+    with media_server(shaped=True) as slow, media_server(shaped=False) as fast:
+        media, reference = f"http://127.0.0.1:{slow}/m.bin", f"http://127.0.0.1:{fast}/r.bin"
+        status, out, _ = run(
+            capsys, "throughput", media, "--reference", reference, "--control", "none", "--max-seconds", "1",
+            "--max-bytes", "262144", "--allow-loopback",
+        )  # fmt: skip
+    assert status == 0
+    lines = [line.strip() for line in out.splitlines()]
+    assert [line.split()[0] for line in lines[1:5]] == ["tcp", "tcp", "http", "http"]
+    assert re.fullmatch(r"speed: \d+ kbit/s \(\d+ B/s\)", lines[5])
+    assert re.fullmatch(r"reference: \d+ kbit/s \(\d+ B/s\), ratio 0\.\d{1,4}", lines[6])
+    assert lines[-1] == (
+        "verdict: blocking=http-diff accessible=false dns_consistency=null mechanism=http.throttle "
+        "→ blocked (anomaly)"
+    )
+
+
+def test_throughput_refuses_a_bad_reference(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "throughput", "https://example.com/x", "--reference", "ftp://x/")
+    assert status == 2
+    assert err.startswith("probe: error: Invalid value for --reference: expected an http(s):// URL")
