@@ -60,7 +60,7 @@ async def measure(
     operations = await urlgetter.gather(session, [web_job, *jobs])
     web_op, dcs = operations[0], operations[1:]
     keys = analyse(dcs, web_op)
-    found = summarize(dcs, web_op, public_networks=config.public_networks)
+    found = summarize(dcs, web_op, config)
     test_keys = {**urlgetter.records([*dcs, web_op]), **keys, **urlgetter.summary_keys(found)}
     return finish(
         test_name=TEST_NAME,
@@ -85,7 +85,7 @@ def analyse(dcs: Sequence[Operation], web: Operation) -> dict[str, Any]:
     }
 
 
-def summarize(dcs: Sequence[Operation], web: Operation, *, public_networks: Sequence[str] = ()) -> Summary:
+def summarize(dcs: Sequence[Operation], web: Operation, config: GetterConfig | None = None) -> Summary:
     """Our summary: the data centres' blocking first (the app), then the web version's.
 
     With every data centre failing, ``tcp_ip`` when all failed at the connect (the spec's
@@ -95,7 +95,7 @@ def summarize(dcs: Sequence[Operation], web: Operation, *, public_networks: Sequ
     if dcs and len(failed) == len(dcs):
         past_connect = [op for op in failed if op.failed_operation != urlgetter.CONNECT]
         deciding = urlgetter.deciding(past_connect or failed)
-        blocking, mechanism = urlgetter.verdict(deciding, public_networks=public_networks)
+        blocking, mechanism = urlgetter.verdict(deciding, config)
     else:
-        blocking, mechanism = urlgetter.verdict(web, public_networks=public_networks)
+        blocking, mechanism = urlgetter.verdict(web, config)
     return urlgetter.summary(blocking, mechanism, [*dcs, web])

@@ -72,6 +72,8 @@ class GetterConfig:
     """Trust only this PEM file (the lab's CA, tests'); ``None``: the system store."""
     public_networks: tuple[str, ...] = ()
     """Ranges that are public here although bogon (the lab's 10.x world)."""
+    allow_loopback: bool = False
+    """Loopback answers are the sites' own (tests on 127.0.0.1), not a censor's ``dns.localhost``."""
     asn_of: AsnLookup = no_asn
     """IP → ASN for Facebook Messenger's consistency check; 0: unknown."""
     volunteer_addresses: tuple[str, ...] = field(default=(), repr=False)
@@ -100,6 +102,7 @@ class GetterConfig:
             resolver=None if use_system else config.resolvers[0],
             ca_file=config.ca_file,
             public_networks=config.public_networks,
+            allow_loopback=config.allow_loopback,
             asn_of=config.asn_of,
             volunteer_addresses=config.volunteer_addresses,
             body_limit=config.body_limit,
@@ -314,13 +317,14 @@ def _with(
 # --- judging ------------------------------------------------------------------------------------
 
 
-def verdict(operation: Operation, *, public_networks: Iterable[str] = ()) -> tuple[Blocking, Mechanism]:
-    """The summary's ``blocking`` and mechanism for a failed *operation* (no control to compare).
+def verdict(operation: Operation, config: GetterConfig | None = None) -> tuple[Blocking, Mechanism]:
+    """The summary's ``blocking`` and mechanism for *operation* (no control to compare).
 
-    ``dns`` for a failed lookup (or one that answered only bogons or loopback where a connect
-    then failed: ``dns.localhost``, ``dns.bogon``), ``tcp_ip`` for failed connects,
-    ``http-failure`` for the TLS handshake and the request; the mechanism as Web
-    Connectivity's rule 3 (:mod:`probe.analysis.mechanism`) names what it saw.
+    ``False``/``ok`` when it succeeded; ``dns`` for a failed lookup, or for one that answered
+    only loopback or bogon addresses where a connect then failed (``dns.localhost``,
+    ``dns.bogon``: :func:`lying_answer`); ``tcp_ip`` for failed connects; ``http-failure`` for
+    the TLS handshake and the request. The mechanism names what was seen, as Web
+    Connectivity's rule 3 does (:mod:`probe.analysis.mechanism`).
     """
     failure = operation.failure
     if failure is None:
@@ -328,16 +332,8 @@ def verdict(operation: Operation, *, public_networks: Iterable[str] = ()) -> tup
     if operation.failed_operation == RESOLVE:
         return "dns", dns_label(failure)
     if operation.failed_operation == CONNECT:
-        public = parse_networks(public_networks)
-        if operation.queries and operation.addresses and all(is_loopback(a) for a in operation.addresses):
-            return "dns", Mechanism.DNS_LOCALHOST
-        if (
-            operation.queries
-            and operation.addresses
-            and all(is_bogon(a, public=public) for a in operation.addresses)
-        ):
-            return "dns", Mechanism.DNS_BOGON
-        return "tcp_ip", tcp_label(failure)
+        lying = lying_answer(operation.addresses, config or GetterConfig()) if operation.queries else None
+        return ("dns", lying) if lying is not None else ("tcp_ip", tcp_label(failure))
     if failure in CERTIFICATE_ERRORS:
         return "http-failure", Mechanism.TLS_CERTIFICATE
     if operation.failed_operation == TLS_HANDSHAKE:
@@ -345,6 +341,19 @@ def verdict(operation: Operation, *, public_networks: Iterable[str] = ()) -> tup
             failure
         )
     return "http-failure", http_label(failure)
+
+
+def lying_answer(addresses: Sequence[str], config: GetterConfig) -> Mechanism | None:
+    """``dns.localhost`` when *addresses* are all loopback, ``dns.bogon`` when all bogons
+    (``public_networks`` aside), else ``None``; loopback is no lie with ``allow_loopback``."""
+    if not addresses:
+        return None
+    if all(is_loopback(a) for a in addresses):
+        return None if config.allow_loopback else Mechanism.DNS_LOCALHOST
+    public = parse_networks(config.public_networks)
+    if all(is_bogon(a, public=public) or (config.allow_loopback and is_loopback(a)) for a in addresses):
+        return Mechanism.DNS_BOGON
+    return None
 
 
 def deciding(failed: Sequence[Operation]) -> Operation:

@@ -44,7 +44,9 @@ class Loopback:
 
     def config(self, timeout: float = 2.0, **changes: Any) -> GetterConfig:
         """A configuration asking the scripted resolver and trusting only the CA."""
-        base = GetterConfig(resolver=dns.parse_resolver(self.resolver.address), ca_file=self.ca_file)
+        base = GetterConfig(
+            resolver=dns.parse_resolver(self.resolver.address), ca_file=self.ca_file, allow_loopback=True
+        )
         return GetterConfig(**{**_fields(base.with_timeout(timeout)), **changes})
 
     def cert(self, *names: str) -> trustme.LeafCert:
