@@ -69,6 +69,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "The collector many probes upload to (OONI's collector protocol), storing into one database.",
     ),
     "lab": ("probe.cli.lab:lab", "The simulated censored network (network namespaces; needs root)."),
+    "tor": (
+        "probe.cli.tor:tor",
+        "Reach Tor's directory authorities and listed bridges: TLS to OR ports, the consensus from dir ports.",
+    ),
+    "vpn": (
+        "probe.cli.vpn:vpn",
+        "Send a WireGuard handshake initiation or OpenVPN's hard reset to each endpoint of --endpoints.",
+    ),
+    "sni-blocking": (
+        "probe.cli.sni_blocking:sni_blocking",
+        "Handshake with each TARGET name and a decoy name at one address: SNI filtering or IP blocking?",
+    ),
     "forensics": (
         "probe.cli.forensics:forensics",
         "Send a TLS ClientHello for URL's host and capture who resets it, then localise the censor.",
