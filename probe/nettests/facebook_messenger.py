@@ -34,7 +34,7 @@ from probe.ipinfo import is_bogon, is_loopback, parse_networks
 from probe.mechanism import Mechanism
 from probe.model import Blocking, OONIMeasurement, Summary
 from probe.nettests import urlgetter
-from probe.nettests.base import Clock, Context, finish
+from probe.nettests.base import Context
 from probe.nettests.endpoints import Endpoint, EndpointList
 from probe.nettests.urlgetter import GetterConfig, Operation, Session
 
@@ -71,34 +71,24 @@ class Service:
 async def measure(
     endpoints: EndpointList, *, context: Context, config: GetterConfig | None = None
 ) -> OONIMeasurement:
-    """Measure Facebook Messenger's services (see the module docstring).
-
-    Args:
-        endpoints: the ``facebook_messenger`` list (:func:`probe.nettests.endpoints.load`).
-        context: the round's envelope fields.
-        config: how to measure; its ``asn_of`` places the answers (default: no database).
+    """Measure the Facebook Messenger services of *endpoints* (the ``facebook_messenger``
+    list); *context* and *config* (whose ``asn_of`` places the answers) as
+    :func:`~probe.nettests.urlgetter.begin` takes them.
 
     Raises:
-        ConfigError: the list has no service.
+        ConfigError: no service is listed.
     """
-    endpoints.require(*ROLES)
-    config = config or GetterConfig()
-    clock = Clock()
-    session = urlgetter.new_session(config, clock.elapsed, tls_needed=False)
+    session = urlgetter.begin(endpoints, ROLES, config, tls_needed=False)
     listed = [*endpoints.role("stun"), *endpoints.role("service")]
     services = await urlgetter.gather(session, [_service(e, session) for e in listed])
-    operations = [op for s in services for op in (s.lookup, *((s.connect,) if s.connect else ()))]
-    found = summarize(services, config)
-    test_keys = {**urlgetter.records(operations), **analyse(services), **urlgetter.summary_keys(found)}
-    return finish(
+    return urlgetter.conclude(
+        session,
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
-        input=None,
-        test_keys=urlgetter.scrubbed(test_keys, config, operations),
-        summary=found,
-        clock=clock,
+        operations=[op for s in services for op in (s.lookup, s.connect) if op is not None],
+        keys=analyse(services),
+        found=summarize(services, session.config),
         context=context,
-        target=TEST_NAME,
     )
 
 

@@ -24,7 +24,7 @@ from probe.errors import ConfigError
 from probe.mechanism import Mechanism
 from probe.model import OONIMeasurement, Summary
 from probe.nettests import urlgetter
-from probe.nettests.base import Clock, Context, finish
+from probe.nettests.base import Context
 from probe.nettests.endpoints import EndpointList
 from probe.nettests.urlgetter import GetterConfig, Operation
 from probe.rounds.tomlfile import read_toml
@@ -55,36 +55,26 @@ def signal_roots(path: Path | None = None) -> str:
 async def measure(
     endpoints: EndpointList, *, context: Context, config: GetterConfig | None = None
 ) -> OONIMeasurement:
-    """Measure Signal's backends (see the module docstring).
-
-    Args:
-        endpoints: the ``signal`` list (:func:`probe.nettests.endpoints.load`).
-        context: the round's envelope fields.
-        config: how to measure (default: the system resolver and store, OONI's budgets).
+    """Measure Signal's backends listed in *endpoints* (the ``signal`` list); *context* and
+    *config* as :func:`~probe.nettests.urlgetter.begin` takes them.
 
     Raises:
-        ConfigError: the list has no backend, or a CA file cannot be read.
+        ConfigError: no backend is listed, or a CA or roots file is unreadable.
     """
-    endpoints.require(*ROLES)
-    config = config or GetterConfig()
-    clock = Clock()
-    session = urlgetter.new_session(config, clock.elapsed, extra_roots=signal_roots())
+    session = urlgetter.begin(endpoints, ROLES, config, extra_roots=signal_roots())
     backends = endpoints.role("backend")
     jobs = [urlgetter.fetch(b.url or f"https://{b.host}/", session) for b in backends]
     jobs += [urlgetter.lookup(u.host, session) for u in endpoints.role("uptime")]
     operations = await urlgetter.gather(session, jobs)
     fetches = operations[: len(backends)]
-    found = summarize(fetches, config)
-    test_keys = {**urlgetter.records(operations), **analyse(fetches), **urlgetter.summary_keys(found)}
-    return finish(
+    return urlgetter.conclude(
+        session,
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
-        input=None,
-        test_keys=urlgetter.scrubbed(test_keys, config, operations),
-        summary=found,
-        clock=clock,
+        operations=operations,
+        keys=analyse(fetches),
+        found=summarize(fetches, session.config),
         context=context,
-        target=TEST_NAME,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from probe.model import OONIMeasurement, Summary
 from probe.nettests import urlgetter
-from probe.nettests.base import Clock, Context, finish
+from probe.nettests.base import Context
 from probe.nettests.endpoints import EndpointList
 from probe.nettests.urlgetter import GetterConfig, Operation
 
@@ -36,20 +36,13 @@ ROLES: Final = ("datacenter", "web")
 async def measure(
     endpoints: EndpointList, *, context: Context, config: GetterConfig | None = None
 ) -> OONIMeasurement:
-    """Measure Telegram's data centres and web version (see the module docstring).
-
-    Args:
-        endpoints: the ``telegram`` list (:func:`probe.nettests.endpoints.load`).
-        context: the round's envelope fields.
-        config: how to measure (default: the system resolver and store, OONI's budgets).
+    """Measure Telegram: *endpoints* is the ``telegram`` list; *context* and *config* as
+    :func:`~probe.nettests.urlgetter.begin` takes them.
 
     Raises:
-        ConfigError: the list lacks a role, or the CA file cannot be read.
+        ConfigError: the list lacks a data centre or the web, or the CA file is unreadable.
     """
-    endpoints.require(*ROLES)
-    config = config or GetterConfig()
-    clock = Clock()
-    session = urlgetter.new_session(config, clock.elapsed)
+    session = urlgetter.begin(endpoints, ROLES, config)
     web = endpoints.one("web")
     jobs = [
         urlgetter.fetch(f"http://{dc.host}:{port}/", session, method="POST")
@@ -59,18 +52,14 @@ async def measure(
     web_job = urlgetter.fetch(web.url or f"https://{web.host}/", session)
     operations = await urlgetter.gather(session, [web_job, *jobs])
     web_op, dcs = operations[0], operations[1:]
-    keys = analyse(dcs, web_op)
-    found = summarize(dcs, web_op, config)
-    test_keys = {**urlgetter.records([*dcs, web_op]), **keys, **urlgetter.summary_keys(found)}
-    return finish(
+    return urlgetter.conclude(
+        session,
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
-        input=None,
-        test_keys=urlgetter.scrubbed(test_keys, config, operations),
-        summary=found,
-        clock=clock,
+        operations=[*dcs, web_op],
+        keys=analyse(dcs, web_op),
+        found=summarize(dcs, web_op, session.config),
         context=context,
-        target=TEST_NAME,
     )
 
 

@@ -38,8 +38,17 @@ from probe import privacy, serialize
 from probe.analysis.mechanism import CERTIFICATE_ERRORS, dns_label, http_label, tcp_label, tls_label
 from probe.ipinfo import AsnLookup, is_bogon, is_loopback, no_asn, parse_networks
 from probe.mechanism import Mechanism
-from probe.model import Blocking, DNSQuery, HTTPTransaction, Summary, TCPConnect, TLSHandshake
-from probe.nettests import tlsendpoint
+from probe.model import (
+    Blocking,
+    DNSQuery,
+    HTTPTransaction,
+    OONIMeasurement,
+    Summary,
+    TCPConnect,
+    TLSHandshake,
+)
+from probe.nettests import base, tlsendpoint
+from probe.nettests.endpoints import EndpointList
 from probe.steps import dns, failures, http, tcp, tls, urls
 from probe.steps.clock import Clock
 
@@ -131,34 +140,80 @@ class Operation:
 
 @dataclass(slots=True)
 class Session:
-    """What the operations of one measurement share: clock, configuration, TLS context, ids."""
+    """What the operations of one measurement share: clocks, configuration, TLS context, ids."""
 
     config: GetterConfig
-    clock: Clock
+    started: base.Clock
+    """The measurement's start (the envelope's times); :attr:`clock` counts from it."""
     ssl_context: ssl.SSLContext | None = None
-    """Built by :func:`new_session` when a test fetches https URLs."""
+    """Built by :func:`begin` when a test fetches https URLs."""
     last_id: int = 0
+
+    @property
+    def clock(self) -> Clock:
+        """The steps' clock: seconds since the measurement began."""
+        return self.started.elapsed
 
     def next_id(self) -> int:
         self.last_id += 1
         return self.last_id
 
 
-def new_session(
-    config: GetterConfig, clock: Clock, *, extra_roots: str = "", tls_needed: bool = True
+def begin(
+    endpoints: EndpointList,
+    roles: Sequence[str],
+    config: GetterConfig | None,
+    *,
+    extra_roots: str = "",
+    tls_needed: bool = True,
 ) -> Session:
-    """A session; its TLS context trusts ``config.ca_file`` (else the system store) and *extra_roots*.
+    """Start one messaging measurement: check the list, start the clock, build the TLS context.
+
+    Args:
+        endpoints: the family's list (:func:`probe.nettests.endpoints.load`).
+        roles: the roles the test needs at least one endpoint of.
+        config: how to measure; ``None``: the system resolver and store, OONI's budgets.
+        extra_roots: PEM roots trusted besides the CA file or the store (Signal's).
+        tls_needed: whether the test fetches https URLs.
 
     Raises:
-        ConfigError: the CA file cannot be read or holds no certificate.
+        ConfigError: a role is missing, or the CA file cannot be read or holds no certificate.
     """
+    endpoints.require(*roles)
+    config = config or GetterConfig()
     context = None
     if tls_needed:
         # HTTP/1.1 only: the request goes over the very connection the handshake measured.
         context = tls.make_ssl_context(config.ca_file, alpn=("http/1.1",))
         if extra_roots:
             context.load_verify_locations(cadata=extra_roots)
-    return Session(config=config, clock=clock, ssl_context=context)
+    return Session(config=config, started=base.Clock(), ssl_context=context)
+
+
+def conclude(
+    session: Session,
+    *,
+    test_name: str,
+    test_version: str,
+    operations: Sequence[Operation],
+    keys: Mapping[str, Any],
+    found: Summary,
+    context: base.Context,
+) -> OONIMeasurement:
+    """The measurement: OONI's urlgetter records of *operations*, the test's *keys* and our
+    summary (``x_`` keys), the volunteer's addresses scrubbed, in the df-000 envelope; its
+    target (the series) is the test's name."""
+    test_keys = {**records(operations), **keys, **summary_keys(found)}
+    return base.finish(
+        test_name=test_name,
+        test_version=test_version,
+        input=None,
+        test_keys=scrubbed(test_keys, session.config, operations),
+        summary=found,
+        clock=session.started,
+        context=context,
+        target=test_name,
+    )
 
 
 async def gather(session: Session, jobs: Iterable[Awaitable[T]]) -> list[T]:

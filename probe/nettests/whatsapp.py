@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from probe.model import OONIMeasurement, Summary
 from probe.nettests import urlgetter
-from probe.nettests.base import Clock, Context, finish
+from probe.nettests.base import Context
 from probe.nettests.endpoints import Endpoint, EndpointList
 from probe.nettests.urlgetter import GetterConfig, Operation
 
@@ -40,20 +40,14 @@ ROLES: Final = ("endpoint", "registration", "web")
 async def measure(
     endpoints: EndpointList, *, context: Context, config: GetterConfig | None = None
 ) -> OONIMeasurement:
-    """Measure WhatsApp's endpoints, registration service and web (see the module docstring).
-
-    Args:
-        endpoints: the ``whatsapp`` list (:func:`probe.nettests.endpoints.load`).
-        context: the round's envelope fields.
-        config: how to measure (default: the system resolver and store, OONI's budgets).
+    """Measure WhatsApp from the ``whatsapp`` list *endpoints* (*context*, *config*: as
+    :func:`~probe.nettests.urlgetter.begin` takes them).
 
     Raises:
-        ConfigError: the list lacks a role, or the CA file cannot be read.
+        ConfigError: an app endpoint, the registration service or the web is not listed, or
+            the CA file is unreadable.
     """
-    endpoints.require(*ROLES)
-    config = config or GetterConfig()
-    clock = Clock()
-    session = urlgetter.new_session(config, clock.elapsed)
+    session = urlgetter.begin(endpoints, ROLES, config)
     apps = endpoints.role("endpoint")
     registration, web = endpoints.one("registration"), endpoints.one("web")
     jobs = [urlgetter.connect(app.host, port, session) for app in apps for port in app.ports]
@@ -61,18 +55,14 @@ async def measure(
         session, [*jobs, urlgetter.fetch(_url(registration), session), urlgetter.fetch(_url(web), session)]
     )
     connects, registration_op, web_op = operations[:-2], operations[-2], operations[-1]
-    keys = analyse(apps, connects, registration_op, web_op)
-    found = summarize(connects, registration_op, web_op, config)
-    test_keys = {**urlgetter.records(operations), **keys, **urlgetter.summary_keys(found)}
-    return finish(
+    return urlgetter.conclude(
+        session,
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
-        input=None,
-        test_keys=urlgetter.scrubbed(test_keys, config, operations),
-        summary=found,
-        clock=clock,
+        operations=operations,
+        keys=analyse(apps, connects, registration_op, web_op),
+        found=summarize(connects, registration_op, web_op, session.config),
         context=context,
-        target=TEST_NAME,
     )
 
 
