@@ -8,6 +8,7 @@ import socket
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -231,3 +232,33 @@ def test_the_decision(
     assert (verdict.blocking, verdict.mechanism) == (blocking, mechanism)
     assert verdict.accessible is (blocking is False)
     assert verdict.sni_filtering is (mechanism in sni.SNI_MECHANISMS)
+
+
+def test_probe_sni_blocking_from_the_command_line_and_the_list(
+    server_cert: trustme.LeafCert, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from probe.cli import main
+
+    with sni_filter(server_cert, "reset") as port:
+        args = ["--testhelper", f"127.0.0.1:{port}", "--control-sni", DECOY, "--ca-file", str(ca_file)]
+        assert main(["sni-blocking", BLOCKED, "fine.test", *args, "--timeout", "1", "--json"]) == 0
+        docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(d["input"], d["test_keys"]["result"], d["test_keys"]["x_mechanism"]) for d in docs] == [
+            (BLOCKED, "interference.reset", "tls.reset.sni"), ("fine.test", "success.got_server_hello", "ok"),
+        ]  # fmt: skip
+        listed = tmp_path / "sni.toml"
+        listed.write_text(
+            f'[[sni_blocking]]\nrole = "target"\nhost = "{BLOCKED}"\n'
+            f'[[sni_blocking]]\nrole = "testhelper"\nhost = "127.0.0.1"\nports = [{port}]\n'
+            f'server_name = "{DECOY}"\n'
+        )
+        assert (
+            main(["sni-blocking", "--endpoints", str(listed), "--ca-file", str(ca_file), "--timeout", "1"])
+            == 0
+        )
+    out = capsys.readouterr().out
+    assert f"target sni={BLOCKED} at 127.0.0.1:{port}: connection_reset" in out
+    assert f"control sni={DECOY} at 127.0.0.1:{port}: ok" in out
+    assert "result: interference.reset" in out and "mechanism=tls.reset.sni → blocked (anomaly)" in out
+    assert main(["sni-blocking"]) == 2
+    assert "no TARGET" in capsys.readouterr().err

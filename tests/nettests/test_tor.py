@@ -57,7 +57,7 @@ def dir_port() -> Iterator[int]:
 
 def run(targets: list[tor.TorTarget]) -> dict[str, Any]:
     m = asyncio.run(tor.measure(targets, context=Context(probe_cc="PK", probe_asn="AS17557"), config=CONFIG))
-    doc = json.loads(serialize.to_json(m))
+    doc: dict[str, Any] = json.loads(serialize.to_json(m))
     assert doc["test_name"] == "tor" and doc["test_version"] == "0.4.0" and doc["input"] is None
     assert m.target == "tor"
     doc["_summary"] = m.summary
@@ -252,3 +252,29 @@ def test_an_override_lists_bridges_and_bad_entries_are_named(tmp_path: Path) -> 
     override.write_text('[[tor]]\nrole = "or_port"\nhost = "bridge.example"\nports = [443]\n')
     with pytest.raises(ConfigError, match=r"bridges.toml:1: tor.host: 'bridge.example' is not an IP address"):
         tor.targets_from(endpoints.load("tor", override))
+
+
+def test_probe_tor_prints_the_targets_and_the_verdict(
+    or_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from probe.cli import main
+
+    override = tmp_path / "tor.toml"
+    override.write_text(
+        f'[[tor]]\nrole = "or_port_dirauth"\nname = "moria1"\nhost = "127.0.0.1"\nports = [{or_port}]\n'
+        f'[[tor]]\nrole = "or_port"\nhost = "127.0.0.1"\nports = [{closed_port()}]\n'
+        'params = { fingerprint = "' + "D" * 40 + '" }\n'
+    )
+    assert main(["tor", "--endpoints", str(override), "--timeout", "1", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert (doc["test_keys"]["or_port_dirauth_accessible"], doc["test_keys"]["or_port_accessible"]) == (1, 0)
+    assert (doc["test_keys"]["x_blocking"], doc["test_keys"]["x_mechanism"]) == ("tcp_ip", "tcp.refused")
+    assert main(["tor", "--endpoints", str(override), "--timeout", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"or_port_dirauth moria1 127.0.0.1:{or_port}: ok" in out
+    assert "connection_refused" in out and "accessible: or_port_dirauth 1/1, or_port 0/1" in out
+    verdict = "verdict: blocking=tcp_ip accessible=false dns_consistency=null mechanism=tcp.refused"
+    assert f"{verdict} → blocked (anomaly)" in out
+    override.write_text('[[tor]]\nrole = "or_port"\nhost = "bridge.example"\nports = [443]\n')
+    assert main(["tor", "--endpoints", str(override)]) == 2
+    assert "tor.host: 'bridge.example' is not an IP address" in capsys.readouterr().err

@@ -438,3 +438,38 @@ def test_wireguard_dropped_while_openvpn_over_tcp_to_the_same_host_passes() -> N
     assert (wg["failure"], wg["x_same_host_reachable"]) == ("generic_timeout_error", True)
     assert ovpn["success"] is True and "x_same_host_reachable" not in ovpn
     assert measured[0].summary.mechanism == Mechanism.VPN_TIMEOUT
+
+
+def test_probe_vpn_measures_each_listed_endpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from probe.cli import main
+
+    port = free_udp_port()
+    server_public = base64.b64encode(wgnoise.public_bytes(SERVER)).decode()
+    client = base64.b64encode(raw(CLIENT)).decode()
+    psk = base64.b64encode(PSK).decode()
+    listed = tmp_path / "vpn.toml"
+    with tcp_port() as tcp, serving(wg_service(port), {"kind": "openvpn_tcp", "port": tcp}):
+        listed.write_text(
+            f'[[vpn]]\nrole = "wireguard"\nhost = "127.0.0.1"\nports = [{port}]\n'
+            f'params = {{ public_key = "{server_public}", private_key = "{client}", '
+            f'preshared_key = "{psk}" }}\n'
+            f'[[vpn]]\nrole = "openvpn"\nhost = "127.0.0.1"\nports = [{tcp}]\n'
+            'params = { transport = "tcp" }\n'
+        )
+        assert main(["vpn", "--endpoints", str(listed), "--timeout", "1.5", "--json"]) == 0
+        docs = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert [(d["test_name"], d["test_keys"]["success"], d["test_keys"]["x_mechanism"]) for d in docs] == [
+            ("wireguard", True, "ok"), ("openvpn", True, "ok"),
+        ]  # fmt: skip
+        assert client not in json.dumps(docs)  # the operator's private key never leaves
+        assert main(["vpn", "--endpoints", str(listed), "--timeout", "1.5"]) == 0
+    out = capsys.readouterr().out
+    assert f"wireguard://unknown.corp/?address=127.0.0.1:{port}" in out
+    assert (
+        "SEND_HANDSHAKE_INIT" in out
+        and "RECV_HANDSHAKE_RESP" in out
+        and "P_CONTROL_HARD_RESET_SERVER_V2" in out
+    )
+    assert out.count("handshake: ok") == 2
+    assert main(["vpn"]) == 2
+    assert "--endpoints FILE is required" in capsys.readouterr().err
