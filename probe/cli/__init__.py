@@ -85,6 +85,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "probe.cli.forensics:forensics",
         "Send a TLS ClientHello for URL's host and capture who resets it, then localise the censor.",
     ),
+    "telegram": (
+        "probe.cli.messaging:telegram",
+        "Test Telegram: its data centres (HTTP POST) and web.telegram.org (HTTPS).",
+    ),
+    "whatsapp": (
+        "probe.cli.messaging:whatsapp",
+        "Test WhatsApp: its endpoints (TCP 443, 5222), the registration service and WhatsApp web (HTTPS).",
+    ),
+    "signal": (
+        "probe.cli.messaging:signal",
+        "Test Signal: its backends over HTTPS, with Signal's own roots.",
+    ),
+    "facebook-messenger": (
+        "probe.cli.messaging:facebook_messenger",
+        "Test Facebook Messenger: its services' DNS answers (Facebook's AS?) and TCP port 443.",
+    ),
     "http3": (
         "probe.cli.http3:http3",
         "Measure URL over HTTP/3 (QUIC handshake and GET, UDP 443) beside TLS over TCP to the same address.",

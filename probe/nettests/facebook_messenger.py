@@ -42,6 +42,8 @@ TEST_NAME: Final = "facebook_messenger"
 TEST_VERSION: Final = "0.2.1"
 FAMILY: Final = "facebook_messenger"
 ROLES: Final = ("service",)
+KEY_PREFIXES: Final = ("facebook_",)
+"""The spec's own test keys start with these (the rest are urlgetter's and ours)."""
 FACEBOOK_ASN: Final = 32934
 PORT: Final = 443
 

@@ -33,6 +33,8 @@ TEST_NAME: Final = "signal"
 TEST_VERSION: Final = "0.2.2"
 FAMILY: Final = "signal"
 ROLES: Final = ("backend",)
+KEY_PREFIXES: Final = ("signal_",)
+"""The spec's own test keys start with these (the rest are urlgetter's and ours)."""
 
 
 def signal_roots(path: Path | None = None) -> str:

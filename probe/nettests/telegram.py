@@ -31,6 +31,8 @@ TEST_NAME: Final = "telegram"
 TEST_VERSION: Final = "0.3.1"
 FAMILY: Final = "telegram"
 ROLES: Final = ("datacenter", "web")
+KEY_PREFIXES: Final = ("telegram_",)
+"""The spec's own test keys start with these (the rest are urlgetter's and ours)."""
 
 
 async def measure(

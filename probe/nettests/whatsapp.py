@@ -35,6 +35,8 @@ TEST_NAME: Final = "whatsapp"
 TEST_VERSION: Final = "0.11.0"
 FAMILY: Final = "whatsapp"
 ROLES: Final = ("endpoint", "registration", "web")
+KEY_PREFIXES: Final = ("registration_server_", "whatsapp_")
+"""The spec's own test keys start with these (the rest are urlgetter's and ours)."""
 
 
 async def measure(
