@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from measurements.patterns.families import display_target, handshake_of
 from measurements.patterns.findings import Event, Flag
 from probe.isotime import iso_utc
 from probe.mechanism import Mechanism
@@ -39,22 +40,28 @@ def flag_state(f: Flag) -> str:
 
 
 def flag_sentence(f: Flag) -> str:
-    """One sentence: what, where, how, since when, on how much evidence."""
-    how = _LAYER_NAMES.get(f.layer, f.layer) + " layer"
+    """One sentence: what, where, how, since when, on how much evidence.
+
+    The target is named as people call it (:func:`~measurements.patterns.families.display_target`:
+    ``Telegram``, ``WireGuard (…)``, ``… over HTTP/3``); a mechanism that names a protocol's
+    handshake rather than a connection layer (``quic.*``, ``vpn.*``) says so instead of the layer
+    it is scored at.
+    """
+    how = handshake_of(f.mechanism) or (_LAYER_NAMES.get(f.layer, f.layer) + " layer")
     if f.mechanism:
         how += f" ({f.mechanism})"
     evidence = f"{f.n_measurements} measurements, confidence {f.confidence:.3f}"
     state = flag_state(f)
     if f.kind == "blocking_onset":
         return (
-            f"{f.target} {state} on {f.probe_asn} ({f.probe_cc}) at the {how} from "
+            f"{display_target(f.target)} {state} on {f.probe_asn} ({f.probe_cc}) at the {how} from "
             f"{when(f.first_evidence_at)}, last seen {when(f.last_evidence_at)} ({evidence})"
         )
     # The end of a run at one layer: not "reachable", which only the next measurement's outcome
     # can say (the target may now fail at another layer, or be down).
     ended = "blocked" if state.startswith("blocked") else state.removesuffix(" (not censorship)")
     return (
-        f"{f.target} no longer {ended} on {f.probe_asn} ({f.probe_cc}) at the {how} from "
+        f"{display_target(f.target)} no longer {ended} on {f.probe_asn} ({f.probe_cc}) at the {how} from "
         f"{when(f.first_evidence_at)} ({evidence})"
     )
 
@@ -66,7 +73,7 @@ def event_sentence(e: Event) -> str:
     span = f"from {when(e.started_at)} " + (f"to {when(e.ended_at)}" if e.ended_at else "(ongoing)")
     if e.kind == "shutdown":
         return f"Network shutdown {scope} ({where}): everything failed, the control included, {span}"
-    what = ", ".join(e.targets)
+    what = ", ".join(display_target(t) for t in e.targets)
     mechanisms = f" by {', '.join(e.mechanisms)}" if e.mechanisms else ""
     if e.kind == "multi_platform":
         return f"{len(e.targets)} platforms blocked together {scope} ({where}){mechanisms}, {span}: {what}"
@@ -93,5 +100,3 @@ def event_dict(e: Event, index: int) -> dict[str, Any]:
         "targets": list(e.targets), "layers": list(e.layers), "mechanisms": list(e.mechanisms),
         "n_flags": e.n_flags, "sentence": event_sentence(e),
     }  # fmt: skip
-
-
