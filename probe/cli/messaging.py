@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from probe.cli.options import config_option
+
 if TYPE_CHECKING:
     from rich.console import Console
 
@@ -41,12 +43,7 @@ def _make(test: _Test) -> click.Command:
         type=click.Path(path_type=Path, dir_okay=False),
         help="Endpoint list (TOML) to measure instead of the shipped one.",
     )
-    @click.option(
-        "--config",
-        "config_file",
-        type=click.Path(path_type=Path, dir_okay=False),
-        help="Settings file (timeouts, CA file, resolvers, ASN database, public networks).",
-    )
+    @config_option("timeouts, CA file, resolvers, ASN database, public networks")
     @click.option(
         "--resolver",
         metavar="ADDR[:PORT]|URL",
