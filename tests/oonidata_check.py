@@ -2,7 +2,7 @@
 
     python oonidata_check.py load FILE.jsonl   # oonidata 0.3.0: dataclient.load_measurement
     python oonidata_check.py obs FILE.jsonl    # oonidata 0.2.3: dataformat.load_measurement, then
-                                               # observations.make_web_connectivity_observations
+                                               # the test's observations (OONI's dispatch)
 
 Prints one JSON list, an entry per line of FILE: ``{"ok": true, ...}`` or ``{"ok": false,
 "error": ...}``. ``obs`` entries give the observations built per kind and the errors oonidata
@@ -59,7 +59,22 @@ def obs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     from oonidata.dataformat import load_measurement  # 0.2.3
     from oonidata.fingerprintdb import FingerprintDB
     from oonidata.netinfo import NetinfoDB
-    from oonidata.observations import make_web_connectivity_observations
+    from oonidata.observations import (
+        NettestObservation,
+        make_dnscheck_observations,
+        make_signal_observations,
+        make_tor_observations,
+        make_web_connectivity_observations,
+    )
+
+    # OONI's own dispatch (oonidata.processing.nettest_make_obs_map, not imported: it loads
+    # the database drivers); a test without a maker there gets only its NettestObservation.
+    makers = {
+        "web_connectivity": make_web_connectivity_observations,
+        "dnscheck": make_dnscheck_observations,
+        "tor": make_tor_observations,
+        "signal": make_signal_observations,
+    }
 
     tmp = Path(tempfile.mkdtemp(prefix="oonidata-fp-"))
     (tmp / "blocking-fingerprints").mkdir()
@@ -96,7 +111,13 @@ def obs(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
         records.clear()
         try:
             msmt = load_measurement(msmt=m)
-            dns, tcp, tls, http = make_web_connectivity_observations(msmt, fingerprintdb, netinfodb)
+            if msmt.test_keys is not None and not hasattr(msmt.test_keys, "client_resolver"):
+                # oonidata 0.2.3's TorTestKeys lacks BaseTestKeys' client_resolver, which every
+                # observation reads: no tor measurement (OONI's own included) gets one without it.
+                msmt.test_keys.client_resolver = None
+            NettestObservation.from_measurement(msmt, netinfodb)
+            maker = makers.get(msmt.test_name)
+            dns, tcp, tls, http = maker(msmt, fingerprintdb, netinfodb) if maker else ([], [], [], [])
         except Exception as exc:  # every failure is a finding, reported per line
             results.append({"ok": False, "error": _error(exc)})
             continue

@@ -274,3 +274,56 @@ def test_oonidata_reads_every_lab_scenario(
     with capsys.disabled():
         figures = check(oonidata, measurements, tmp_path, f"lab ({len(scenario_paths())} scenarios)")
     assert_all_read(figures)
+
+
+# --- Tor, SNI blocking, OpenVPN and WireGuard (issue 15) ---------------------------------------
+
+
+def test_oonidata_reads_tor_sni_blocking_and_the_vpn_tests(
+    oonidata: dict[str, Path], ca: trustme.CA, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+    import ssl
+
+    from probe.nettests import openvpn, sni_blocking, tor, wireguard
+    from probe.nettests.base import Context
+    from probe.serialize import to_json
+    from tests.nettests.test_vpn import free_udp_port, serving, wg_service, wg_target
+
+    context = Context(probe_cc="PK", probe_asn="AS17557")
+    verifying = ssl.create_default_context()
+    ca.configure_trust(verifying)
+    measured = []
+    udp = free_udp_port()
+    with (
+        tcp_server("tls", ca.issue_cert("decoy.test")) as tls_port,
+        tcp_server("reset_after_hello") as reset_port,
+        serving(wg_service(udp)),
+    ):
+        targets = [
+            tor.TorTarget(f"127.0.0.1:{tls_port}", "or_port_dirauth", name="moria1"),
+            tor.TorTarget(f"127.0.0.1:{reset_port}", "or_port", fingerprint="A" * 40),
+            tor.TorTarget(f"127.0.0.1:{closed_port()}", "obfs4", fingerprint="B" * 40, source="operator"),
+        ]
+        config = tor.TorConfig(timeout=TIMEOUT)
+        measured.append(asyncio.run(tor.measure(targets, context=context, config=config)))
+        for helper in (tls_port, reset_port, closed_port()):
+            measured.append(
+                asyncio.run(
+                    sni_blocking.measure(
+                        "blocked.test", context=context, control_sni="decoy.test",
+                        testhelper=f"127.0.0.1:{helper}", ssl_context=verifying, timeout=TIMEOUT,
+                    )
+                )
+            )  # fmt: skip
+        measured.append(asyncio.run(wireguard.measure(wg_target(udp), context=context, timeout=TIMEOUT)))
+        for transport, port in (("tcp", reset_port), ("tcp", closed_port()), ("udp", free_udp_port())):
+            endpoint = openvpn.OpenVPNEndpoint("127.0.0.1", port, transport)  # type: ignore[arg-type]  # a literal
+            measured.append(asyncio.run(openvpn.measure(endpoint, context=context, timeout=TIMEOUT)))
+    documents = [json.loads(to_json(m)) for m in measured]
+    names = ["tor", *["sni_blocking"] * 3, "wireguard", *["openvpn"] * 3]
+    assert [d["test_name"] for d in documents] == names
+    with capsys.disabled():
+        figures = check(oonidata, documents, tmp_path, "tor, sni_blocking, wireguard, openvpn")
+    assert_all_read(figures)
+    assert figures.observations["tcp"] >= 3 and figures.observations["tls"] >= 2  # the Tor targets'
