@@ -18,7 +18,7 @@ from markupsafe import Markup
 
 from measurements.patterns.findings import Detection
 from measurements.store.store import Store
-from measurements.views.dashboard import pages
+from measurements.views.dashboard import data, pages
 from measurements.views.dashboard.filters import Filters
 from measurements.views.dashboard.render import render, style_digest, stylesheet
 
@@ -58,9 +58,9 @@ def render_report(
         blocked = [r for r in rows if r.rank <= 1][:MAX_EVIDENCE]
         evidence = []
         for r in blocked:
-            found_rows = store.find_measurements(r.latest.measurement_uid, limit=1)
-            if found_rows:
-                evidence.append(pages.measurement(found_rows[0], common))
+            row = data.measurement(conn, r.latest.measurement_uid)
+            if row is not None:
+                evidence.append(pages.measurement(row, common))
         chart = pages.counts(conn, common)
     links = ReportLinks({m.row.measurement_uid for m in evidence})
     span_common = pages.Common(f, common.networks, common.targets, common.categories)

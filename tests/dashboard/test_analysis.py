@@ -34,3 +34,26 @@ def test_detection_is_rerun_only_when_the_rounds_changed(tmp_path: Path) -> None
         assert analysis.current() is first  # due: changed, so detection runs in the background
         analysis.wait()
         assert len(runs) == 2 and analysis.current().n_measurements == 5
+
+
+def test_blocked_since_is_the_start_of_the_unbroken_blocked_run(tmp_path: Path) -> None:
+    """Blocked, reachable, then blocked three times: since the first of those three."""
+    from datetime import timedelta
+
+    from measurements.views.dashboard import data
+    from measurements.views.dashboard.filters import Filters
+    from tests.storage.factories import make_measurement
+
+    url = "https://x.example/"
+    kinds = ("sni", "ok", "sni", "blockpage", "sni")  # a confirmed block is blocked too
+    with open_store(f"sqlite:///{tmp_path / 'm.sqlite3'}", installation=Installation.load(tmp_path)) as store:
+        for i, kind in enumerate(kinds):
+            at = BASE + timedelta(hours=i)
+            store.finish_round(
+                store.begin_round(started_at=at), [make_measurement(i, kind=kind, url=url, at=at)]
+            )
+        with store.snapshot() as conn:
+            (latest,) = data.latest(conn, Filters())
+            assert data.run_start(conn, url, "AS17557", latest.measured_at) == BASE + timedelta(hours=2)
+            assert data.run_start(conn, url, "AS17557", BASE) == BASE  # blocked since its first measurement
+            assert data.run_start(conn, url, "AS17557", BASE + timedelta(hours=1)) is None  # not blocked then

@@ -50,15 +50,16 @@ def test_the_report_is_one_file_without_script_whose_policy_allows_only_its_styl
 
 def test_the_current_state_is_the_latest_outcome_blocked_first(synthetic_db: str) -> None:
     """What needs attention first (the confirmed block, then anomalies); the reachable are folded away."""
+    last = "2024-03-01 00:10 UTC"  # the last round, with full evidence
     assert _now_rows(_report(synthetic_db)) == [
-        ["blocked (confirmed: pk_pta_blockpage)", "https://www.dawn.com/ NEWS", "PTCL (AS17557)", "—",
-         "http.blockpage", "2024-03-01 00:10 UTC"],
-        ["blocked (anomaly)", "https://telegram.org/ COMM", "PTCL (AS17557)", "—",
-         "dns.nxdomain dns_nxdomain_error", "2024-03-01 00:10 UTC"],
-        ["blocked (anomaly)", "https://www.bbc.com/urdu NEWS", "Jazz mobile (AS45669)", "—",
-         "http.timeout generic_timeout_error", "2024-02-29 23:01 UTC"],
-        ["blocked (anomaly)", "https://x.com/ GRP", "PTCL (AS17557)", "—",
-         "tls.reset.sni connection_reset", "2024-03-01 00:10 UTC"],
+        ["blocked (confirmed: pk_pta_blockpage)", "https://www.dawn.com/ NEWS", "PTCL (AS17557)", last,
+         "http.blockpage", last],
+        ["blocked (anomaly)", "https://telegram.org/ COMM", "PTCL (AS17557)", last,
+         "dns.nxdomain dns_nxdomain_error", last],
+        ["blocked (anomaly)", "https://www.bbc.com/urdu NEWS", "Jazz mobile (AS45669)",
+         "2024-02-29 22:03 UTC", "http.timeout generic_timeout_error", "2024-02-29 23:01 UTC"],  # noise
+        ["blocked (anomaly)", "https://x.com/ GRP", "PTCL (AS17557)", last,
+         "tls.reset.sni connection_reset", last],
     ]  # fmt: skip
 
 

@@ -286,8 +286,8 @@ def _measurements(dash: Dashboard, request: Request) -> Response:
 
 
 def _find(dash: Dashboard, uid: str) -> MeasurementRow | None:
-    rows = [r for r in dash.store.find_measurements(uid, limit=1) if r.measurement_uid == uid]
-    return rows[0] if rows else None
+    with dash.store.snapshot("read a measurement") as conn:
+        return data.measurement(conn, uid)
 
 
 def _measurement(dash: Dashboard, request: Request) -> Response:

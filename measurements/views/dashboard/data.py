@@ -16,6 +16,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, and_, func, select
 
 from measurements.store.queries import AnySelect, measurement_query
+from measurements.store.rows import MeasurementRow
 from measurements.store.tables import MeasurementRecord, Network, Round, Target
 from measurements.views.dashboard.filters import Filters
 
@@ -119,6 +120,29 @@ def latest(conn: Connection, f: Filters) -> list[Latest]:
     return [Latest(**row._asdict()) for row in conn.execute(stmt)]
 
 
+def run_start(conn: Connection, url: str, asn: str, at: datetime) -> datetime | None:
+    """When the run of blocked outcomes that ends with the measurement at *at* began (its first one).
+
+    Two reads on the ``(target_id, probe_asn, measured_at)`` index: the last measurement before
+    *at* that was not blocked, then the first after it.
+    """
+    m, t = MeasurementRecord, Target
+    series = and_(m.target_id == select(t.id).where(t.url == url).scalar_subquery(), m.probe_asn == asn)
+    # ORDER BY … LIMIT 1, not max()/min(): SQLite then walks the index from *at* and stops at once.
+    last_other = (
+        select(m.measured_at)
+        .where(series, m.measured_at <= at, m.outcome.not_in(BLOCKED))
+        .order_by(m.measured_at.desc())
+        .limit(1)
+    )
+    stop = conn.execute(last_other).scalar()
+    first = select(m.measured_at).where(series, m.measured_at <= at).order_by(m.measured_at).limit(1)
+    if stop is not None:
+        first = first.where(m.measured_at > stop)
+    value = conn.execute(first).scalar()
+    return value if isinstance(value, datetime) else None
+
+
 def networks(conn: Connection) -> dict[str, NetworkInfo]:
     """Every network measured from, by ASN (a network seen in two countries: the latest)."""
     n = Network
@@ -178,6 +202,13 @@ def listing(conn: Connection, f: Filters, *, limit: int, offset: int = 0) -> lis
     m = MeasurementRecord
     stmt = narrowed(measurement_query(), f).order_by(None).order_by(m.measured_at.desc(), m.id.desc())
     return list(conn.execute(stmt.limit(limit).offset(offset)))
+
+
+def measurement(conn: Connection, uid: str) -> MeasurementRow | None:
+    """The measurement whose ``measurement_uid`` is exactly *uid*, with its OONI JSON (the unique index)."""
+    m = MeasurementRecord
+    row = conn.execute(measurement_query(with_body=True).where(m.measurement_uid == uid)).first()
+    return None if row is None else MeasurementRow._make(row)
 
 
 def count(conn: Connection, f: Filters) -> int:

@@ -91,7 +91,8 @@ class StateRow:
     latest: data.Latest
     network: str
     blocked_since: datetime | None
-    """When the open blocking flag began (``None``: no open flag)."""
+    """For a blocked target: when its open blocking flag began, else the first measurement of
+    the unbroken run of blocked outcomes it is in (``None`` when not blocked)."""
     layers: tuple[str, ...]
 
     @property
@@ -137,6 +138,8 @@ def now_rows(conn: Connection, c: Common, found: Detection) -> list[StateRow]:
         s = series.get((latest.url, latest.probe_asn))
         blocked = latest.outcome in data.BLOCKED
         since = s.blocked_since if s is not None and blocked else None
+        if blocked and since is None:  # no open flag (too recent, or blocked since its first round)
+            since = data.run_start(conn, latest.url, latest.probe_asn, latest.measured_at)
         layers = s.blocked if s is not None and blocked else ()
         rows.append(StateRow(latest, c.name(latest.probe_asn), since, layers))
     rows.sort(key=lambda r: (r.rank, r.latest.url, r.latest.probe_asn))
