@@ -17,8 +17,13 @@ if TYPE_CHECKING:
 
 
 @click.command()
-@click.argument("url")
+@click.argument("url", required=False)
 @config_option("CA file and timeouts of [measure]")
+@click.option(
+    "--endpoints",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="An endpoint-list file: without URL, measure its [[http3]] sites (listed: known to serve HTTP/3).",
+)
 @click.option(
     "--ca-file", type=click.Path(path_type=Path), help="Trust only this PEM CA file (TLS and QUIC)."
 )
@@ -36,8 +41,9 @@ if TYPE_CHECKING:
 @click.option("--allow-loopback", is_flag=True, help="Connect to loopback answers (for local tests).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole measurement as one JSON object.")
 def http3(
-    url: str,
+    url: str | None,
     config_file: Path | None,
+    endpoints: Path | None,
     ca_file: Path | None,
     timeout: float | None,
     expect_h3: bool,
@@ -46,7 +52,8 @@ def http3(
 ) -> None:
     """Measure URL over HTTP/3 (QUIC handshake and GET, UDP 443) beside TLS over TCP to the same address.
 
-    Exits 0 whatever it finds.
+    Without URL, every site of the HTTP/3 list (the shipped one, or --endpoints'), each known to
+    serve HTTP/3; --json then prints one measurement per line. Exits 0 whatever it finds.
     """
     from dataclasses import replace
 
@@ -73,11 +80,23 @@ def http3(
             config, dns_timeout=timeout, tcp_timeout=timeout, tls_timeout=timeout, quic_timeout=timeout,
             http_timeout=timeout,
         )  # fmt: skip
-    result = asyncio.run(test.measure(url, context=Context(), config=config))
-    if as_json:
-        click.echo(to_json(result))
-        return
-    render(result, Console(highlight=False, soft_wrap=True))
+    if url is not None:
+        jobs = [(url, config)]
+    else:
+        from probe.nettests import endpoints as lists
+
+        sites = lists.load("http3", endpoints).require("site").role("site")
+        jobs = [(site.url, replace(config, expect_h3=True)) for site in sites]
+
+    async def measure_all() -> list[OONIMeasurement]:
+        return [await test.measure(u, context=Context(), config=c) for u, c in jobs]
+
+    console = Console(highlight=False, soft_wrap=True)
+    for result in asyncio.run(measure_all()):
+        if as_json:
+            click.echo(to_json(result))
+        else:
+            render(result, console)
 
 
 def render(m: OONIMeasurement, console: Console) -> None:

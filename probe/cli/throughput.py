@@ -19,8 +19,19 @@ NO_CONTROL = "none"
 
 
 @click.command()
-@click.argument("url")
+@click.argument("url", required=False)
 @config_option("CA file and timeouts of [measure], the control, [tests] throughput_reference_url")
+@click.option(
+    "--endpoints",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="An endpoint-list file: without URL, its [[throughput]] role media URLs (and role reference).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True, max=300),
+    default=None,
+    help="Seconds allowed for DNS, the connect and the TLS handshake, each. Default: 10.",
+)
 @click.option(
     "--reference",
     "reference_url",
@@ -50,8 +61,10 @@ NO_CONTROL = "none"
 @click.option("--allow-loopback", is_flag=True, help="Connect to loopback answers (for local tests).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole measurement as one JSON object.")
 def throughput(
-    url: str,
+    url: str | None,
     config_file: Path | None,
+    endpoints: Path | None,
+    timeout: float | None,
     reference_url: str | None,
     control: str | None,
     max_bytes: int,
@@ -62,7 +75,8 @@ def throughput(
 ) -> None:
     """Time a bounded download of URL and compare its speed with a reference host's and the control's.
 
-    Exits 0 whatever it finds.
+    Without URL, the media URLs of --endpoints' [[throughput]] list (role media; role reference
+    for the reference); --json then prints one measurement per line. Exits 0 whatever it finds.
     """
     from dataclasses import replace
 
@@ -92,11 +106,38 @@ def throughput(
         )
     if ca_file is not None:
         config = replace(config, ca_file=ca_file)
-    result = asyncio.run(test.measure(url, context=Context(), config=config))
-    if as_json:
-        click.echo(to_json(result))
-        return
-    render(result, Console(highlight=False, soft_wrap=True))
+    if timeout is not None:
+        config = replace(config, step_timeout=timeout)
+    urls = [url] if url is not None else _listed(endpoints)
+    if url is None and endpoints is not None and reference_url is None:
+        from probe.nettests import endpoints as lists
+
+        reference = lists.load("throughput", endpoints, fallback=False).role("reference")
+        if reference:
+            config = replace(config, reference_url=reference[0].url)
+
+    async def measure_all() -> list[OONIMeasurement]:
+        return [await test.measure(u, context=Context(), config=config) for u in urls]
+
+    console = Console(highlight=False, soft_wrap=True)
+    for result in asyncio.run(measure_all()):
+        if as_json:
+            click.echo(to_json(result))
+        else:
+            render(result, console)
+
+
+def _listed(endpoints: Path | None) -> list[str]:
+    """The media URLs of *endpoints*' ``[[throughput]]`` list.
+
+    Raises:
+        click.UsageError: no URL and no list to take them from.
+    """
+    if endpoints is None:
+        raise click.UsageError("give URL, or --endpoints with a [[throughput]] list")
+    from probe.nettests import endpoints as lists
+
+    return [e.url for e in lists.load("throughput", endpoints, fallback=False).require("media").role("media")]
 
 
 def _url(text: str, option: str) -> str:

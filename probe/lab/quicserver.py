@@ -9,11 +9,14 @@ A *behaviour* makes it misbehave, for the tests of :mod:`probe.nettests.http3`:
 - ``refuse``: close every connection with CONNECTION_REFUSED as soon as the ClientHello is read;
 - ``close``: finish the handshake, then close (NO_ERROR) when a request arrives.
 
-Config (JSON)::
+In the lab it is the ``quic`` service kind of the world endpoints (:data:`probe.lab.world.SERVICE_KINDS`):
+each endpoint listing ``quic = [443]`` is served here, on its address, with its certificate,
+answering 200 with a page titled after the endpoint to any request (as the ``https`` kind does
+over TCP); ``params.quic_behaviour`` may make it misbehave. Config (JSON), built by
+:func:`probe.lab.world.server_configs`::
 
-    {"listeners": [{"address": "10.N.64.10", "domain": "x.com"}, …],
-     "certs": {"x.com": "/tmp/…/x.com.pem", …},     # key + chain, PEM (probe.lab.pki's)
-     "port": 443, "behaviour": "serve"}
+    {"services": [{"kind": "quic", "endpoint": "h3", "address": "10.N.67.10", "port": 443,
+                   "cert": "/tmp/…/h3.pem", "params": {}}, …]}
 
 Run as ``python -m probe.lab.quicserver CONFIG.json`` (see :mod:`probe.lab.serving`);
 :class:`QuicServer` runs one in a thread on loopback for the unit tests.
@@ -118,19 +121,31 @@ def _protocol_class(behaviour: Behaviour, route: Router | None) -> type[_H3Serve
     return type("H3Server", (_H3Server,), {"behaviour": behaviour, "route": staticmethod(_router(route))})
 
 
+def endpoint_route(endpoint: str) -> Router:
+    """The ``quic`` kind's answer: 200 with a page titled *endpoint*, whatever the request."""
+    page = f"<html><head><title>{endpoint}</title></head><body>reachprobe lab, HTTP/3</body></html>\n"
+
+    def answer(host: str, path: str) -> tuple[int, bytes, tuple[tuple[str, str], ...]]:
+        return 200, page.encode(), (("content-type", "text/html; charset=utf-8"),)
+
+    return answer
+
+
 async def start(config: dict[str, Any]) -> list[serving.Closable]:
-    """Bind every listener of *config* (UDP); return the servers."""
-    port = int(config.get("port", 443))
-    behaviour: Behaviour = config.get("behaviour", "serve")
+    """Bind every ``quic`` service of *config* (UDP); return the servers."""
     servers: list[serving.Closable] = []
-    for listener in config["listeners"]:
-        pem = Path(config["certs"][listener["domain"]]).read_bytes()  # noqa: ASYNC240  # once, before serving
+    for service in config["services"]:
+        pem = Path(service["cert"]).read_bytes()  # noqa: ASYNC240  # once, before serving
+        behaviour: Behaviour = service.get("params", {}).get("quic_behaviour", "serve")
+        protocol = _protocol_class(behaviour, endpoint_route(service["endpoint"]))
         servers.append(
             await serve(
-                listener["address"], port, configuration=configuration(pem),
-                create_protocol=_protocol_class(behaviour, None),
+                service["address"],
+                int(service["port"]),
+                configuration=configuration(pem),
+                create_protocol=protocol,
             )
-        )  # fmt: skip
+        )
     return servers
 
 

@@ -72,6 +72,9 @@ SERVICE_KINDS: Final[dict[str, ServiceKind]] = {
         "tcp", "probe.lab.endpointserver", "TLS handshake, then hold the connection", tls=True
     ),
     "udp": ServiceKind("udp", "probe.lab.endpointserver", "echo every datagram"),
+    "quic": ServiceKind(
+        "udp", "probe.lab.quicserver", "HTTP/3 over QUIC: 200 with a page to any request", tls=True
+    ),
 }
 
 

@@ -89,3 +89,52 @@ def test_throughput_refuses_a_bad_reference(capsys: pytest.CaptureFixture[str]) 
     status, _, err = run(capsys, "throughput", "https://example.com/x", "--reference", "ftp://x/")
     assert status == 2
     assert err.startswith("probe: error: Invalid value for --reference: expected an http(s):// URL")
+
+
+def test_http3_without_url_measures_the_listed_sites_as_known_http3(
+    capsys: pytest.CaptureFixture[str], ca_file: Path, site: HTTPServer, tmp_path: Path
+) -> None:
+    url = f"https://127.0.0.1:{site.port}/"
+    listed = tmp_path / "endpoints.toml"
+    listed.write_text(f'[[http3]]\nrole = "site"\nurl = "{url}"\n')
+    args = (
+        "http3",
+        "--endpoints",
+        str(listed),
+        "--ca-file",
+        str(ca_file),
+        "--allow-loopback",
+        "--timeout",
+        "1",
+    )
+    status, out, _ = run(capsys, *args, "--json")
+    (doc,) = [json.loads(line) for line in out.splitlines()]
+    # Nothing serves UDP there: listed, the refused QUIC handshake beside working TLS is blocking.
+    assert (status, doc["input"], doc["test_keys"]["x_mechanism"], doc["test_keys"]["x_blocking"]) == (
+        0, url, "quic.refused", "tcp_ip",
+    )  # fmt: skip
+
+
+def test_throughput_without_url_takes_the_listed_media_and_reference(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with media_server(shaped=True) as slow, media_server(shaped=False) as fast:
+        listed = tmp_path / "endpoints.toml"
+        listed.write_text(
+            f'[[throughput]]\nrole = "media"\nurl = "http://127.0.0.1:{slow}/m.bin"\n\n'
+            f'[[throughput]]\nrole = "reference"\nurl = "http://127.0.0.1:{fast}/r.bin"\n'
+        )
+        args = ("throughput", "--endpoints", str(listed), "--max-seconds", "1", "--allow-loopback", "--json")
+        status, out, _ = run(capsys, *args, "--max-bytes", "262144")
+    (doc,) = [json.loads(line) for line in out.splitlines()]
+    keys = doc["test_keys"]
+    assert (status, doc["input"], keys["x_reference"]["url"]) == (
+        0, f"http://127.0.0.1:{slow}/m.bin", f"http://127.0.0.1:{fast}/r.bin",
+    )  # fmt: skip
+    assert (keys["x_throttled"], keys["x_mechanism"]) == (True, "http.throttle")
+
+
+def test_throughput_needs_a_url_or_a_list(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run(capsys, "throughput")
+    assert status == 2
+    assert "give URL, or --endpoints with a [[throughput]] list" in err
