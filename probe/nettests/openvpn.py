@@ -15,7 +15,8 @@ entry: ``endpoint``, ``ip``, ``port``, ``transport``, ``provider``, ``openvpn_op
 ``tcp_connect`` and ``network_events`` (``state``, ``packet_out``, ``packet_in``,
 ``packet_dropped``, each with its ``stage`` and parsed ``packet``); then our summary
 (``x_blocking``, ``x_accessible``, ``x_mechanism``: :mod:`probe.nettests.vpnverdict`). The ``input`` is the
-spec's URI, ``openvpn://<provider>.corp/?address=<ip:port>&transport=<udp|tcp>``.
+spec's URI, ``openvpn://<provider>.corp/?address=<ip:port>&transport=<udp|tcp>`` (the host as
+listed: an endpoint given by name is looked up first, its query in ``queries``).
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ TRANSACTION_ID: Final = 1
 class OpenVPNEndpoint:
     """An OpenVPN server an operator listed."""
 
-    ip: str
+    host: str
+    """An IP address, or a name (looked up when measured)."""
     port: int
     transport: Literal["udp", "tcp"]
     provider: str = "unknown"
@@ -53,7 +55,7 @@ class OpenVPNEndpoint:
     @property
     def input(self) -> str:
         """ts-040's input URI."""
-        address = endpoint(self.ip, self.port)
+        address = endpoint(self.host, self.port)
         return f"openvpn://{self.provider}.corp/?address={address}&transport={self.transport}"
 
 
@@ -63,17 +65,19 @@ async def measure(target: OpenVPNEndpoint, *, context: Context, timeout: float =
     session = ovpnproto.new_session_id()
     events = _Events(clock)
     connects: list[TCPConnect] = []
-    if target.transport == "udp":
-        t0, failure = await _over_udp(target, session, events, timeout)
-    else:
-        t0, failure = await _over_tcp(target, session, events, timeout, connects)
+    ip, queries, dns_failure = await vpnverdict.resolve(target.host, timeout=timeout, clock=clock.elapsed)
+    t0, failure = clock.elapsed(), dns_failure
+    if ip is not None and target.transport == "udp":
+        t0, failure = await _over_udp(ip, target.port, session, events, timeout)
+    elif ip is not None:
+        t0, failure = await _over_tcp(ip, target.port, session, events, timeout, connects)
     t = clock.elapsed()
     connect_failure = connects[0].status.failure if connects else None
     handshake: dict[str, Any] = {
-        "endpoint": f"openvpn://{endpoint(target.ip, target.port)}/{target.transport}",
+        "endpoint": f"openvpn://{endpoint(ip or target.host, target.port)}/{target.transport}",
         "failure": failure,
         "handshake_time": round(t - t0, 6),
-        "ip": target.ip,
+        "ip": ip or "",
         "port": target.port,
         "transport": target.transport,
         "provider": target.provider,
@@ -87,12 +91,15 @@ async def measure(target: OpenVPNEndpoint, *, context: Context, timeout: float =
         "success": failure is None,
         "failure": failure,
         "tunnel": "openvpn",
-        "openvpn_handshake": [handshake] if connect_failure is None else [],
+        "openvpn_handshake": [handshake] if ip is not None and connect_failure is None else [],
+        "queries": queries,
         "tcp_connect": serialize.as_dict(connects),
         "network_events": events.events,
         "x_stage": STAGE,
     }
-    summary = vpnverdict.summary(transport=target.transport, connect_failure=connect_failure, failure=failure)
+    summary = vpnverdict.summary(
+        transport=target.transport, connect_failure=connect_failure, failure=failure, dns_failure=dns_failure
+    )
     test_keys.update(summary_keys(summary))
     return finish(
         test_name=TEST_NAME, test_version=TEST_VERSION, input=target.input, test_keys=test_keys,
@@ -140,7 +147,7 @@ class _Events:
 
 
 async def _over_udp(
-    target: OpenVPNEndpoint, session: bytes, events: _Events, timeout: float
+    ip: str, port: int, session: bytes, events: _Events, timeout: float
 ) -> tuple[float, str | None]:
     hard_reset = ovpnproto.client_hard_reset(session)
     t0 = events.clock.elapsed()
@@ -158,7 +165,7 @@ async def _over_udp(
         return ovpnproto.ack(session, server.session_id, server.packet_id or 0).encode()
 
     exchange = await udpexchange.exchange(
-        target.ip, target.port, build=lambda _: hard_reset.encode(), check=check, timeout=timeout,
+        ip, port, build=lambda _: hard_reset.encode(), check=check, timeout=timeout,
         retransmit=RETRANSMIT_S, clock=events.clock.elapsed, reply=ack,
     )  # fmt: skip
     for datagram in exchange.datagrams:
@@ -179,10 +186,10 @@ async def _over_udp(
 
 
 async def _over_tcp(
-    target: OpenVPNEndpoint, session: bytes, events: _Events, timeout: float, connects: list[TCPConnect]
+    ip: str, port: int, session: bytes, events: _Events, timeout: float, connects: list[TCPConnect]
 ) -> tuple[float, str | None]:
     record, connection = await tcp.connect(
-        target.ip, target.port, timeout=timeout, clock=events.clock.elapsed, transaction_id=TRANSACTION_ID
+        ip, port, timeout=timeout, clock=events.clock.elapsed, transaction_id=TRANSACTION_ID
     )
     connects.append(record)
     t0 = events.clock.elapsed()

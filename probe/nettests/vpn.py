@@ -5,7 +5,7 @@ ships: VPN endpoints and their keys are the operator's)::
 
     [[vpn]]
     role = "wireguard"
-    host = "203.0.113.7"            # an IP address
+    host = "203.0.113.7"            # an IP address, or a name (looked up when measured)
     ports = [51820]
     params = { public_key = "<server's, base64>", private_key = "<client's, base64>",
                preshared_key = "<optional, base64>", provider = "example" }
@@ -48,8 +48,8 @@ def endpoints_from(listed: EndpointList) -> list[VPNEndpoint]:
     """The endpoints of a ``[[vpn]]`` list, one per entry and port.
 
     Raises:
-        ConfigError: naming the entry's file:line and field — a host that is not an IP
-            address, no port, an unknown role or transport, a missing or malformed key.
+        ConfigError: naming the entry's file:line and field — no port, an unknown role or
+            transport, a missing or malformed key.
     """
     out: list[VPNEndpoint] = []
     for entry in listed.endpoints:
@@ -59,8 +59,6 @@ def endpoints_from(listed: EndpointList) -> list[VPNEndpoint]:
 
         if entry.role not in ROLES:
             raise bad("role", f"{entry.role!r} is not one of {', '.join(ROLES)}")
-        if not entry.is_address:
-            raise bad("host", f"{entry.host!r} is not an IP address")
         if not entry.ports:
             raise bad("ports", "at least one port is needed")
         provider = str(entry.params.get("provider", "unknown"))
@@ -107,7 +105,9 @@ async def measure_all(
 
     measured = await asyncio.gather(*(one(t) for t in targets))
     return [
-        _compared(m, [o for t, o in zip(targets, measured, strict=True) if t.ip == target.ip and o is not m])
+        _compared(
+            m, [o for t, o in zip(targets, measured, strict=True) if t.host == target.host and o is not m]
+        )
         for target, m in zip(targets, measured, strict=True)
     ]
 

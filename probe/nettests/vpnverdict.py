@@ -13,14 +13,45 @@ Connectivity files a TLS one). An answer failing the protocol's checks is
 
 from __future__ import annotations
 
-from probe.analysis.mechanism import tcp_label
+import ipaddress
+from typing import Any
+
+from probe import serialize
+from probe.analysis.mechanism import dns_label, tcp_label
 from probe.mechanism import Mechanism
 from probe.model import Summary
-from probe.steps import failures
+from probe.steps import dns, failures
+from probe.steps.clock import Clock
 
 
-def summary(*, transport: str, connect_failure: str | None, failure: str | None) -> Summary:
-    """The verdict of one handshake over *transport* (``udp``/``tcp``)."""
+async def resolve(
+    host: str, *, timeout: float, clock: Clock
+) -> tuple[str | None, list[dict[str, Any]] | None, str | None]:
+    """Where *host* (an IP address, or a name a provider publishes) is: ``(ip, queries, failure)``.
+
+    An address is itself, without a query (``queries`` ``None``); a name is looked up with
+    ``getaddrinfo`` (IPv4 first), the query kept as df-002 ``queries``; ``ip`` is ``None``
+    when the lookup failed (``failure`` says how).
+    """
+    try:
+        return str(ipaddress.ip_address(host)), None, None
+    except ValueError:
+        pass
+    query = await dns.resolve_system(host, timeout=timeout, clock=clock)
+    addresses = [a.ipv4 for a in query.answers if a.ipv4] + [a.ipv6 for a in query.answers if a.ipv6]
+    failure = None if addresses else (query.failure or failures.DNS_NO_ANSWER)
+    return (addresses[0] if addresses else None), serialize.as_dict([query]), failure
+
+
+def summary(
+    *, transport: str, connect_failure: str | None, failure: str | None, dns_failure: str | None = None
+) -> Summary:
+    """The verdict of one handshake over *transport* (``udp``/``tcp``); *dns_failure*: the endpoint's
+    name did not resolve (``blocking`` ``dns``)."""
+    if dns_failure is not None:
+        return Summary(
+            blocking="dns", accessible=False, mechanism=dns_label(dns_failure), dns_failure=dns_failure
+        )
     if failure is None:
         return Summary(blocking=False, accessible=True, mechanism=Mechanism.OK)
     if connect_failure is not None:

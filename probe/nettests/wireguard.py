@@ -16,7 +16,8 @@ with ``t`` and our ``x_num_bytes``) and ``urlget`` (always empty: no tunnel is u
 ``x_endpoint``, ``x_transport`` (``udp``), ``x_attempts``, ``x_response``
 (``handshake_response``, ``cookie_reply`` or ``null``), ``x_t0``, ``x_t`` and the summary
 (``x_blocking``, ``x_accessible``, ``x_mechanism``: :mod:`probe.nettests.vpnverdict`). ``input``:
-``wireguard://<provider>.corp/?address=<ip:port>``.
+``wireguard://<provider>.corp/?address=<host:port>`` (the host as listed: an endpoint given by
+name is looked up first, its query in ``queries``).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def decode_key(text: str, what: str) -> bytes:
 class WireGuardEndpoint:
     """A WireGuard server an operator listed, with the client keys it knows."""
 
-    ip: str
+    host: str
+    """An IP address, or a name (looked up when measured)."""
     port: int
     public_key: bytes
     """The server's public key."""
@@ -70,7 +72,7 @@ class WireGuardEndpoint:
     @property
     def input(self) -> str:
         """The measurement's ``input`` URI (ts-040's form, for WireGuard)."""
-        return f"wireguard://{self.provider}.corp/?address={endpoint(self.ip, self.port)}"
+        return f"wireguard://{self.provider}.corp/?address={endpoint(self.host, self.port)}"
 
 
 async def measure(target: WireGuardEndpoint, *, context: Context, timeout: float = 10.0) -> OONIMeasurement:
@@ -100,24 +102,32 @@ async def measure(target: WireGuardEndpoint, *, context: Context, timeout: float
             return True
         return False
 
-    exchange = await udpexchange.exchange(
-        target.ip, target.port, build=build, check=check, timeout=timeout, retransmit=RETRANSMIT_S,
-        clock=clock.elapsed,
-    )  # fmt: skip
+    ip, queries, dns_failure = await vpnverdict.resolve(target.host, timeout=timeout, clock=clock.elapsed)
+    if ip is None:
+        t = clock.elapsed()
+        exchange = udpexchange.Exchange(t, t, (), None, dns_failure)
+    else:
+        exchange = await udpexchange.exchange(
+            ip, target.port, build=build, check=check, timeout=timeout, retransmit=RETRANSMIT_S,
+            clock=clock.elapsed,
+        )  # fmt: skip
     response = next(iter(answers.values()), None)
     test_keys: dict[str, Any] = {
         "success": exchange.failure is None,
         "failure": exchange.failure,
         "network_events": [_event(d, response) for d in exchange.datagrams],
+        "queries": queries,
         "urlget": [],
-        "x_endpoint": endpoint(target.ip, target.port),
+        "x_endpoint": endpoint(ip or target.host, target.port),
         "x_transport": "udp",
         "x_attempts": exchange.attempts,
         "x_response": response,
         "x_t0": exchange.t0,
         "x_t": exchange.t,
     }
-    summary = vpnverdict.summary(transport="udp", connect_failure=None, failure=exchange.failure)
+    summary = vpnverdict.summary(
+        transport="udp", connect_failure=None, failure=exchange.failure, dns_failure=dns_failure
+    )
     test_keys.update(summary_keys(summary))
     return finish(
         test_name=TEST_NAME, test_version=TEST_VERSION, input=target.input, test_keys=test_keys,

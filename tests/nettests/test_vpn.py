@@ -409,8 +409,6 @@ def test_the_list_names_its_bad_entries(tmp_path: Path) -> None:
     cases = {
         '[[vpn]]\nrole = "ipsec"\nhost = "192.0.2.1"\nports = [500]\n':
             r"vpn.toml:1: vpn.role: 'ipsec' is not one of wireguard, openvpn",
-        '[[vpn]]\nrole = "openvpn"\nhost = "vpn.example"\nports = [1194]\n':
-            r"vpn.toml:1: vpn.host: 'vpn.example' is not an IP address",
         f'[[vpn]]\n{OVPN}params = {{ transport = "sctp" }}\n':
             r"vpn.params.transport: 'sctp' is not udp or tcp",
         f'[[vpn]]\n{WG}params = {{ public_key = "abc" }}\n': r"vpn.params.public_key: not a WireGuard key",
@@ -473,3 +471,29 @@ def test_probe_vpn_measures_each_listed_endpoint(tmp_path: Path, capsys: pytest.
     assert out.count("handshake: ok") == 2
     assert main(["vpn"]) == 2
     assert "--endpoints FILE is required" in capsys.readouterr().err
+
+
+def test_endpoints_listed_by_name_are_looked_up() -> None:
+    port = free_udp_port()
+    with serving(wg_service(port)):
+        by_name = wireguard.WireGuardEndpoint(
+            "localhost",
+            port,
+            public_key=wgnoise.public_bytes(SERVER),
+            private_key=raw(CLIENT),
+            preshared_key=PSK,
+        )
+        m = asyncio.run(wireguard.measure(by_name, context=CONTEXT, timeout=TIMEOUT))
+    keys = keys_of(m)
+    assert m.document["input"] == f"wireguard://unknown.corp/?address=localhost:{port}"
+    assert keys["success"] is True and keys["x_endpoint"] in (f"127.0.0.1:{port}", f"[::1]:{port}")
+    [query] = keys["queries"]
+    assert (query["hostname"], query["engine"], query["failure"]) == ("localhost", "getaddrinfo", None)
+    nowhere = openvpn.OpenVPNEndpoint("nx.invalid", 1194, "udp")
+    m = asyncio.run(openvpn.measure(nowhere, context=CONTEXT, timeout=TIMEOUT))
+    keys = keys_of(m)
+    assert (keys["success"], keys["failure"], keys["openvpn_handshake"]) == (False, "dns_nxdomain_error", [])
+    assert keys["queries"][0]["failure"] == "dns_nxdomain_error"
+    assert (m.summary.blocking, m.summary.mechanism, m.summary.dns_failure) == (
+        "dns", Mechanism.DNS_NXDOMAIN, "dns_nxdomain_error",
+    )  # fmt: skip
