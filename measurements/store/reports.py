@@ -24,18 +24,20 @@ Every call raises :class:`~probe.errors.StorageError` (one line) when the databa
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, bindparam, exists, insert, select, update
 
-from measurements.store.store import Store, _insert_ignore, _target_ids
+from measurements.store.rows import TARGET_METADATA
+from measurements.store.store import Store, _insert_ignore
 from measurements.store.summary import is_failed, stored_row
-from measurements.store.tables import MeasurementRecord, Network, Round
+from measurements.store.tables import MeasurementRecord, Network, Round, Target
 from probe.errors import StorageError
 from probe.model import OONIMeasurement
-from probe.rounds.roundstore import TargetInfo
 
 REPORT_ID_TIME: Final = "%Y%m%dT%H%M%SZ"
 """How a report id begins: the UTC time it was opened."""
@@ -65,6 +67,10 @@ class Reports:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._target_ids: dict[str, int] = {}
+        """URL → target id, of targets this process saw committed (targets are never deleted)."""
+        self._names: dict[tuple[str, str], str] = {}
+        """(ASN, CC) → the network name this process last wrote."""
 
     def open_report(
         self, report_id: str, *, started_at: datetime, probe_asn: str, probe_cc: str, software_version: str
@@ -75,7 +81,7 @@ class Reports:
             StorageError: the database cannot be written (or the id exists already).
         """
         now = datetime.now(UTC)
-        with self.store.transaction(f"open report {report_id}") as conn:
+        with self._writing(f"open report {report_id}") as conn:
             self._insert_round(conn, report_id, started_at, probe_asn, probe_cc, software_version, now)
 
     def report(self, report_id: str) -> Report | None:
@@ -108,16 +114,20 @@ class Reports:
             StorageError: the database cannot be written.
         """
         row = self._row(measurement)
-        with self.store.transaction(f"store a measurement of report {report_id}") as conn:
-            if self._exists(conn, measurement.measurement_uid):
+        learned: dict[str, Any] = {}
+        with self._writing(f"store a measurement of report {report_id}") as conn:
+            round_id, status, exists = conn.execute(
+                _STATE, {"r": report_id, "u": measurement.measurement_uid}
+            ).one()
+            if exists:
                 return "duplicate"
-            found = conn.execute(select(Round.id, Round.status).where(Round.report_id == report_id)).first()
-            if found is None:
+            if round_id is None:
                 return "unknown_report"
-            if found.status != "running" or expired:
+            if status != "running" or expired:
                 return "closed_report"
-            if not self._insert(conn, found.id, row, measurement):
+            if not self._insert(conn, round_id, row, measurement, learned):
                 return "duplicate"
+        self._learn(learned)
         return "stored"
 
     def submit_alone(
@@ -135,20 +145,22 @@ class Reports:
         row = self._row(measurement)
         now = datetime.now(UTC)
         m = measurement
+        learned: dict[str, Any] = {}
         try:
-            with self.store.transaction(f"store a measurement in report {report_id}") as conn:
-                if self._exists(conn, m.measurement_uid):
+            with self._writing(f"store a measurement in report {report_id}") as conn:
+                if conn.execute(_STATE, {"r": "", "u": m.measurement_uid}).one()[2]:
                     raise _Duplicate
                 round_id = self._insert_round(
                     conn, report_id, started_at, m.probe_asn, m.probe_cc, software_version, now
                 )
-                if not self._insert(conn, round_id, row, m):
+                if not self._insert(conn, round_id, row, m, learned):
                     raise _Duplicate
                 conn.execute(
                     update(Round).where(Round.id == round_id).values(status="complete", ended_at=now)
                 )
         except _Duplicate:
             return "duplicate", self._report_of(m.measurement_uid)
+        self._learn(learned)
         return "stored", report_id
 
     def close_report(self, report_id: str) -> bool:
@@ -191,11 +203,6 @@ class Reports:
         except ValueError as exc:
             raise StorageError(f"{self.store.name}: cannot store {m.measurement_uid}: {exc}") from exc
 
-    @staticmethod
-    def _exists(conn: Connection, uid: str) -> bool:
-        m = MeasurementRecord
-        return conn.execute(select(m.id).where(m.measurement_uid == uid)).first() is not None
-
     def _report_of(self, uid: str) -> str:
         m = MeasurementRecord
         stmt = (
@@ -228,24 +235,84 @@ class Reports:
         conn.execute(update(Network).where(Network.asn == asn, Network.cc == cc).values(last_seen_at=now))
         return round_id
 
-    @staticmethod
-    def _insert(conn: Connection, round_id: int, row: dict[str, Any], m: OONIMeasurement) -> bool:
-        """Insert *row* into round *round_id* unless its uid exists; whether it was inserted."""
-        ids = _target_ids(conn, {m.target: TargetInfo(m.target)}, datetime.now(UTC))
-        row = {**row, "round_id": round_id, "target_id": ids[m.target]}
+    def _insert(
+        self,
+        conn: Connection,
+        round_id: int,
+        row: dict[str, Any],
+        m: OONIMeasurement,
+        learned: dict[str, Any],
+    ) -> bool:
+        """Insert *row* into round *round_id* unless its uid exists; whether it was inserted.
+
+        What it wrote that the caches may keep once the transaction commits goes in *learned*.
+        """
+        target_id = self._target_ids.get(m.target)
+        if target_id is None:
+            target_id = _target_id(conn, m.target)
+            learned["target"] = (m.target, target_id)
         stmt = _insert_ignore(conn, MeasurementRecord.__table__, ["measurement_uid"])
+        row = {**row, "round_id": round_id, "target_id": target_id}
         if conn.execute(stmt.values(row).returning(MeasurementRecord.id)).first() is None:
             return False  # RETURNING, not rowcount: psycopg's rowcount of this INSERT is not 1
-        r = Round
-        conn.execute(
-            update(r)
-            .where(r.id == round_id)
-            .values(n_measurements=r.n_measurements + 1, n_failed=r.n_failed + int(is_failed(row)))
-        )
-        name = m.probe_network_name
-        if name:  # matches no row (and locks none) when the name is already this
-            n = Network
+        conn.execute(_COUNT, {"round": round_id, "failed": int(is_failed(row))})
+        network, name = (m.probe_asn, m.probe_cc), m.probe_network_name
+        if name and self._names.get(network) != name:
+            n = Network  # matches no row (and locks none) when the name is already this
             conn.execute(
-                update(n).where(n.asn == m.probe_asn, n.cc == m.probe_cc, n.name != name).values(name=name)
+                update(n).where(n.asn == network[0], n.cc == network[1], n.name != name).values(name=name)
             )
+            learned["name"] = (network, name)
         return True
+
+    def _learn(self, learned: dict[str, Any]) -> None:
+        """Keep what a committed transaction wrote: target ids never change, names rarely."""
+        if "target" in learned:
+            url, target_id = learned["target"]
+            if len(self._target_ids) >= _CACHED:
+                self._target_ids.clear()
+            self._target_ids[url] = target_id
+        if "name" in learned:
+            network, name = learned["name"]
+            self._names[network] = name
+
+    @contextmanager
+    def _writing(self, action: str) -> Iterator[Connection]:
+        """:meth:`Store.transaction`; a failure forgets the caches (a database restored from a
+        backup, or edited by hand, may no longer hold what they say)."""
+        try:
+            with self.store.transaction(action) as conn:
+                yield conn
+        except StorageError:
+            self._target_ids.clear()
+            self._names.clear()
+            raise
+
+
+def _target_id(conn: Connection, url: str) -> int:
+    """The id of target *url*, inserted when new (no test-list metadata: a collector has none)."""
+    t = Target
+    found = conn.execute(select(t.id).where(t.url == url)).scalar()
+    if found is None:
+        new = {"url": url, **{k: "" for k in TARGET_METADATA}, "first_seen_at": datetime.now(UTC)}
+        stmt = _insert_ignore(conn, t.__table__, ["url"]).values(new).returning(t.id)
+        found = conn.execute(stmt).scalar()
+        if found is None:  # inserted meanwhile by another transaction
+            found = conn.execute(select(t.id).where(t.url == url)).scalar_one()
+    assert isinstance(found, int)
+    return found
+
+
+_STATE: Final = select(
+    select(Round.id).where(Round.report_id == bindparam("r")).scalar_subquery(),
+    select(Round.status).where(Round.report_id == bindparam("r")).scalar_subquery(),
+    exists().where(MeasurementRecord.measurement_uid == bindparam("u")),
+)
+"""A report's round and status (``NULL`` when unknown) and whether a uid is stored: one round trip."""
+_COUNT: Final = (
+    update(Round)
+    .where(Round.id == bindparam("round"))
+    .values(n_measurements=Round.n_measurements + 1, n_failed=Round.n_failed + bindparam("failed"))
+)
+_CACHED: Final = 100_000
+"""Target ids kept (a few MB); past it the cache starts again."""
