@@ -327,3 +327,62 @@ def test_oonidata_reads_tor_sni_blocking_and_the_vpn_tests(
         figures = check(oonidata, documents, tmp_path, "tor, sni_blocking, wireguard, openvpn")
     assert_all_read(figures)
     assert figures.observations["tcp"] >= 3 and figures.observations["tls"] >= 2  # the Tor targets'
+
+
+# --- WhatsApp, Telegram, Signal, Facebook Messenger (issue 15) --------------------------------
+
+
+def test_oonidata_reads_the_messaging_tests(
+    oonidata: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from contextlib import ExitStack
+
+    from probe.nettests import facebook_messenger, signal, telegram, whatsapp
+    from tests.nettests.loopback import CONTEXT, LOCAL
+    from tests.nettests.loopback import loopback as messaging_world
+    from tests.nettests.loopback import run as run_test
+
+    names = ("web.telegram.org", "v.whatsapp.net", "web.whatsapp.com", "storage.signal.org")
+    script = {name: LOCAL for name in (*names, "e1.whatsapp.net", "b-api.facebook.com", "stun.fbsbx.com")}
+    documents = []
+    with messaging_world(tmp_path, script) as lab, ExitStack() as stack:
+        accept = stack.enter_context(tcp_server("accept"))
+        dc = stack.enter_context(http_server())
+        reset = stack.enter_context(tcp_server("reset_after_hello"))
+        sites = {name: stack.enter_context(http_server(lab.cert(name))).port for name in names}
+        config = lab.config(timeout=TIMEOUT, asn_of=lambda ip: 32934)
+        # Each test with something reached and something blocked, so every record kind appears.
+        lists = {
+            telegram: [
+                {"role": "datacenter", "host": "127.0.0.1", "ports": [dc.port, closed_port()]},
+                {"role": "web", "url": f"https://web.telegram.org:{reset}/"},
+            ],
+            whatsapp: [
+                {"role": "endpoint", "host": "e1.whatsapp.net", "ports": [accept, closed_port()]},
+                {
+                    "role": "registration",
+                    "url": f"https://v.whatsapp.net:{sites['v.whatsapp.net']}/v2/register",
+                },
+                {"role": "web", "url": f"https://web.whatsapp.com:{sites['web.whatsapp.com']}/"},
+            ],
+            signal: [
+                {"role": "backend", "url": f"https://storage.signal.org:{sites['storage.signal.org']}/"},
+                {"role": "backend", "url": f"https://storage.signal.org:{reset}/"},
+                {"role": "uptime", "host": "storage.signal.org"},
+            ],
+            facebook_messenger: [
+                {"role": "stun", "name": "stun", "host": "stun.fbsbx.com"},
+                {"role": "service", "name": "b_api", "host": "b-api.facebook.com", "ports": [accept]},
+                {"role": "service", "name": "edge", "host": "b-api.facebook.com", "ports": [closed_port()]},
+            ],
+        }
+        for module, entries in lists.items():
+            listed = lab.endpoint_list(module.FAMILY, entries)
+            documents.append(run_test(module.measure(listed, context=CONTEXT, config=config))[0])
+    names_seen = [d["test_name"] for d in documents]
+    assert names_seen == ["telegram", "whatsapp", "signal", "facebook_messenger"]
+    with capsys.disabled():
+        figures = check(oonidata, documents, tmp_path, "telegram, whatsapp, signal, facebook_messenger")
+    assert_all_read(figures)
+    # oonidata builds observations of the tests its dispatch knows: Signal's here.
+    assert figures.observations["tls"] == 2 and figures.observations["http"] == 1
