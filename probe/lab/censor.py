@@ -65,6 +65,11 @@ KINDS: Final[dict[str, Kind]] = {
         "address",
         ("port",),
     ),
+    "vpn.reset.openvpn": Kind(
+        "DPI on OpenVPN's client hard reset to the address: over TCP (opcode 7 after the length) "
+        "RST, over UDP (its first byte) dropped",
+        "address",
+    ),
     "tls.reset.sni": Kind("RST after a ClientHello whose bytes contain the name (SNI)", "name"),
     "tls.drop.sni": Kind("a ClientHello whose bytes contain the name is dropped (timeout)", "name"),
     "http.reset.host": Kind("RST after an HTTP request with 'Host: <name>'", "name"),
@@ -146,6 +151,10 @@ def iptables_ruleset(plan: LabPlan, entries: Iterable[Censorship]) -> str:
             forward.append(
                 f"-i {access} -d {plan.resolve_target(target)} -p tcp{to_port} --syn {note} {_RST}"
             )
+        elif kind == "vpn.reset.openvpn":
+            address = plan.resolve_target(target)
+            forward.append(f"-i {access} -d {address} -p tcp {_OPENVPN_TCP} {note} {_RST}")
+            forward.append(f"-i {access} -d {address} -p udp {_OPENVPN_UDP} {note} -j DROP")
         elif kind in ("tls.reset.sni", "tls.drop.sni"):
             verdict = _RST if kind == "tls.reset.sni" else "-j DROP"
             forward.append(f"-i {access} -p tcp --dport 443 {_string(target.encode())} {note} {verdict}")
@@ -177,6 +186,11 @@ def iptables_ruleset(plan: LabPlan, entries: Iterable[Censorship]) -> str:
 
 
 _RST: Final = "-j REJECT --reject-with tcp-reset"
+# u32 reads 4 bytes at an offset: past the IP header (0>>22&0x3C), then past the TCP header
+# (12>>26&0x3C) to the payload's first 3 bytes: length 14 (0x000E) and P_CONTROL_HARD_RESET_CLIENT_V2
+# with key id 0 (7 << 3 = 0x38); for UDP, the payload's first byte after the 8-byte header.
+_OPENVPN_TCP: Final = '-m u32 --u32 "0>>22&0x3C@12>>26&0x3C@0>>8=0xE38"'
+_OPENVPN_UDP: Final = '-m u32 --u32 "0>>22&0x3C@8>>24=0x38"'
 _NAT_CHAINS: Final = ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")
 
 

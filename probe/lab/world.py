@@ -75,6 +75,11 @@ SERVICE_KINDS: Final[dict[str, ServiceKind]] = {
     "quic": ServiceKind(
         "udp", "probe.lab.quicserver", "HTTP/3 over QUIC: 200 with a page to any request", tls=True
     ),
+    "wireguard": ServiceKind(
+        "udp", "probe.lab.vpnserver", "WireGuard: a handshake response to valid initiations of its peers"
+    ),
+    "openvpn_udp": ServiceKind("udp", "probe.lab.vpnserver", "OpenVPN over UDP: answers the hard reset"),
+    "openvpn_tcp": ServiceKind("tcp", "probe.lab.vpnserver", "OpenVPN over TCP: answers the hard reset"),
 }
 
 
