@@ -119,10 +119,11 @@ def _label(t: datetime, previous: datetime | None, step: str) -> str:
 
 
 def nice_max(value: int) -> int:
-    """The smallest 1, 2 or 5 x 10ⁿ at or above *value* (at least 1): a y axis's top."""
+    """The top of a y axis for *value*: the smallest 1, 2, 5 (below 10), else 1, 1.5, 2, 2.5, 3, 4, 5,
+    6 or 8 x 10^n at or above it (at least 1), so bars fill most of their panel."""
     top = 1
     while True:
-        for m in (1, 2, 5):
+        for m in (1, 2, 5) if top == 1 else (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8):
             if m * top >= value:
-                return m * top
+                return int(m * top)
         top *= 10

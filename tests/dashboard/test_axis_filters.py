@@ -47,7 +47,8 @@ def test_a_year_has_month_labels_and_the_year_at_january() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "top"), [(0, 1), (1, 1), (3, 5), (960, 1000), (1001, 2000), (40000, 50000)]
+    ("value", "top"),
+    [(0, 1), (1, 1), (3, 5), (7, 10), (11, 15), (960, 1000), (1001, 1500), (2784, 3000), (40001, 50000)],
 )
 def test_nice_max(value: int, top: int) -> None:
     assert nice_max(value) == top

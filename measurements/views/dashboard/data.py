@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, and_, func, select, true
 
 from measurements.store.queries import AnySelect, measurement_query
 from measurements.store.rows import MeasurementRow
@@ -88,17 +88,30 @@ def _outcome_is(wanted: str) -> Any:
 def latest(conn: Connection, f: Filters) -> list[Latest]:
     """The latest measurement of every (target, network) in *f*'s range (outcome filter after).
 
-    Found on the ``(target_id, probe_asn, measured_at)`` index, as
-    :func:`~measurements.store.queries.failing_query` does.
+    One index seek per (target, network) pair, not an aggregate over every row: for each
+    target and each network the store knows, ``ORDER BY measured_at DESC LIMIT 1`` on the
+    ``(target_id, probe_asn, measured_at)`` index (a pair never measured costs one empty seek).
+    The rows' ``max(measured_at)`` grouped over a million measurements reads the whole index
+    (~0.2 s); the seeks take milliseconds.
     """
-    m, t = MeasurementRecord, Target
-    groups = narrowed(
-        select(m.target_id, m.probe_asn, func.max(m.measured_at).label("at")),
-        Filters(since=f.since, until=f.until, asn=f.asn, target=f.target, category=f.category),
-    ).group_by(m.target_id, m.probe_asn)
-    g = groups.subquery()
-    at_latest = and_(m.target_id == g.c.target_id, m.probe_asn == g.c.probe_asn, m.measured_at == g.c.at)
-    ids = select(func.max(m.id)).join(g, at_latest).group_by(m.target_id, m.probe_asn)
+    m, t, n = MeasurementRecord, Target, Network
+    pair_targets = select(t.id)
+    if f.target is not None:
+        pair_targets = pair_targets.where(t.url == f.target)
+    if f.category is not None:
+        pair_targets = pair_targets.where(t.category_code == f.category)
+    pt = pair_targets.subquery()
+    asns = select(n.asn).distinct()
+    if f.asn is not None:
+        asns = asns.where(n.asn == f.asn)
+    pa = asns.subquery()
+    seek = select(m.id).where(m.target_id == pt.c.id, m.probe_asn == pa.c.asn)
+    if f.since is not None:
+        seek = seek.where(m.measured_at >= f.since)
+    if f.until is not None:
+        seek = seek.where(m.measured_at < f.until)
+    newest = seek.order_by(m.measured_at.desc(), m.id.desc()).limit(1).scalar_subquery()
+    ids = select(newest).select_from(pt).join(pa, true())
     stmt = (
         select(
             m.measurement_uid,
