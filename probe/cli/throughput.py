@@ -180,4 +180,4 @@ def _rate(bytes_per_second: object) -> str:
 
 
 def _ratio(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, int | float) else "—"
+    return f"{value:.4g}" if isinstance(value, int | float) else "—"

@@ -130,9 +130,7 @@ def create_app(settings: HelperSettings) -> Starlette:
             Route("/", control, methods=["POST"]),
             Route("/", index, methods=["GET"]),
             Route("/whoami", whoami, methods=["GET"]),
-            Route(
-                "/x/throughput", throughput.route(settings.policy, settings.config.ca_file), methods=["POST"]
-            ),
+            Route("/x/throughput", throughput.route(settings.policy, settings.config), methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},
         middleware=[Middleware(_InternalErrors)],

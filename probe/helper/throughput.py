@@ -19,17 +19,17 @@ import asyncio
 import ipaddress
 import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, Final
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from probe.errors import ProbeError
+from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
 from probe.nettests.download import download
 from probe.steps import dns, tcp, tls, urls
-from probe.steps.clock import relative_clock
+from probe.steps.clock import Clock, relative_clock
 
 MAX_BYTES: Final = 8 * 1024 * 1024
 MAX_SECONDS: Final = 20.0
@@ -37,8 +37,11 @@ MAX_AT_ONCE: Final = 4
 STEP_TIMEOUT: Final = 10.0
 
 
-def route(policy: AddressPolicy, ca_file: Path | None = None) -> Callable[[Request], Awaitable[Response]]:
-    """The route's handler for a helper with *policy* (and *ca_file* to trust, the lab's)."""
+def route(
+    policy: AddressPolicy, config: HelperConfig | None = None
+) -> Callable[[Request], Awaitable[Response]]:
+    """The route's handler for a helper with *policy* and *config* (its resolvers and CA file)."""
+    config = config or HelperConfig()
     gate = asyncio.Semaphore(MAX_AT_ONCE)
 
     async def throughput(request: Request) -> Response:
@@ -53,7 +56,7 @@ def route(policy: AddressPolicy, ca_file: Path | None = None) -> Callable[[Reque
             return JSONResponse({"error": "busy"}, status_code=503, headers={"Retry-After": "1"})
         async with gate:
             answer = await measure(
-                url, max_bytes=max_bytes, max_seconds=max_seconds, policy=policy, ca_file=ca_file
+                url, max_bytes=max_bytes, max_seconds=max_seconds, policy=policy, config=config
             )
         return JSONResponse(answer)
 
@@ -81,18 +84,21 @@ def _parse(body: bytes) -> tuple[str, int, float]:
 
 
 async def measure(
-    url: str, *, max_bytes: int, max_seconds: float, policy: AddressPolicy, ca_file: Path | None = None
+    url: str, *, max_bytes: int, max_seconds: float, policy: AddressPolicy, config: HelperConfig
 ) -> dict[str, Any]:
-    """Download *url* from here: ``{"bytes_per_second", "body_bytes", "failure"}``."""
+    """Download *url* from here: ``{"bytes_per_second", "body_bytes", "failure"}``.
+
+    The host is looked up as the control route looks names up: the helper's resolvers (A,
+    then AAAA, the first resolver that answers), else the system resolver.
+    """
     clock = relative_clock()
     scheme, host, port = urls.split_url(url)
     try:
         ips = [str(ipaddress.ip_address(host))]
     except ValueError:
-        query = await dns.resolve_system(host, timeout=STEP_TIMEOUT, clock=clock, port=port)
-        if query.failure is not None:
-            return _answer(None, 0, query.failure)
-        ips = list(query.addresses)
+        ips, failure = await _lookup(host, port, config, clock)
+        if not ips:
+            return _answer(None, 0, failure)
     allowed = [ip for ip in ips if policy.is_allowed(ip)]
     if not allowed:
         return _answer(None, 0, "forbidden_target")
@@ -102,7 +108,8 @@ async def measure(
     address = urls.endpoint(allowed[0], port)
     if scheme == "https":
         handshake = await tls.handshake(
-            connection, address=address, server_name=host, ssl_context=tls.client_contexts(ca_file).httpx,
+            connection, address=address, server_name=host,
+            ssl_context=tls.client_contexts(config.ca_file).httpx,
             timeout=STEP_TIMEOUT, clock=clock,
         )  # fmt: skip
         if handshake.failure is not None:
@@ -112,6 +119,22 @@ async def measure(
         connection, url=url, address=address, max_bytes=max_bytes, max_seconds=max_seconds, clock=clock
     )
     return _answer(transfer.bytes_per_second, transfer.body_bytes, transfer.transaction.failure)
+
+
+async def _lookup(host: str, port: int, config: HelperConfig, clock: Clock) -> tuple[list[str], str | None]:
+    if not config.resolvers:
+        query = await dns.resolve_system(host, timeout=STEP_TIMEOUT, clock=clock, port=port)
+        return list(query.addresses), query.failure
+    failure: str | None = None
+    for resolver in config.resolvers:
+        for query_type in ("A", "AAAA"):
+            query = await dns.resolve(
+                host, query_type, resolver=resolver, timeout=config.dns_timeout, clock=clock
+            )
+            if query.addresses:
+                return list(query.addresses), None
+            failure = failure or query.failure
+    return [], failure or "dns_no_answer"
 
 
 def _answer(speed: float | None, body_bytes: int, failure: str | None) -> dict[str, Any]:

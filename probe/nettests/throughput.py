@@ -178,7 +178,10 @@ async def _control(url: str, config: ThroughputConfig) -> dict[str, Any] | None:
     context = tls.client_contexts(config.ca_file).httpx
     try:
         async with asyncio.timeout(config.max_seconds + 3 * config.step_timeout):
-            async with httpx.AsyncClient(verify=context, timeout=config.step_timeout) as client:
+            # The answer comes once the helper's own download is over: up to max_seconds after
+            # its lookup, connect and handshake.
+            wait = httpx.Timeout(config.step_timeout, read=config.max_seconds + 3 * config.step_timeout)
+            async with httpx.AsyncClient(verify=context, timeout=wait) as client:
                 response = await client.post(endpoint, json=ask)
     except failures.NETWORK_EXCEPTIONS as exc:
         return {"bytes_per_second": None, "body_bytes": 0, "failure": failures.classify_http_round_trip(exc)}
@@ -263,7 +266,7 @@ def report(
 def _ratio(speed: float | None, comparison: float | None) -> float | None:
     if speed is None or not comparison:
         return None
-    return round(speed / comparison, 4)
+    return float(f"{speed / comparison:.4g}")  # four significant digits: 0.0001 and 0.00004 differ
 
 
 def _side(path: _Path | None) -> dict[str, Any] | None:

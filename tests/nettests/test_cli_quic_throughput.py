@@ -78,7 +78,7 @@ def test_throughput_prints_speeds_ratio_and_verdict(capsys: pytest.CaptureFixtur
     lines = [line.strip() for line in out.splitlines()]
     assert [line.split()[0] for line in lines[1:5]] == ["tcp", "tcp", "http", "http"]
     assert re.fullmatch(r"speed: \d+ kbit/s \(\d+ B/s\)", lines[5])
-    assert re.fullmatch(r"reference: \d+ kbit/s \(\d+ B/s\), ratio 0\.\d{1,4}", lines[6])
+    assert re.fullmatch(r"reference: \d+ kbit/s \(\d+ B/s\), ratio [0-9.]+(e-\d+)?", lines[6])
     assert lines[-1] == (
         "verdict: blocking=http-diff accessible=false dns_consistency=null mechanism=http.throttle "
         "→ blocked (anomaly)"

@@ -101,9 +101,8 @@ def test_a_shaped_host_against_the_volunteers_line_is_throttled_by_a_measured_ra
     assert (m.test_name, m.target) == ("throughput", "throughput:" + shaped)
     assert keys["x_bytes_per_second"] < SHAPED_CHUNK / SHAPED_PAUSE_S * 1.5  # the pacing's ceiling
     assert keys["x_reference"]["bytes_per_second"] > 10 * keys["x_bytes_per_second"]
-    assert keys["x_ratio_to_reference"] == round(
-        keys["x_bytes_per_second"] / keys["x_reference"]["bytes_per_second"], 4
-    )
+    ratio = keys["x_bytes_per_second"] / keys["x_reference"]["bytes_per_second"]
+    assert keys["x_ratio_to_reference"] == float(f"{ratio:.4g}")
     assert keys["x_ratio_to_reference"] < 0.2 and keys["x_ratio_to_control"] is None
     assert (keys["x_throttled"], keys["x_blocking"], keys["x_mechanism"]) == (
         True,
@@ -131,8 +130,9 @@ def test_a_shaped_host_against_the_volunteers_line_is_throttled_by_a_measured_ra
     assert [c["status"]["success"] for c in keys["tcp_connect"]] == [True, True]
 
 
-def test_the_same_speed_as_the_reference_is_not_throttled(fast: str) -> None:
-    m = run(fast, reference_url=fast)
+def test_the_same_speed_as_the_reference_is_not_throttled(shaped: str) -> None:
+    # Both paced alike (full-speed loopback transfers last milliseconds: too noisy to compare).
+    m = run(shaped, reference_url=shaped)
     keys = m.document["test_keys"]
     assert keys["x_throttled"] is False
     assert (m.summary.blocking, m.summary.accessible, m.summary.mechanism) == (False, True, Mechanism.OK)
