@@ -14,9 +14,11 @@ gets it: one HTTP GET, the whole body read, the median of ``--repeat`` after one
 
 The baseline, measured in the same run on the same file: the database queries of the page
 alone (the same SELECTs the page runs, in a fresh connection, rows fetched and dropped). For
-scale, a second line reads what a timeline drawn from the raw measurements would need: every
-``(target, network, time, outcome)`` of the year. The timeline reads the detection the
-dashboard keeps in memory instead (``measurements/views/dashboard/analysis.py``).
+scale: what a timeline drawn from the raw measurements would read (every ``(target, network,
+time, outcome)`` of the year; the timeline reads the detection the dashboard keeps in memory
+instead, ``measurements/views/dashboard/analysis.py``), and the latest measurement of each
+series found by one aggregate over every row (``failing_query``, what ``probe status`` runs;
+the now page seeks each series on the index instead).
 
 Prints numbers and ratios; asserts nothing.
 """
@@ -39,6 +41,7 @@ from sqlalchemy import select
 
 from measurements.patterns.synthetic import NETWORKS, SyntheticConfig, targets_of
 from measurements.store.installation import Installation
+from measurements.store.queries import failing_query
 from measurements.store.store import open_store
 from measurements.store.tables import MeasurementRecord
 from measurements.views.dashboard import data
@@ -130,6 +133,12 @@ def main() -> None:
                 "counts": timed(counts_queries, args.repeat),
             }
             raw = timed(raw_year, max(1, args.repeat // 2))
+
+            def aggregate_latest() -> None:
+                with store.snapshot() as conn:
+                    conn.execute(failing_query(only_failing=False)).all()
+
+            aggregate = timed(aggregate_latest, args.repeat)
         t0 = time.perf_counter()
         with running_dashboard(url) as base:
             started = time.perf_counter() - t0
@@ -154,6 +163,7 @@ def main() -> None:
               f"{seconds / base_s:6.1f}")  # fmt: skip
     print(f"{'a measurement page':<34} {measurement * 1000:7.0f} ms")
     print(f"for scale: reading the year's raw (target, network, time, outcome) rows: {raw * 1000:.0f} ms")
+    print(f"for scale: the latest per series by one aggregate (failing_query): {aggregate * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

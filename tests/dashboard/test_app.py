@@ -7,6 +7,7 @@ import http.client
 import io
 import json
 import sqlite3
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -131,3 +132,15 @@ def test_a_non_loopback_address_needs_public(capsys: pytest.CaptureFixture[str])
     assert capsys.readouterr().err == (
         "probe: error: --listen 0.0.0.0:0: not a loopback address; add --public to serve it to the network\n"
     )
+
+
+def test_an_empty_store_renders_every_page(tmp_path: Path) -> None:
+    from tests.dashboard.conftest import running_dashboard
+
+    with running_dashboard(f"sqlite:///{tmp_path / 'empty.sqlite3'}") as base:
+        bodies = {path: _request(base, "GET", path) for path in PAGES[:-1]}
+        assert _request(base, "GET", "/download.csv")[2].decode().startswith("measurement_uid,measured_at,")
+    assert {path: status for path, (status, _, _) in bodies.items()} == dict.fromkeys(PAGES[:-1], 200)
+    assert "Nothing blocked or failing in the latest measurements." in bodies["/"][2].decode()
+    assert "No rounds in this range." in bodies["/timeline"][2].decode()
+    assert "No measurements in this range." in bodies["/counts"][2].decode()
