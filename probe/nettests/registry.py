@@ -110,6 +110,29 @@ async def _vpn(module: ModuleType, given: FamilyInput) -> Sequence[OONIMeasureme
     return list(await module.measure_all(targets, context=given.context, timeout=given.config.tcp_timeout))
 
 
+async def _sni_blocking(module: ModuleType, given: FamilyInput) -> Sequence[OONIMeasurement]:
+    from probe.errors import ConfigError
+    from probe.steps.tls import make_ssl_context
+    from probe.steps.urls import authority
+
+    listed = _endpoints("sni_blocking", given)
+    targets = listed.require("target").role("target")
+    helper = listed.one("testhelper")  # a neutral server the names are sent to: the operator's
+    if not helper.ports:
+        raise ConfigError(f"{helper.where}: sni_blocking.ports: the test helper's port is needed")
+    context = make_ssl_context(given.config.ca_file)
+    decoy = helper.server_name or module.DEFAULT_CONTROL_SNI
+    where = authority(helper.host, helper.ports[0])
+    timeout = given.config.tls_timeout
+    return [
+        await module.measure(
+            t.url or t.host, context=given.context, control_sni=decoy, testhelper=where, ssl_context=context,
+            timeout=timeout,
+        )
+        for t in targets
+    ]  # fmt: skip
+
+
 async def _http3(module: ModuleType, given: FamilyInput) -> Sequence[OONIMeasurement]:
     c = given.config
     config = module.HTTP3Config(
@@ -177,9 +200,9 @@ FAMILIES: Final[dict[str, Family]] = {
         ),
         Family(
             "sni_blocking", "probe.nettests.sni_blocking",
-            "TLS ClientHellos naming listed sites, sent to a decoy server beside ones naming the "
-            "decoy itself; no HTTP",
-            bytes_estimate=100_000,
+            "per listed name: two TLS handshakes with the operator's test helper (a neutral server), "
+            "one naming the site, one a decoy name; no HTTP",
+            bytes_estimate=100_000, adapter=_sni_blocking,
         ),
         Family(
             "http3", "probe.nettests.http3",

@@ -257,7 +257,9 @@ class Tests(_Section):
     vpn: StrictBool = False
     """Off: VPN handshakes draw the same attention as Tor; and it measures only the endpoints
     an operator lists (``endpoints``)."""
-    sni_blocking: StrictBool = True
+    sni_blocking: StrictBool = False
+    """Off: it sends the listed names to a neutral TLS server that the operator names
+    (``endpoints``: ``[[sni_blocking]]`` roles ``target`` and ``testhelper``); nothing ships."""
     http3: StrictBool = True
     throughput: StrictBool = False
     """Off: it downloads up to ``throughput_round_bytes`` every round, which a metered link pays

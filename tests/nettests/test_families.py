@@ -32,14 +32,9 @@ from tests.nettests.test_throughput import media_server
 from tests.servers.http_server import HTTPServer, http_server
 
 Selection = rounds_settings.Tests  # not a name pytest collects
-OFFLINE = {
-    "whatsapp": False,
-    "telegram": False,
-    "signal": False,
-    "facebook_messenger": False,
-    "sni_blocking": False,
-}
-"""What a test switches off so that nothing leaves loopback (tor, vpn and throughput are off by default)."""
+OFFLINE = {"whatsapp": False, "telegram": False, "signal": False, "facebook_messenger": False}
+"""What a test switches off so that nothing leaves loopback (tor, vpn, sni_blocking and throughput
+are off by default)."""
 
 
 def offline(**changes: object) -> rounds_settings.Tests:
@@ -49,15 +44,8 @@ def offline(**changes: object) -> rounds_settings.Tests:
 
 def test_defaults_switch_the_risky_and_the_heavy_families_off() -> None:
     tests = Settings().tests
-    assert tests.enabled() == (
-        "whatsapp",
-        "telegram",
-        "signal",
-        "facebook_messenger",
-        "sni_blocking",
-        "http3",
-    )
-    assert (tests.tor, tests.vpn, tests.throughput) == (False, False, False)
+    assert tests.enabled() == ("whatsapp", "telegram", "signal", "facebook_messenger", "http3")
+    assert (tests.tor, tests.vpn, tests.sni_blocking, tests.throughput) == (False, False, False, False)
     assert tests.monthly_budget_bytes == 2 * 1024**3 and tests.throughput_round_bytes == 2 * 1024**2
     assert set(FAMILY_NAMES) == set(FAMILIES)  # every switch has a family, every family a switch
 
@@ -202,3 +190,36 @@ def test_a_spent_budget_stops_the_heavy_families_only(ca_file: Path, tmp_path: P
         (("throughput", "the month's data budget is spent"),),
         [],
     )
+
+
+def test_every_familys_entry_runs_from_an_override_on_loopback(ca_file: Path, tmp_path: Path) -> None:
+    """The registry's entries call each family's module as it is (endpoints from the override,
+    the round's context and timeouts): every listed endpoint is a closed loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    (tmp_path / "endpoints.toml").write_text(
+        f'[[telegram]]\nrole = "datacenter"\nhost = "127.0.0.1"\nports = [{closed}]\n\n'
+        f'[[telegram]]\nrole = "web"\nurl = "https://127.0.0.1:{closed}/"\n\n'
+        f'[[tor]]\nrole = "or_port_dirauth"\nname = "lab"\nhost = "127.0.0.1"\nports = [{closed}]\n\n'
+        f'[[vpn]]\nrole = "openvpn"\nhost = "127.0.0.1"\nports = [{closed}]\n'
+        'params = { transport = "tcp", provider = "lab" }\n\n'
+        '[[sni_blocking]]\nrole = "target"\nhost = "blocked.example"\n\n'
+        f'[[sni_blocking]]\nrole = "testhelper"\nhost = "127.0.0.1"\nports = [{closed}]\n'
+        'server_name = "decoy.example"\n'
+    )
+    settings = Settings(
+        tests=Selection.model_validate(
+            {**OFFLINE, "telegram": True, "tor": True, "vpn": True, "sni_blocking": True, "http3": False,
+             "endpoints": str(tmp_path / "endpoints.toml")}
+        )
+    )  # fmt: skip
+    report, rows = _round(settings, tmp_path, ca_file, families.DataBudget(tmp_path / "usage.json", None))
+    assert (report.ran, report.skipped) == (("telegram", "tor", "vpn", "sni_blocking"), ())
+    assert [(name, target) for name, target, _ in rows] == [
+        ("telegram", "telegram"),
+        ("tor", "tor"),
+        ("openvpn", f"openvpn://lab.corp/?address=127.0.0.1:{closed}&transport=tcp"),
+        ("sni_blocking", "blocked.example"),
+    ]
+    assert all(mechanism is not None for _, _, mechanism in rows)
