@@ -33,7 +33,7 @@ from typing import Any, Final
 from probe.ipinfo import is_bogon, is_loopback, parse_networks
 from probe.mechanism import Mechanism
 from probe.model import Blocking, OONIMeasurement, Summary
-from probe.nettests import urlgetter
+from probe.nettests import urlgetter, urlverdict
 from probe.nettests.base import Context
 from probe.nettests.endpoints import Endpoint, EndpointList
 from probe.nettests.urlgetter import GetterConfig, Operation, Session
@@ -83,7 +83,7 @@ async def measure(
     session = urlgetter.begin(endpoints, ROLES, config, tls_needed=False)
     listed = [*endpoints.role("stun"), *endpoints.role("service")]
     services = await urlgetter.gather(session, [_service(e, session) for e in listed])
-    return urlgetter.conclude(
+    return urlverdict.conclude(
         session,
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
@@ -125,9 +125,9 @@ async def _connect(lookup: Operation, endpoint: Endpoint, session: Session) -> O
 def consistency(lookup: Operation, *, asn: int, config: GetterConfig) -> tuple[bool | None, Mechanism | None]:
     """Whether *lookup*'s answer is Facebook's: ``(consistent, why not)`` (see the module docstring)."""
     if not lookup.ok:
-        return False, urlgetter.verdict(lookup, config)[1]
+        return False, urlverdict.verdict(lookup, config)[1]
     addresses = lookup.addresses
-    lying = urlgetter.lying_answer(addresses, config)
+    lying = urlverdict.lying_answer(addresses, config)
     if lying is not None:
         return False, lying
     public = parse_networks(config.public_networks)
@@ -160,5 +160,5 @@ def summarize(services: Sequence[Service], config: GetterConfig | None = None) -
     if dns is not None and dns.inconsistent is not None:
         blocking, mechanism = "dns", dns.inconsistent
     elif unreachable is not None:
-        blocking, mechanism = urlgetter.verdict(unreachable, config)
-    return urlgetter.summary(blocking, mechanism, operations)
+        blocking, mechanism = urlverdict.verdict(unreachable, config)
+    return urlverdict.summary(blocking, mechanism, operations)

@@ -23,7 +23,7 @@ from probe import resources
 from probe.errors import ConfigError
 from probe.mechanism import Mechanism
 from probe.model import OONIMeasurement, Summary
-from probe.nettests import urlgetter
+from probe.nettests import urlgetter, urlverdict
 from probe.nettests.base import Context
 from probe.nettests.endpoints import EndpointList
 from probe.nettests.urlgetter import GetterConfig, Operation
@@ -69,7 +69,7 @@ async def measure(
     jobs += [urlgetter.lookup(u.host, session) for u in endpoints.role("uptime")]
     operations = await urlgetter.gather(session, jobs)
     fetches = operations[: len(backends)]
-    return urlgetter.conclude(
+    return urlverdict.conclude(
         session,
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
@@ -92,5 +92,5 @@ def analyse(fetches: Sequence[Operation]) -> dict[str, Any]:
 def summarize(fetches: Sequence[Operation], config: GetterConfig | None = None) -> Summary:
     """Our summary: the first failing backend's verdict, else ok."""
     failing = next((op for op in fetches if not op.ok), None)
-    verdict = urlgetter.verdict(failing, config) if failing else (False, Mechanism.OK)
-    return urlgetter.summary(*verdict, fetches)
+    verdict = urlverdict.verdict(failing, config) if failing else (False, Mechanism.OK)
+    return urlverdict.summary(*verdict, fetches)

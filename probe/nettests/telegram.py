@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from probe.model import OONIMeasurement, Summary
-from probe.nettests import urlgetter
+from probe.nettests import urlgetter, urlverdict
 from probe.nettests.base import Context
 from probe.nettests.endpoints import EndpointList
 from probe.nettests.urlgetter import GetterConfig, Operation
@@ -54,7 +54,7 @@ async def measure(
     web_job = urlgetter.fetch(web.url or f"https://{web.host}/", session)
     operations = await urlgetter.gather(session, [web_job, *jobs])
     web_op, dcs = operations[0], operations[1:]
-    return urlgetter.conclude(
+    return urlverdict.conclude(
         session,
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
@@ -85,8 +85,8 @@ def summarize(dcs: Sequence[Operation], web: Operation, config: GetterConfig | N
     failed = [op for op in dcs if not op.ok]
     if dcs and len(failed) == len(dcs):
         past_connect = [op for op in failed if op.failed_operation != urlgetter.CONNECT]
-        deciding = urlgetter.deciding(past_connect or failed)
-        blocking, mechanism = urlgetter.verdict(deciding, config)
+        deciding = urlverdict.deciding(past_connect or failed)
+        blocking, mechanism = urlverdict.verdict(deciding, config)
     else:
-        blocking, mechanism = urlgetter.verdict(web, config)
-    return urlgetter.summary(blocking, mechanism, [*dcs, web])
+        blocking, mechanism = urlverdict.verdict(web, config)
+    return urlverdict.summary(blocking, mechanism, [*dcs, web])

@@ -16,38 +16,23 @@ of target here, each one :class:`Operation` made of the steps of :mod:`probe.ste
 
 An operation's ``failure`` is the first step failure that ended it (OONI's ``failure``, with
 ``failed_operation``: ``resolve``, ``connect``, ``tls_handshake``, ``http_round_trip``), and
-:func:`verdict` maps it to the summary's ``blocking`` and mechanism as Web Connectivity does
-without a control (a TLS reset is ``tls.reset``: nothing here says the server did not reset).
-:func:`records` writes the steps of many operations as OONI's ``queries``, ``tcp_connect``,
-``tls_handshakes``, ``requests`` and ``network_events``.
+:mod:`probe.nettests.urlverdict` judges operations and writes them as OONI's records.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import ssl
-from collections import Counter
-from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from probe import privacy, serialize
-from probe.analysis.mechanism import CERTIFICATE_ERRORS, dns_label, http_label, tcp_label, tls_label
-from probe.ipinfo import AsnLookup, is_bogon, is_loopback, no_asn, parse_networks
+from probe.ipinfo import AsnLookup, no_asn
 from probe.mechanism import Mechanism
-from probe.model import (
-    Blocking,
-    DNSQuery,
-    HTTPTransaction,
-    OONIMeasurement,
-    Summary,
-    TCPConnect,
-    TLSHandshake,
-)
-from probe.nettests import base, tlsendpoint
+from probe.model import DNSQuery, HTTPTransaction, Summary, TCPConnect, TLSHandshake
+from probe.nettests import base
 from probe.nettests.endpoints import EndpointList
 from probe.steps import dns, failures, http, tcp, tls, urls
 from probe.steps.clock import Clock
@@ -188,32 +173,6 @@ def begin(
         if extra_roots:
             context.load_verify_locations(cadata=extra_roots)
     return Session(config=config, started=base.Clock(), ssl_context=context)
-
-
-def conclude(
-    session: Session,
-    *,
-    test_name: str,
-    test_version: str,
-    operations: Sequence[Operation],
-    keys: Mapping[str, Any],
-    found: Summary,
-    context: base.Context,
-) -> OONIMeasurement:
-    """The measurement: OONI's urlgetter records of *operations*, the test's *keys* and our
-    summary (``x_`` keys), the volunteer's addresses scrubbed, in the df-000 envelope; its
-    target (the series) is the test's name."""
-    test_keys = {**records(operations), **keys, **summary_keys(found)}
-    return base.finish(
-        test_name=test_name,
-        test_version=test_version,
-        input=None,
-        test_keys=scrubbed(test_keys, session.config, operations),
-        summary=found,
-        clock=session.started,
-        context=context,
-        target=test_name,
-    )
 
 
 async def gather(session: Session, jobs: Iterable[Awaitable[T]]) -> list[T]:
@@ -369,79 +328,6 @@ def _with(
     )  # fmt: skip
 
 
-# --- judging ------------------------------------------------------------------------------------
-
-
-def verdict(operation: Operation, config: GetterConfig | None = None) -> tuple[Blocking, Mechanism]:
-    """The summary's ``blocking`` and mechanism for *operation* (no control to compare).
-
-    ``False``/``ok`` when it succeeded; ``dns`` for a failed lookup, or for one that answered
-    only loopback or bogon addresses where a connect then failed (``dns.localhost``,
-    ``dns.bogon``: :func:`lying_answer`); ``tcp_ip`` for failed connects; ``http-failure`` for
-    the TLS handshake and the request. The mechanism names what was seen, as Web
-    Connectivity's rule 3 does (:mod:`probe.analysis.mechanism`).
-    """
-    failure = operation.failure
-    if failure is None:
-        return False, Mechanism.OK
-    if operation.failed_operation == RESOLVE:
-        return "dns", dns_label(failure)
-    if operation.failed_operation == CONNECT:
-        lying = lying_answer(operation.addresses, config or GetterConfig()) if operation.queries else None
-        return ("dns", lying) if lying is not None else ("tcp_ip", tcp_label(failure))
-    if failure in CERTIFICATE_ERRORS:
-        return "http-failure", Mechanism.TLS_CERTIFICATE
-    if operation.failed_operation == TLS_HANDSHAKE:
-        return "http-failure", Mechanism.TLS_RESET if failure == failures.CONNECTION_RESET else tls_label(
-            failure
-        )
-    return "http-failure", http_label(failure)
-
-
-def lying_answer(addresses: Sequence[str], config: GetterConfig) -> Mechanism | None:
-    """``dns.localhost`` when *addresses* are all loopback, ``dns.bogon`` when all bogons
-    (``public_networks`` aside), else ``None``; loopback is no lie with ``allow_loopback``."""
-    if not addresses:
-        return None
-    if all(is_loopback(a) for a in addresses):
-        return None if config.allow_loopback else Mechanism.DNS_LOCALHOST
-    public = parse_networks(config.public_networks)
-    if all(is_bogon(a, public=public) or (config.allow_loopback and is_loopback(a)) for a in addresses):
-        return Mechanism.DNS_BOGON
-    return None
-
-
-def deciding(failed: Sequence[Operation]) -> Operation:
-    """The failed operation that names the mechanism: the most common way they failed (the
-    failed step and its failure), the first seen among equals.
-
-    Raises:
-        ValueError: *failed* is empty.
-    """
-    if not failed:
-        raise ValueError("no failed operation")
-    ways = Counter((o.failed_operation, o.failure) for o in failed)
-    way = ways.most_common(1)[0][0]
-    return next(o for o in failed if (o.failed_operation, o.failure) == way)
-
-
-def summary(blocking: Blocking, mechanism: Mechanism, operations: Sequence[Operation]) -> Summary:
-    """A :class:`~probe.model.Summary` with the first failure of each layer among *operations*."""
-
-    def first(*kinds: str) -> str | None:
-        return next((o.failure for o in operations if o.failed_operation in kinds), None)
-
-    return Summary(
-        blocking=blocking,
-        accessible=blocking is False,
-        mechanism=mechanism,
-        dns_failure=first(RESOLVE),
-        tcp_failure=first(CONNECT),
-        tls_failure=first(TLS_HANDSHAKE),
-        http_failure=first(HTTP_ROUND_TRIP),
-    )
-
-
 def summary_keys(found: Summary) -> dict[str, Any]:
     """Our summary in the test keys, as every test beyond websites writes it (``x_`` keys)."""
     mechanism = found.mechanism
@@ -453,32 +339,3 @@ def summary_keys(found: Summary) -> dict[str, Any]:
 
 
 # --- records ------------------------------------------------------------------------------------
-
-
-def records(operations: Sequence[Operation]) -> dict[str, Any]:
-    """OONI's urlgetter keys of *operations*: ``agent`` … ``tls_handshakes`` (df-001/2/5/6/8)."""
-    steps = tlsendpoint.records(
-        [c for o in operations for c in o.connects],
-        [h for o in operations for h in o.handshakes],
-        [r for o in operations for r in o.requests],
-    )
-    queries = [q for o in operations for q in o.queries]
-    return {
-        "agent": "redirect",
-        "failed_operation": None,
-        "failure": None,
-        **steps,
-        "queries": serialize.as_dict(queries) if queries else None,
-        "socksproxy": None,
-    }
-
-
-def scrubbed(
-    test_keys: Mapping[str, Any], config: GetterConfig, operations: Sequence[Operation]
-) -> dict[str, Any]:
-    """*test_keys* with the volunteer's addresses made ``[scrubbed]`` wherever a server echoed them."""
-    toward = [a for o in operations for a in o.addresses]
-    addresses = privacy.volunteer_addresses(known=config.volunteer_addresses, toward=toward)
-    text = json.dumps(test_keys, ensure_ascii=False)
-    clean = privacy.scrub_text(text, addresses)
-    return dict(test_keys) if clean == text else dict(json.loads(clean))

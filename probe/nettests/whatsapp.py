@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from probe.model import OONIMeasurement, Summary
-from probe.nettests import urlgetter
+from probe.nettests import urlgetter, urlverdict
 from probe.nettests.base import Context
 from probe.nettests.endpoints import Endpoint, EndpointList
 from probe.nettests.urlgetter import GetterConfig, Operation
@@ -57,7 +57,7 @@ async def measure(
         session, [*jobs, urlgetter.fetch(_url(registration), session), urlgetter.fetch(_url(web), session)]
     )
     connects, registration_op, web_op = operations[:-2], operations[-2], operations[-1]
-    return urlgetter.conclude(
+    return urlverdict.conclude(
         session,
         test_name=TEST_NAME,
         test_version=TEST_VERSION,
@@ -102,10 +102,10 @@ def summarize(
 ) -> Summary:
     """Our summary: the app's endpoints (all failing), else registration, else the web."""
     if connects and not any(op.ok for op in connects):
-        deciding = urlgetter.deciding(connects)
+        deciding = urlverdict.deciding(connects)
     elif not registration.ok:
         deciding = registration
     else:
         deciding = web
-    blocking, mechanism = urlgetter.verdict(deciding, config)
-    return urlgetter.summary(blocking, mechanism, [*connects, registration, web])
+    blocking, mechanism = urlverdict.verdict(deciding, config)
+    return urlverdict.summary(blocking, mechanism, [*connects, registration, web])
