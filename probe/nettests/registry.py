@@ -164,25 +164,27 @@ FAMILIES: Final[dict[str, Family]] = {
     for f in (
         Family(
             "whatsapp", "probe.nettests.whatsapp",
-            "DNS lookups, TCP connects to WhatsApp's chat endpoints (e1…e16.whatsapp.net:443, 5222), "
-            "HTTPS GETs of v.whatsapp.net/v2/register and web.whatsapp.com",
+            "a DNS lookup and a TCP connect (closed at once) to each of e1…e16.whatsapp.net on ports 443 "
+            "and 5222; an HTTPS GET of v.whatsapp.net/v2/register and of web.whatsapp.com",
             bytes_estimate=300_000, adapter=_messaging,
         ),
         Family(
             "telegram", "probe.nettests.telegram",
-            "an HTTP POST (empty) to each Telegram data centre address on ports 80 and 443, "
-            "an HTTPS GET of web.telegram.org",
+            "an HTTP POST / without a body to each of Telegram's six data-centre addresses on ports 80 "
+            "and 443 (plain HTTP on both); an HTTPS GET of web.telegram.org",
             bytes_estimate=200_000, adapter=_messaging,
         ),
         Family(
             "signal", "probe.nettests.signal",
-            "DNS lookups and HTTPS GETs of Signal's service hosts (chat, cdn, storage, sfu, "
-            "uptime.signal.org), verified against Signal's own CA",
+            "an HTTPS GET / of each of Signal's five backends (textsecure-service.whispersystems.org, "
+            "storage, cdn, cdn2, sfu.voip.signal.org; verified against Signal's roots); a DNS lookup "
+            "of uptime.signal.org",
             bytes_estimate=100_000, adapter=_messaging,
         ),
         Family(
             "facebook_messenger", "probe.nettests.facebook_messenger",
-            "DNS lookups and TCP connects (port 443) to Facebook Messenger's service hosts; no data",
+            "a DNS lookup of each of Facebook Messenger's seven service hosts and a TCP connect (port "
+            "443, closed at once) to the six TCP ones whose answer is consistent; no data",
             bytes_estimate=20_000, adapter=_messaging,
         ),
         Family(
