@@ -225,10 +225,11 @@ class Upload(_Section):
         return Measure._read_ca_file(value)
 
 
-CATEGORY_CODES = frozenset(
-    "ALDR REL PORN PROV POLR HUMR ENV MILX HATE NEWS XED PUBH GMB ANON DATE GRP LGBT FILE HACK "
-    "COMT MMED HOST SRCH GAME CULTR ECON GOVT COMM CTRL IGO MISC".split()
-)
+CATEGORY_CODES = frozenset({
+    "ALDR", "REL", "PORN", "PROV", "POLR", "HUMR", "ENV", "MILX", "HATE", "NEWS", "XED", "PUBH", "GMB",
+    "ANON", "DATE", "GRP", "LGBT", "FILE", "HACK", "COMT", "MMED", "HOST", "SRCH", "GAME", "CULTR",
+    "ECON", "GOVT", "COMM", "CTRL", "IGO", "MISC",
+})  # fmt: skip
 """The citizenlab test-lists category codes (``lists/00-LEGEND-new_category_codes.csv``, and
 OONI's ``MISC``)."""
 
@@ -299,7 +300,8 @@ class Tests(_Section):
 
 
 FAMILY_NAMES = (
-    "whatsapp", "telegram", "signal", "facebook_messenger", "tor", "vpn", "sni_blocking", "http3", "throughput",
+    "whatsapp", "telegram", "signal", "facebook_messenger", "tor", "vpn", "sni_blocking", "http3",
+    "throughput",
 )  # fmt: skip
 """The families a round may run besides the web test, as ``[tests]`` names them."""
 
