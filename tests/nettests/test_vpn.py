@@ -147,15 +147,15 @@ def test_wireguard_handshake_answered() -> None:
     keys = keys_of(m)
     assert m.document["input"] == f"wireguard://unknown.corp/?address=127.0.0.1:{port}"
     assert m.test_name == "wireguard" and m.target == m.document["input"]
-    names = ("success", "failure", "urlget", "x_endpoint", "x_transport", "x_attempts", "x_response")
+    names = ("success", "failure", "urlget", "x_endpoint", "x_transport", "x_response")
     assert {k: keys[k] for k in names} == {
         "success": True, "failure": None, "urlget": [], "x_endpoint": f"127.0.0.1:{port}",
         "x_transport": "udp",
-        "x_attempts": 1, "x_response": "handshake_response",
+        "x_response": "handshake_response",
     }  # fmt: skip
-    assert [(e["operation"], e["x_num_bytes"]) for e in keys["network_events"]] == [
-        ("SEND_HANDSHAKE_INIT", 148), ("RECV_HANDSHAKE_RESP", 92),
-    ]  # fmt: skip
+    # One initiation answered (a loaded machine may have sent a second before the answer came).
+    events = [(e["operation"], e["x_num_bytes"]) for e in keys["network_events"]]
+    assert events == [("SEND_HANDSHAKE_INIT", 148)] * keys["x_attempts"] + [("RECV_HANDSHAKE_RESP", 92)]
     assert "private_key" not in json.dumps(m.document) and base64.b64encode(
         raw(CLIENT)
     ).decode() not in json.dumps(m.document)
@@ -199,7 +199,8 @@ def test_wireguard_handshake_not_answered(
         and operations[0] == "SEND_HANDSHAKE_INIT"
     )
     if failure != "connection_refused":
-        assert keys["x_attempts"] == 2  # one a second, each a new initiation, until the timeout
+        # One a second until the timeout (1.5 s): two, unless a loaded machine delayed the second.
+        assert keys["x_attempts"] in (1, 2) and operations.count("SEND_HANDSHAKE_INIT") == keys["x_attempts"]
     assert ("packet_dropped" in operations) is (failure == "unexpected_response")
     assert (m.summary.blocking, m.summary.accessible, m.summary.mechanism) == (blocking, False, mechanism)
     summary_keys = [keys[k] for k in ("x_blocking", "x_accessible", "x_mechanism")]
@@ -377,7 +378,8 @@ def test_openvpn_over_udp_not_answered(server: str, failure: str) -> None:
     keys = keys_of(m)
     assert (keys["success"], keys["failure"]) == (False, failure)
     sends = [e["packet"]["send_attempts"] for e in keys["network_events"] if e["operation"] == "packet_out"]
-    assert sends == ([1, 2] if server == "silent" else [1])
+    # Resent once a second until the timeout (1.5 s): twice, unless a loaded machine delayed it.
+    assert sends in ([[1, 2], [1]] if server == "silent" else [[1]])
     assert m.summary.mechanism == (Mechanism.VPN_TIMEOUT if server == "silent" else Mechanism.VPN_REFUSED)
 
 
