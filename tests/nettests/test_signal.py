@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -108,3 +109,26 @@ def test_a_roots_file_without_certificates_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         signal.signal_roots(path)
     assert str(caught.value) == f"{path}: roots: expected a list of PEM certificates"
+
+
+def test_an_address_of_the_volunteer_echoed_by_a_server_is_scrubbed(world: Loopback) -> None:
+    # The volunteer's address as the round's whoami learned it (192.0.2.9 here): a backend
+    # that echoes it (in its body and title) must not put it in the measurement.
+    with http_server(world.cert(BACKENDS[1])) as server:
+        listed = world.endpoint_list(
+            "signal",
+            [
+                {
+                    "role": "backend",
+                    "url": f"https://{BACKENDS[1]}:{server.port}/echo?body=<title>you+are+192.0.2.9</title>",
+                }
+            ],
+        )
+        config = world.config(timeout=1.0, volunteer_addresses=("192.0.2.9",))
+        doc, _ = run(signal.measure(listed, context=CONTEXT, config=config))
+    text = json.dumps(doc)
+    assert "192.0.2.9" not in text
+    [request] = doc["test_keys"]["requests"]
+    assert request["response"]["body"] == "<title>you are [scrubbed]</title>"
+    assert request["response"]["x_title"] == "you are [scrubbed]"
+    assert doc["test_keys"]["signal_backend_status"] == "ok"
