@@ -105,6 +105,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "probe.cli.http3:http3",
         "Measure URL over HTTP/3 (QUIC handshake and GET, UDP 443) beside TLS over TCP to the same address.",
     ),
+    "families": (
+        "probe.cli.families:families",
+        "List the tests beyond websites: on or off, what each sends, its bytes a round, the month's budget.",
+    ),
     "throughput": (
         "probe.cli.throughput:throughput",
         "Time a bounded download of URL and compare its speed with a reference host's and the control's.",
