@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -21,7 +22,7 @@ def families(config_file: Path | None, as_json: bool) -> None:
 
     tests = load_settings(config_file).tests
     budget = DataBudget(default_usage_path(), tests.monthly_budget_bytes)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "family": f.name,
             "on": bool(getattr(tests, f.name)),
