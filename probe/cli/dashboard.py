@@ -62,7 +62,8 @@ def dashboard(
         )
     from measurements.store.store import open_store
     from measurements.views.dashboard.analysis import Analysis
-    from measurements.views.dashboard.app import LOOPBACK_HOSTS, create_app
+    from measurements.views.dashboard.app import create_app
+    from measurements.views.dashboard.security import LOOPBACK_HOSTS
     from probe.helper.server import bind
 
     store = open_store(database_url(db_url, config_file))

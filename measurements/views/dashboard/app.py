@@ -16,10 +16,9 @@ Safety, because every text it shows came from a network that may be hostile:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from itertools import islice
+from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import quote
 
@@ -27,33 +26,20 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from measurements.patterns.findings import Detection
-from measurements.store.export import committed_rows, csv_query, export_csv, export_jsonl
-from measurements.store.queries import measurement_query
 from measurements.store.rows import MeasurementRow
 from measurements.store.store import Store
-from measurements.views.dashboard import data, pages
+from measurements.views.dashboard import data, downloads, pages
 from measurements.views.dashboard.analysis import Analysis
 from measurements.views.dashboard.filters import OUTCOME_FILTERS, FilterError, Filters
 from measurements.views.dashboard.render import render, stylesheet
+from measurements.views.dashboard.security import LOOPBACK_HOSTS, ReadOnly, SecurityHeaders
 from probe.errors import StorageError
 
-CSP: Final = (
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
-)
-HEADERS: Final = (
-    (b"content-security-policy", CSP.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-    (b"cache-control", b"no-store"),
-)
-LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]", "::1")
 NAV: Final = (
     ("now", "Now"),
     ("timeline", "Timeline"),
@@ -62,7 +48,6 @@ NAV: Final = (
     ("measurements", "Measurements"),
     ("networks", "Networks"),
 )
-_CHUNK = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,42 +85,7 @@ def create_app(
         Route("/static/style.css", _style),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))])
-    return _ReadOnly(_SecurityHeaders(app))
-
-
-class _ReadOnly:
-    """405 for every method but GET and HEAD, on every path, before anything else runs."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD"):
-            response = PlainTextResponse(
-                "method not allowed: the dashboard is read-only\n",
-                status_code=405,
-                headers={"Allow": "GET, HEAD"},
-            )
-            await _SecurityHeaders(response)(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-
-class _SecurityHeaders:
-    """Adds :data:`HEADERS` to every response."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in HEADERS if k not in names]
-                message = {**message, "headers": [*message.get("headers", []), *extra]}
-            await send(message)
-
-        await self.app(scope, receive, sending)
+    return ReadOnly(SecurityHeaders(app))
 
 
 def _style(request: Request) -> Response:
@@ -346,52 +296,11 @@ def _download_jsonl(dash: Dashboard, request: Request) -> Response:
 
 
 def _download(dash: Dashboard, request: Request, fmt: str) -> Response:
-    """The measurements the filters select, streamed as ``probe export`` writes them."""
     try:
         f = Filters.parse(request.query_params)
     except FilterError as exc:
         return _problem(dash, request, 400, f"Bad filter: {exc}")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    headers = {"Content-Disposition": f'attachment; filename="reachprobe-{stamp}.{fmt}"'}
-    if fmt == "csv":
-        return StreamingResponse(
-            _csv_chunks(dash.store, f), media_type="text/csv; charset=utf-8", headers=headers
-        )
-    return StreamingResponse(_jsonl_chunks(dash.store, f), media_type="application/x-ndjson", headers=headers)
-
-
-class _Buffer:
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-
-    def write(self, text: str, /) -> int:
-        self.parts.append(text)
-        return len(text)
-
-    def take(self) -> str:
-        text, self.parts = "".join(self.parts), []
-        return text
-
-
-def _csv_chunks(store: Store, f: Filters) -> Iterator[str]:
-    rows = committed_rows(store, data.narrowed(csv_query(), f), raw=True)
-    out = _Buffer()
-    export_csv([], out)
-    header = out.take()
-    yield header
-    while batch := list(islice(rows, _CHUNK)):
-        export_csv(batch, out)
-        yield out.take().removeprefix(header)
-
-
-def _jsonl_chunks(store: Store, f: Filters) -> Iterator[str]:
-    rows = map(
-        MeasurementRow._make, committed_rows(store, data.narrowed(measurement_query(with_body=True), f))
-    )
-    out = _Buffer()
-    while batch := list(islice(rows, _CHUNK)):
-        export_jsonl(batch, out)
-        yield out.take()
+    return downloads.download(dash.store, f, fmt)
 
 
 def _filename(uid: str) -> str:
