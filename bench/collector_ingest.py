@@ -162,8 +162,8 @@ def main() -> None:
         try:
             proc, url = start_collector(db, work)
             try:
-                print(f"submitting {args.n:,} measurements with {args.clients} clients to {args.reports} reports "
-                      f"at {url} ...", flush=True)  # fmt: skip
+                what = f"{args.n:,} measurements with {args.clients} clients to {args.reports} reports"
+                print(f"submitting {what} at {url} ...", flush=True)
                 seconds, acknowledged = asyncio.run(ingest(url, args.n, args.clients, args.reports))
             finally:
                 proc.terminate()
@@ -173,10 +173,9 @@ def main() -> None:
                 f"collector: {rate:,.0f} measurements/s ({acknowledged:,} in {seconds:.1f} s, HTTP to commit)"
             )
             copy_s, rows = copy_baseline(db)
-            print(
-                f"COPY:      {rows / copy_s:,.0f} measurements/s ({rows:,} rows in {copy_s:.2f} s, same table)"
-            )
-            print(f"ratio COPY / collector: {rows / copy_s / rate:.1f}x")
+            copy_rate = rows / copy_s
+            print(f"COPY:      {copy_rate:,.0f} measurements/s ({rows:,} rows in {copy_s:.2f} s, same table)")
+            print(f"ratio COPY / collector: {copy_rate / rate:.1f}x")
         finally:
             if cluster is not None:
                 cluster.stop()

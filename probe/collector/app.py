@@ -42,7 +42,7 @@ On every route: 401 when the collector has tokens and the request has none of th
 the body does not arrive within :attr:`Limits.body_timeout_s`; 415 for any
 ``Content-Encoding`` (the spec lets a collector refuse compression, and a probe then retries
 without: no decompression bomb to defuse); 503 ``Retry-After`` when the database fails or
-:attr:`Limits.max_waiting` requests already wait for it. Every error is one line of JSON,
+:attr:`Limits.max_in_progress` requests are already under way. Every error is one line of JSON,
 ``{"error": "…"}``; an exception the collector did not expect is a 500 ``internal error``
 and one log line without a traceback (:class:`probe.helper.app._InternalErrors`).
 
@@ -56,7 +56,7 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -65,7 +65,7 @@ from typing import Any, Final, TypeVar
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -117,8 +117,10 @@ class Limits:
     """…and at once."""
     store_threads: int = 8
     """Worker threads making the store's (blocking) calls: the database connections in use."""
-    max_waiting: int = 256
-    """Requests waiting for a worker beyond which the answer is 503 at once."""
+    max_in_progress: int = 16
+    """Requests handled at once (their bodies read, parsed, waiting for or in the store); more
+    are answered 503 at once. It bounds memory: a body is up to :attr:`max_body_bytes`, and
+    its parsed form a few times that (:attr:`~probe.collector.validate.Bounds.max_containers`)."""
     expire_every_s: float = 60.0
     """How often reports past their lifetime are closed in the store."""
 
@@ -136,25 +138,36 @@ class CollectorSettings:
 
 
 class _Gate:
-    """The store's worker threads, and a bound on the requests waiting for them."""
+    """The store's worker threads, and the bound on requests in progress."""
 
     def __init__(self, limits: Limits) -> None:
         self.pool = ThreadPoolExecutor(limits.store_threads, thread_name_prefix="collector-store")
-        self.capacity = limits.store_threads + limits.max_waiting
-        self.in_use = 0
+        self.max_in_progress = limits.max_in_progress
+        self.in_progress = 0
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)`` in a worker thread; 503 when too many wait, or the store fails."""
-        if self.in_use >= self.capacity:
-            raise HTTPException(503, "busy: too many requests waiting for the database", _retry())
-        self.in_use += 1
+        """``fn(*args, **kwargs)`` in a worker thread; 503 when the store fails."""
         try:
             return await asyncio.get_running_loop().run_in_executor(self.pool, lambda: fn(*args, **kwargs))
         except StorageError as exc:
             logger.error("%s", exc)
             raise HTTPException(503, "storage unavailable", _retry()) from None
-        finally:
-            self.in_use -= 1
+
+    def admitted(
+        self, handler: Callable[[Request], Awaitable[Response]]
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """*handler*, answering 503 at once when :attr:`Limits.max_in_progress` requests are under way."""
+
+        async def admit(request: Request) -> Response:
+            if self.in_progress >= self.max_in_progress:
+                raise HTTPException(503, "busy: too many requests in progress", _retry())
+            self.in_progress += 1
+            try:
+                return await handler(request)
+            finally:
+                self.in_progress -= 1
+
+        return admit
 
 
 def create_app(store: ReportStore, settings: CollectorSettings | None = None) -> Starlette:
@@ -165,10 +178,15 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
     per_report = Buckets(limits.report_rate, limits.report_burst)
     opens = Bucket(limits.open_rate, limits.open_burst)
 
+    async def raw_body(request: Request) -> bytes:
+        try:
+            return await _read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+        except ClientDisconnect:  # gone mid-body: nobody to answer, nothing to log
+            raise HTTPException(400, "the client disconnected") from None
+
     async def body_of(request: Request) -> dict[str, Any]:
         _admit(request, s.tokens)
-        raw = await _read_body(request, limits.max_body_bytes, limits.body_timeout_s)
-        return parse_json(raw, bounds)
+        return parse_json(await raw_body(request), bounds)
 
     def report_of(request: Request) -> str:
         report_id: str = request.path_params["report_id"]
@@ -225,7 +243,7 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
     async def close(request: Request) -> Response:
         _admit(request, s.tokens)
         report_id = report_of(request)
-        await _read_body(request, limits.max_body_bytes, limits.body_timeout_s)  # ignored (empty)
+        await raw_body(request)  # ignored (empty)
         if not await gate.run(store.close_report, report_id):
             return _error(404, "unknown report")
         return _json({"status": "success"})
@@ -283,10 +301,10 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
 
     return Starlette(
         routes=[
-            Route("/report", open_report, methods=["POST"]),
-            Route("/report/{report_id}", submit, methods=["POST"]),
-            Route("/report/{report_id}/close", close, methods=["POST"]),
-            Route("/measurement", single, methods=["POST"]),
+            Route("/report", gate.admitted(open_report), methods=["POST"]),
+            Route("/report/{report_id}", gate.admitted(submit), methods=["POST"]),
+            Route("/report/{report_id}/close", gate.admitted(close), methods=["POST"]),
+            Route("/measurement", gate.admitted(single), methods=["POST"]),
             Route("/", index, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Refusal: refused},

@@ -107,6 +107,10 @@ class Bounds:
 
     max_depth: int = 64
     """JSON nesting (objects and arrays) a body may have; OONI's measurements use under 10."""
+    max_containers: int = 100_000
+    """``{`` and ``[`` bytes a body may hold (counted before parsing, strings included): an
+    empty object costs Python ~60 times its 2 bytes, so this bounds a body's parsed size. A
+    measurement has hundreds; a page's minified scripts inside it, a few tens of thousands."""
     max_age: timedelta = timedelta(days=30)
     """How old a ``measurement_start_time`` may be (a probe that was offline catches up)."""
     max_ahead: timedelta = timedelta(days=1)
@@ -130,9 +134,11 @@ def parse_json(body: bytes, bounds: Bounds) -> dict[str, Any]:
     """*body* as a JSON object within *bounds*.
 
     Raises:
-        Refusal: 400: not UTF-8, not JSON, not an object, too deep, a non-finite number, an
-            integer too long to read, or a lone surrogate.
+        Refusal: 400: not UTF-8, not JSON, not an object, too deep, too many objects and
+            arrays, a non-finite number, an integer too long to read, or a lone surrogate.
     """
+    if body.count(b"{") + body.count(b"[") > bounds.max_containers:
+        raise Refusal(400, f"the JSON has more than {bounds.max_containers} objects and arrays")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -41,8 +42,9 @@ def client(hostile: tuple[Served, str]) -> Iterator[httpx.Client]:
 
 
 def one_line_error(r: httpx.Response) -> str:
-    """The error message, after checking the answer is a 4xx of one line of JSON ``{"error": …}``."""
-    assert 400 <= r.status_code < 500, (r.status_code, r.text)
+    """The error message, after checking the answer is a 4xx (or the 503 of a busy collector) of
+    one line of JSON ``{"error": …}``."""
+    assert 400 <= r.status_code < 500 or r.status_code == 503, (r.status_code, r.text)
     assert r.headers["content-type"] == "application/json"
     assert "\n" not in r.text
     body = r.json()
@@ -63,7 +65,9 @@ BODIES: list[tuple[str, bytes, int, str]] = [
     ("lone surrogate", b'{"x": "\\ud800"}', 400, "the JSON has a string with a lone surrogate"),
     ("lone surrogate key", b'{"\\udfff": 1}', 400, "the JSON has a string with a lone surrogate"),
     ("deep object", DEEP_OBJECT, 400, "the JSON is nested deeper than 64 levels"),
-    ("very deep array", b"[" * 200_000, 400, "the JSON is nested deeper than 64 levels"),
+    ("very deep array", b"[" * 50_000, 400, "the JSON is nested deeper than 64 levels"),
+    ("many containers", b'{"a": [' + b"{}," * 100_000 + b"{}]}", 400,
+     "the JSON has more than 100000 objects and arrays"),
     ("yaml", b'{"format": "yaml", "content": "---"}', 400, 'format: only "json" is supported'),
     ("content array", b'{"format": "json", "content": []}', 400, "content: missing or not a JSON object"),
     ("no content", b'{"format": "json"}', 400, "content: missing or not a JSON object"),
@@ -184,6 +188,32 @@ def test_a_slow_body_is_cut_off(tmp_path: Path) -> None:
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 408 ")
     assert json.loads(body) == {"error": "the request body did not arrive within 1 s"}
+
+
+def test_requests_beyond_those_in_progress_are_answered_503(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = CollectorSettings(limits=Limits(max_in_progress=1, body_timeout_s=30))
+    with collector_at(f"sqlite:///{tmp_path / 'c.sqlite3'}", settings) as served:
+        port = int(served.url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as slow:
+            slow.sendall(b"POST /report HTTP/1.1\r\nHost: c\r\nContent-Length: 100\r\n\r\n{")
+            with httpx.Client(base_url=served.url, timeout=30) as client:
+                deadline = time.monotonic() + 20
+                while (r := client.post("/report", json=open_request())).status_code == 200:
+                    assert time.monotonic() < deadline, "the slow request never counted as in progress"
+                    time.sleep(0.05)
+                assert (r.status_code, one_line_error(r)) == (503, "busy: too many requests in progress")
+                assert r.headers["retry-after"] == "5"
+        # The slow request ended (its connection closed): others are served again.
+        with httpx.Client(base_url=served.url, timeout=30) as client:
+            deadline = time.monotonic() + 20
+            while (r := client.post("/report", json=open_request())).status_code != 200:
+                assert time.monotonic() < deadline, r.text
+                time.sleep(0.05)
+    assert [
+        r.getMessage() for r in caplog.records if r.name.startswith("probe")
+    ] == []  # a disconnect is no error
 
 
 def test_a_flood_on_one_report_is_slowed_and_others_are_not(tmp_path: Path) -> None:
