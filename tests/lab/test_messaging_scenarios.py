@@ -97,3 +97,20 @@ def test_signal_backends_reset_by_sni(no_new_namespaces: None) -> None:
     )
     assert result.observed["outcome"] == "blocked.anomaly"
     _private(report, m)
+
+
+@pytest.mark.lab
+def test_messenger_dns_answered_with_a_bogon_and_an_address_dropped(no_new_namespaces: None) -> None:
+    report = scenario_report(_path("pk-messenger-dns-and-ip"))
+    result, m = _nettest(report, "facebook-messenger")
+    keys = m["test_keys"]
+    # b-api: the ISP resolver's bogon, never connected to; edge: its address dropped.
+    assert (keys["facebook_b_api_dns_consistent"], keys["facebook_b_api_reachable"]) == (False, None)
+    assert (keys["facebook_edge_dns_consistent"], keys["facebook_edge_reachable"]) == (True, False)
+    assert (keys["facebook_dns_blocking"], keys["facebook_tcp_blocking"]) == (True, True)
+    [bogon] = [q for q in keys["queries"] if q["hostname"] == "b-api.facebook.com"]
+    assert [a["ipv4"] for a in bogon["answers"]] == ["10.10.34.35"]
+    assert "10.10.34.35" not in {c["ip"] for c in keys["tcp_connect"]}
+    assert (keys["x_blocking"], keys["x_mechanism"]) == ("dns", "dns.bogon")
+    assert result.observed["outcome"] == "blocked.anomaly"
+    _private(report, m)
