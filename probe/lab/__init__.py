@@ -21,6 +21,12 @@ Modules, one concept each:
 - :mod:`probe.lab.runner` — one scenario end to end
 - :mod:`probe.lab.webserver`, :mod:`probe.lab.dnsserver`, :mod:`probe.lab.proxy` — the servers,
   each run as ``python -m probe.lab.<module> CONFIG.json`` inside a namespace
+- :mod:`probe.lab.world` — a scenario's extra world endpoints (pure data): addresses, DNS
+  names, service kinds and their server modules, the endpoint-list override the tests beyond
+  websites get; :mod:`probe.lab.endpointserver` serves the plain kinds (tcp, http, https,
+  tls, udp), and a family with a protocol of its own adds ``probe.lab.<kind>server``
+- :mod:`probe.lab.nettest` — ``[[nettests]]``: running ``probe <test> --json`` from the client
+  and reading its verdict
 
 Everything here needs root, ``ip`` (iproute2), ``iptables`` and ``tc`` except the pure modules,
 which the unit tests use without privileges. Nothing is ever routed outside the namespaces a

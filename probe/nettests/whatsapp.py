@@ -9,7 +9,8 @@ What it sends (:func:`measure`), for the endpoint list ``whatsapp`` (:mod:`probe
 - to the registration service (role ``registration``,
   ``https://v.whatsapp.net/v2/register``): a lookup, a connect, a TLS handshake and an HTTPS
   ``GET``;
-- to WhatsApp web (role ``web``, ``https://web.whatsapp.com/``): the same.
+- to WhatsApp web (role ``web``, ``https://web.whatsapp.com/``): the same. (The spec also
+  names ``http://web.whatsapp.com/``; OONI's probe stopped fetching it, and so does this one.)
 
 The keys, as the spec defines them: ``whatsapp_endpoints_status`` is ``ok`` when at least one
 endpoint connect succeeded, else ``blocked``; ``whatsapp_endpoints_blocked`` lists the
