@@ -6,7 +6,8 @@ Usage (from the repository root)::
     python bench/collector_ingest.py --n 2000 --clients 4
     python bench/collector_ingest.py --db postgresql+psycopg://user@host/empty_db
 
-It starts a throw-away PostgreSQL cluster (as the storage tests do; ``--db`` uses an existing
+It starts a throw-away PostgreSQL cluster (as the storage tests do, fsync off; ``--durable``
+turns fsync, ``synchronous_commit`` and ``full_page_writes`` back on; ``--db`` uses an existing
 empty database instead) and ``probe collector serve`` on loopback in its own process, as an
 operator runs it. ``--clients`` concurrent HTTP/1.1 clients (asyncio, httpx, kept-alive
 connections) then submit ``--n`` realistic Web Connectivity measurements (the probe's own
@@ -146,6 +147,11 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent HTTP clients (default 16)")
     parser.add_argument("--reports", type=int, default=20, help="reports they go into (default 20)")
     parser.add_argument("--db", help="an empty PostgreSQL database URL (default: a throw-away cluster)")
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="the throw-away cluster with fsync, synchronous_commit and full_page_writes on (production)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="collector-bench-") as tmp:
         work = Path(tmp)
@@ -158,7 +164,14 @@ def main() -> None:
             cluster = _Cluster(bindir)
             cluster.start()
             db = cluster.url(cluster.database("bench"))
-            print("PostgreSQL: a throw-away cluster (fsync off, as the storage tests run it)", flush=True)
+            if args.durable:
+                for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+                    cluster.admin(f"ALTER SYSTEM SET {setting} = on")
+                cluster.admin("SELECT pg_reload_conf()")
+            durability = (
+                "fsync on, as in production" if args.durable else "fsync off, as the storage tests run it"
+            )
+            print(f"PostgreSQL: a throw-away cluster ({durability})", flush=True)
         try:
             proc, url = start_collector(db, work)
             try:
