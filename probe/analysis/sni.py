@@ -33,6 +33,10 @@ GOT_THROUGH: Final = frozenset({None, failures.SSL_INVALID_HOSTNAME})
 SNI_MECHANISMS: Final = frozenset(
     {Mechanism.TLS_RESET_SNI, Mechanism.TLS_TIMEOUT_SNI, Mechanism.TLS_EOF_SNI, Mechanism.TLS_MITM}
 )
+FOLLOWED_UP: Final = frozenset(
+    {Mechanism.TLS_RESET_SNI, Mechanism.TLS_RESET, Mechanism.TLS_TIMEOUT, Mechanism.TLS_EOF}
+)
+"""A web measurement's mechanisms that a decoy handshake to the same address can settle."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +96,18 @@ def address_label(failure: str | None) -> Mechanism:
     if failure in TIMEOUTS:
         return Mechanism.TLS_TIMEOUT
     return Mechanism.TLS_EOF
+
+
+def refine(mechanism: Mechanism, *, target_failure: str | None, decoy: Handshake) -> Mechanism:
+    """A web measurement's *mechanism* once a decoy-SNI handshake to its failed address is known.
+
+    Only the handshake mechanisms of :data:`FOLLOWED_UP` change: to the name's
+    (:func:`sni_label`) when the decoy got through, to the address's (:func:`address_label`)
+    when it did not. With a control or without one: the decoy is the control of the name.
+    """
+    if mechanism not in FOLLOWED_UP:
+        return mechanism
+    return sni_label(target_failure) if decoy.got_through else address_label(target_failure)
 
 
 def result(target: Handshake, control: Handshake) -> str:

@@ -5,7 +5,7 @@ name, one carrying a *control* (decoy) name. The test helper is ``--testhelper``
 ``[v6]:port`` or ``name:port``), by default ``<control_sni>:443`` as the spec says. Point it at
 a neutral server (the spec's use: does the name alone draw the censor's reset, wherever it
 goes?) or at the target's own address (does that server's address pass with another name?
-— how :func:`decoy_check` follows a web measurement's failed handshake up).
+— how :func:`follow_up` settles a web measurement's failed handshake).
 
 Certificates are verified (system store or ``--ca-file``) against the SNI sent, so a server
 that does not serve the name answers ``ssl_invalid_hostname``: the spec counts that as
@@ -25,13 +25,14 @@ import asyncio
 import ipaddress
 import secrets
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final
 
 from probe import serialize
 from probe.analysis import sni
 from probe.errors import TargetError
-from probe.model import DNSQuery, OONIMeasurement, Summary
+from probe.mechanism import Mechanism
+from probe.model import DNSQuery, OONIMeasurement, Summary, WebConnectivityTestKeys
 from probe.nettests import tlsendpoint
 from probe.nettests.base import Clock, Context, finish
 from probe.nettests.urlgetter import summary_keys
@@ -109,6 +110,49 @@ async def decoy_check(
 
     target, control = await asyncio.gather(one(target_sni, 1), one(control_sni, 2))
     return DecoyCheck(target, control)
+
+
+DECOY_TAG: Final = "x_decoy_sni"
+"""The tag of the connect and handshake a web measurement's decoy follow-up added."""
+
+
+async def follow_up(
+    keys: WebConnectivityTestKeys,
+    *,
+    decoy_sni: str,
+    ssl_context: ssl.SSLContext,
+    timeout: float,
+    clock: StepClock,
+) -> WebConnectivityTestKeys:
+    """Settle a web measurement's failed TLS handshake with a decoy-SNI handshake to its address.
+
+    When the analysis gave a handshake mechanism (:data:`probe.analysis.sni.FOLLOWED_UP`), one
+    TCP connect and TLS handshake with *decoy_sni* go to the address of the first failed
+    handshake; they join the keys' ``tcp_connect`` and ``tls_handshakes``, tagged
+    :data:`DECOY_TAG`, and :func:`probe.analysis.sni.refine` gives the mechanism: the name's
+    (``tls.reset.sni``, ``tls.timeout.sni``, ``tls.eof.sni``) when the decoy got through, the
+    address's (``tls.reset``, ``tls.timeout``, ``tls.eof``) when it did not. OONI's keys
+    (``blocking``, ``accessible``) are left as the reference decided them. Other keys: returned
+    as they are, with no traffic.
+    """
+    mechanism = keys.mechanism
+    failed = next((h for h in keys.tls_handshakes if h.failure is not None), None)
+    if not isinstance(mechanism, Mechanism) or mechanism not in sni.FOLLOWED_UP or failed is None:
+        return keys
+    ip, port = urls.parse_endpoint(failed.address)
+    ids = [c.transaction_id for c in keys.tcp_connect] + [h.transaction_id for h in keys.tls_handshakes]
+    transaction_id = 1 + max(ids, default=0)
+    decoy = await tlsendpoint.attempt(
+        ip, port, server_name=target_name(decoy_sni), ssl_context=ssl_context, timeout=timeout, clock=clock,
+        transaction_id=transaction_id,
+    )  # fmt: skip
+    handshakes = () if decoy.handshake is None else (replace(decoy.handshake, tags=(DECOY_TAG,)),)
+    return replace(
+        keys,
+        tcp_connect=(*keys.tcp_connect, replace(decoy.connect, tags=(DECOY_TAG,))),
+        tls_handshakes=(*keys.tls_handshakes, *handshakes),
+        mechanism=sni.refine(mechanism, target_failure=failed.failure, decoy=_side(decoy)),
+    )
 
 
 def _side(attempt: tlsendpoint.Attempt) -> sni.Handshake:

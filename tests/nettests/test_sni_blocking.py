@@ -262,3 +262,68 @@ def test_probe_sni_blocking_from_the_command_line_and_the_list(
     assert "result: interference.reset" in out and "mechanism=tls.reset.sni → blocked (anomaly)" in out
     assert main(["sni-blocking"]) == 2
     assert "no TARGET" in capsys.readouterr().err
+
+
+# --- the web measurement's follow-up ------------------------------------------------------------
+
+
+def web_keys(port: int, resolver: Any, ca_file: Path) -> Any:
+    from probe import webconnectivity
+    from probe.steps.dns import ResolverSpec
+
+    config = webconnectivity.MeasureConfig(
+        resolvers=(ResolverSpec("udp", resolver.host, resolver.port),), use_system_resolver=False,
+        allow_loopback=True, ca_file=ca_file,
+    ).with_timeout(TIMEOUT)  # fmt: skip
+    return asyncio.run(webconnectivity.measure(f"https://{BLOCKED}:{port}/", config=config)).test_keys
+
+
+@pytest.mark.parametrize(
+    ("server", "before", "after", "decoy_failure"),
+    [
+        ("reset", Mechanism.TLS_RESET, Mechanism.TLS_RESET_SNI, None),
+        ("drop", Mechanism.TLS_TIMEOUT, Mechanism.TLS_TIMEOUT_SNI, None),
+        ("every hello reset", Mechanism.TLS_RESET, Mechanism.TLS_RESET, "connection_reset"),
+    ],
+)
+def test_a_failed_web_handshake_is_settled_by_a_decoy_to_its_address(
+    server: str, before: Mechanism, after: Mechanism, decoy_failure: str | None,
+    server_cert: trustme.LeafCert, verifying: ssl.SSLContext, ca_file: Path,
+) -> None:  # fmt: skip
+    from tests.servers.dns_server import Reply, ScriptedDNSServer
+
+    with ScriptedDNSServer({BLOCKED: Reply(a=("127.0.0.1",))}) as resolver:
+        if server == "every hello reset":
+            with tcp_server("reset_after_hello") as port:
+                keys = web_keys(port, resolver, ca_file)
+                settled = asyncio.run(follow_up(keys, verifying))
+        else:
+            with sni_filter(server_cert, server) as port:  # type: ignore[arg-type]  # an Action
+                keys = web_keys(port, resolver, ca_file)
+                settled = asyncio.run(follow_up(keys, verifying))
+    assert (keys.blocking, keys.mechanism) == (None, before)  # no control: what the probe saw
+    assert settled.mechanism == after
+    assert (settled.blocking, settled.accessible) == (keys.blocking, keys.accessible)  # OONI's keys stay
+    decoy_connect = settled.tcp_connect[-1]
+    assert (decoy_connect.ip, decoy_connect.port, decoy_connect.tags) == ("127.0.0.1", port, ("x_decoy_sni",))
+    decoy = settled.tls_handshakes[-1]
+    assert (decoy.server_name, decoy.failure, decoy.tags) == (DECOY, decoy_failure, ("x_decoy_sni",))
+    assert settled.tls_handshakes[:-1] == keys.tls_handshakes and settled.tcp_connect[:-1] == keys.tcp_connect
+    assert decoy.transaction_id > max(c.transaction_id for c in keys.tcp_connect)
+
+
+async def follow_up(keys: Any, context: ssl.SSLContext) -> Any:
+    return await sni_blocking.follow_up(
+        keys, decoy_sni=DECOY, ssl_context=context, timeout=TIMEOUT, clock=relative_clock()
+    )
+
+
+def test_a_measurement_without_a_failed_handshake_is_not_followed_up(
+    server_cert: trustme.LeafCert, verifying: ssl.SSLContext, ca_file: Path
+) -> None:
+    from tests.servers.dns_server import Reply, ScriptedDNSServer
+
+    with ScriptedDNSServer({BLOCKED: Reply(a=("127.0.0.1",))}) as resolver:
+        keys = web_keys(closed_port(), resolver, ca_file)  # refused: a TCP mechanism
+        assert asyncio.run(follow_up(keys, verifying)) is keys
+    assert keys.mechanism == Mechanism.TCP_REFUSED
