@@ -9,6 +9,7 @@ differs: the collector's (:mod:`probe.collector.app`), with its own idle deadlin
 
 from __future__ import annotations
 
+import socket
 import ssl
 from pathlib import Path
 from typing import cast
@@ -19,7 +20,8 @@ from hypercorn.utils import wrap_app
 from probe.collector.app import CollectorSettings, create_app
 from probe.collector.reportstore import ReportStore
 from probe.helper.app import HelperSettings, Limits
-from probe.helper.server import HelperServer, _tls_context, bind
+from probe.helper.server import HelperServer, _tls_context
+from probe.helper.server import bind as _bind
 
 __all__ = ["CollectorServer", "bind", "make_server"]
 
@@ -49,3 +51,18 @@ def make_server(
     """
     tls = _tls_context(tls_cert, tls_key) if tls_cert is not None else None
     return CollectorServer(store, settings, tls)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """:func:`probe.helper.server.bind`, with ``TCP_NODELAY`` (accepted sockets inherit it).
+
+    hypercorn writes a response's head and body in two writes; with Nagle's algorithm the
+    second waits for the client's delayed ACK, ~40 ms on every request of a kept-alive
+    connection after the first — an uploader's whole batch.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    sock = _bind(host, port)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
