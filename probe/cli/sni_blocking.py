@@ -35,9 +35,10 @@ def sni_blocking(
 ) -> None:
     """Handshake with each TARGET name and a decoy name at one address: SNI filtering or IP blocking?
 
-    TARGET is a host name or URL. Without one, the targets are the [[sni_blocking]] entries of
-    --endpoints: role target (host), and one role testhelper entry (host and port: where the
-    handshakes go; server_name: the decoy). Exits 0 whatever it finds.
+    TARGET is a host name or URL. Without one, the targets are the [[sni_blocking]] list
+    (config/nettests/sni_blocking.toml, or --endpoints): role target (host), and one role
+    testhelper entry (host and port: where the handshakes go; server_name: the decoy), which
+    --endpoints also gives TARGETs. Exits 0 whatever it finds.
     """
     from rich.console import Console
     from rich.markup import escape
@@ -54,17 +55,16 @@ def sni_blocking(
 
     settings = read_settings(config_file, timeout)
     names = list(targets)
-    if endpoints_file is not None:
-        listed = endpoints.load_file(endpoints_file, test.TEST_NAME)
-        if listed is not None:
-            names += [e.host for e in listed.role("target")]
-            for helper in listed.role("testhelper")[:1]:
-                if not helper.ports:
-                    raise ConfigError(f"{helper.where}: sni_blocking.ports: the test helper's port is needed")
-                testhelper = testhelper or authority(helper.host, helper.ports[0])
-                control_sni = control_sni or helper.server_name or None
+    if not names or endpoints_file is not None:
+        listed = endpoints.load(test.TEST_NAME, endpoints_file)
+        names = names or [e.url or e.host for e in listed.role("target")]
+        for helper in listed.role("testhelper")[:1]:
+            if not helper.ports:
+                raise ConfigError(f"{helper.where}: sni_blocking.ports: the test helper's port is needed")
+            testhelper = testhelper or authority(helper.host, helper.ports[0])
+            control_sni = control_sni or helper.server_name or None
     if not names:
-        raise ConfigError("probe sni-blocking: no TARGET, and --endpoints lists no [[sni_blocking]] target")
+        raise ConfigError(f"probe sni-blocking: no TARGET, and {listed.source} lists no target")
     context = make_ssl_context(ca_file or settings.ca_file)
 
     async def run_all() -> list[OONIMeasurement]:

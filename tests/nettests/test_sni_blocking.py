@@ -260,8 +260,9 @@ def test_probe_sni_blocking_from_the_command_line_and_the_list(
     assert f"target sni={BLOCKED} at 127.0.0.1:{port}: connection_reset" in out
     assert f"control sni={DECOY} at 127.0.0.1:{port}: ok" in out
     assert "result: interference.reset" in out and "mechanism=tls.reset.sni → blocked (anomaly)" in out
-    assert main(["sni-blocking"]) == 2
-    assert "no TARGET" in capsys.readouterr().err
+    listed.write_text('[[sni_blocking]]\nrole = "testhelper"\nhost = "127.0.0.1"\nports = [443]\n')
+    assert main(["sni-blocking", "--endpoints", str(listed)]) == 2
+    assert f"no TARGET, and {listed} lists no target" in capsys.readouterr().err
 
 
 # --- the web measurement's follow-up ------------------------------------------------------------
@@ -327,3 +328,12 @@ def test_a_measurement_without_a_failed_handshake_is_not_followed_up(
         keys = web_keys(closed_port(), resolver, ca_file)  # refused: a TCP mechanism
         assert asyncio.run(follow_up(keys, verifying)) is keys
     assert keys.mechanism == Mechanism.TCP_REFUSED
+
+
+def test_the_shipped_list() -> None:
+    from probe.nettests import endpoints
+
+    listed = endpoints.load("sni_blocking")
+    helper = listed.one("testhelper")
+    assert (helper.host, helper.ports, helper.sni) == ("example.org", (443,), "example.org")
+    assert [e.host for e in listed.role("target")] == ["insaf.pk", "pticandidates.com", "factfocus.com", "x.com"]

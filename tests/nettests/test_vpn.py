@@ -499,3 +499,8 @@ def test_endpoints_listed_by_name_are_looked_up() -> None:
     assert (m.summary.blocking, m.summary.mechanism, m.summary.dns_failure) == (
         "dns", Mechanism.DNS_NXDOMAIN, "dns_nxdomain_error",
     )  # fmt: skip
+
+
+def test_nothing_is_shipped_the_list_is_the_operators() -> None:
+    with pytest.raises(ConfigError, match=r"vpn.toml: no \[\[vpn\]\] entries"):
+        endpoints.load("vpn")
