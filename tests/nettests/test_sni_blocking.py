@@ -336,4 +336,5 @@ def test_the_shipped_list() -> None:
     listed = endpoints.load("sni_blocking")
     helper = listed.one("testhelper")
     assert (helper.host, helper.ports, helper.sni) == ("example.org", (443,), "example.org")
-    assert [e.host for e in listed.role("target")] == ["insaf.pk", "pticandidates.com", "factfocus.com", "x.com"]
+    targets = [e.host for e in listed.role("target")]
+    assert targets == ["insaf.pk", "pticandidates.com", "factfocus.com", "x.com"]
