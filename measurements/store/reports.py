@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -41,15 +40,6 @@ from probe.model import OONIMeasurement
 
 REPORT_ID_TIME: Final = "%Y%m%dT%H%M%SZ"
 """How a report id begins: the UTC time it was opened."""
-
-
-@dataclass(frozen=True, slots=True)
-class Report:
-    """A report's round, as the collector needs it."""
-
-    report_id: str
-    status: str
-    n_measurements: int
 
 
 class _Duplicate(Exception):
@@ -83,18 +73,6 @@ class Reports:
         now = datetime.now(UTC)
         with self._writing(f"open report {report_id}") as conn:
             self._insert_round(conn, report_id, started_at, probe_asn, probe_cc, software_version, now)
-
-    def report(self, report_id: str) -> Report | None:
-        """The report *report_id*, ``None`` when unknown.
-
-        Raises:
-            StorageError: the database cannot be read.
-        """
-        r = Round
-        stmt = select(r.report_id, r.status, r.n_measurements).where(r.report_id == report_id)
-        with self.store.snapshot("read a report") as conn:
-            row = conn.execute(stmt).first()
-        return None if row is None else Report(str(row.report_id), row.status, row.n_measurements)
 
     def submit(self, report_id: str, measurement: OONIMeasurement, *, expired: bool = False) -> str:
         """Store *measurement* in report *report_id*, unless its uid is stored already.

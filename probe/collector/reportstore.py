@@ -28,20 +28,6 @@ class Submitted(enum.StrEnum):
     """Closed by its probe, or expired (opened before the cutoff)."""
 
 
-class ReportView(Protocol):
-    """A report as the store knows it (the round it is)."""
-
-    @property
-    def report_id(self) -> str: ...
-    @property
-    def status(self) -> str:
-        """``running`` while open; ``complete`` once closed or expired."""
-        ...
-
-    @property
-    def n_measurements(self) -> int: ...
-
-
 class ReportStore(Protocol):
     """The collector's store. Every call may raise :class:`~probe.errors.StorageError`."""
 
@@ -55,10 +41,6 @@ class ReportStore(Protocol):
         software_version: str,
     ) -> None:
         """Commit a new ``running`` round for *report_id* (ids are unique: a clash raises)."""
-        ...
-
-    def report(self, report_id: str) -> ReportView | None:
-        """The report *report_id*, ``None`` when unknown."""
         ...
 
     def submit(self, report_id: str, measurement: OONIMeasurement, *, expired: bool = False) -> str:
