@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from probe.cli.options import config_option
+from probe.cli.options import F, config_option
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,14 +17,33 @@ if TYPE_CHECKING:
     from probe.model import OONIMeasurement
 
 
+def endpoints_option(what: str) -> Callable[[F], F]:
+    """``--endpoints FILE``: an endpoint-list file (:mod:`probe.nettests.endpoints`); *what* it gives."""
+    return click.option(
+        "--endpoints", type=click.Path(path_type=Path, dir_okay=False), help=f"An endpoint-list file: {what}."
+    )
+
+
+def emit(
+    results: list[OONIMeasurement], *, as_json: bool, render: Callable[[OONIMeasurement, Console], None]
+) -> None:
+    """Print each measurement: one JSON document per line with *as_json*, else by *render*."""
+    from rich.console import Console
+
+    from probe.serialize import to_json
+
+    console = Console(highlight=False, soft_wrap=True)
+    for result in results:
+        if as_json:
+            click.echo(to_json(result))
+        else:
+            render(result, console)
+
+
 @click.command()
 @click.argument("url", required=False)
 @config_option("CA file and timeouts of [measure]")
-@click.option(
-    "--endpoints",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="An endpoint-list file: without URL, measure its [[http3]] sites (listed: known to serve HTTP/3).",
-)
+@endpoints_option("without URL, measure its [[http3]] sites (listed: known to serve HTTP/3)")
 @click.option(
     "--ca-file", type=click.Path(path_type=Path), help="Trust only this PEM CA file (TLS and QUIC)."
 )
@@ -57,11 +77,8 @@ def http3(
     """
     from dataclasses import replace
 
-    from rich.console import Console
-
     from probe.nettests import http3 as test
     from probe.nettests.base import Context
-    from probe.serialize import to_json
 
     config = test.HTTP3Config(expect_h3=expect_h3, allow_loopback=allow_loopback)
     if config_file is not None:
@@ -91,12 +108,7 @@ def http3(
     async def measure_all() -> list[OONIMeasurement]:
         return [await test.measure(u, context=Context(), config=c) for u, c in jobs]
 
-    console = Console(highlight=False, soft_wrap=True)
-    for result in asyncio.run(measure_all()):
-        if as_json:
-            click.echo(to_json(result))
-        else:
-            render(result, console)
+    emit(asyncio.run(measure_all()), as_json=as_json, render=render)
 
 
 def render(m: OONIMeasurement, console: Console) -> None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from probe.cli.http3 import emit, endpoints_option
 from probe.cli.options import config_option
 
 if TYPE_CHECKING:
@@ -21,11 +22,7 @@ NO_CONTROL = "none"
 @click.command()
 @click.argument("url", required=False)
 @config_option("CA file and timeouts of [measure], the control, [tests] throughput_reference_url")
-@click.option(
-    "--endpoints",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="An endpoint-list file: without URL, its [[throughput]] role media URLs (and role reference).",
-)
+@endpoints_option("without URL, its [[throughput]] role media URLs (and role reference)")
 @click.option(
     "--timeout",
     type=click.FloatRange(min=0, min_open=True, max=300),
@@ -80,11 +77,8 @@ def throughput(
     """
     from dataclasses import replace
 
-    from rich.console import Console
-
     from probe.nettests import throughput as test
     from probe.nettests.base import Context
-    from probe.serialize import to_json
 
     config = test.ThroughputConfig(
         max_bytes=max_bytes, max_seconds=max_seconds, allow_loopback=allow_loopback
@@ -119,12 +113,7 @@ def throughput(
     async def measure_all() -> list[OONIMeasurement]:
         return [await test.measure(u, context=Context(), config=config) for u in urls]
 
-    console = Console(highlight=False, soft_wrap=True)
-    for result in asyncio.run(measure_all()):
-        if as_json:
-            click.echo(to_json(result))
-        else:
-            render(result, console)
+    emit(asyncio.run(measure_all()), as_json=as_json, render=render)
 
 
 def _listed(endpoints: Path | None) -> list[str]:
