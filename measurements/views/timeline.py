@@ -28,6 +28,21 @@ LABEL_W, PLOT_W, ROW_H, TOP = 300, 900, 16, 40
 
 Link = Callable[[str, str, datetime, datetime], str | None]
 """``(target, asn, since, until)`` → the page of those measurements (``None``: no link)."""
+POINT: Final = {"blocked.confirmed": "#6b0013", "blocked.anomaly": "#f08c00"}
+"""Single blocked measurements (short ranges): a tick in the row, darker for a confirmed block."""
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One blocked measurement, drawn as a tick on its row in a short range."""
+
+    target: str
+    asn: str
+    at: datetime
+    outcome: str
+    """``blocked.confirmed`` or ``blocked.anomaly``."""
+    title: str
+    href: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +53,7 @@ class Segment:
     width: float
     fill: str
     kind: str
-    """``reachable``, ``blocked``, ``shutdown`` or ``offline``."""
+    """``reachable``, ``blocked``, ``shutdown``, ``offline``; ``measurement``: one blocked measurement."""
     title: str
     href: str | None = None
 
@@ -71,6 +86,8 @@ class Layout:
     rows: tuple[Row, ...]
     ticks: tuple[Tick, ...]
     legend: tuple[tuple[str, str], ...]
+    n_points: int = 0
+    """Blocked measurements drawn as ticks."""
 
 
 def episodes(flags: Iterable[Flag]) -> list[tuple[Flag, datetime | None]]:
@@ -95,10 +112,12 @@ def layout(
     series: Iterable[tuple[str, str]],
     names: Mapping[str, str] | None = None,
     link: Link | None = None,
+    points: Iterable[Point] = (),
 ) -> Layout:
     """The timeline of *series* (``(target, asn)`` pairs, drawn in that order) from *start* to *end*.
 
-    *names* maps an ASN to its network's name.
+    *names* maps an ASN to its network's name. *points* are single blocked measurements, drawn
+    over the stretches: a block too recent (or too short) for a flag still shows.
     """
     end = max(end, start + timedelta(hours=1))
     span = (end - start).total_seconds()
@@ -119,6 +138,9 @@ def layout(
     last_seen = {(s.target, s.probe_asn): s for s in found.series}
     blocked = episodes(found.flags)
     shutdowns = [e for e in found.events if e.kind == "shutdown"]
+    ticks: dict[tuple[str, str], list[Point]] = {}
+    for point in points:
+        ticks.setdefault((point.target, point.asn), []).append(point)
     rows: list[Row] = []
     for i, (target, asn) in enumerate(series):
         network = f"{names[asn]} ({asn})" if names.get(asn) else asn
@@ -153,6 +175,10 @@ def layout(
                 parts.append(
                     seg(f.first_evidence_at, stop, COLOURS.get(f.layer, "#c51b1b"), "blocked", text, href)
                 )
+        for point in ticks.get((target, asn), ()):
+            if start <= point.at < end:
+                parts.append(Segment(round(x(point.at) - 1, 1), 2.0, POINT.get(point.outcome, "#f08c00"),
+                                     "measurement", point.title, point.href))  # fmt: skip
         rows.append(
             Row(
                 y=TOP + i * ROW_H,
@@ -169,11 +195,12 @@ def layout(
         *((f"blocked: {k.upper()}", v) for k, v in COLOURS.items()),
         ("network shut down", SHUTDOWN),
         ("probe offline", OFFLINE),
+        ("a blocked measurement", POINT["blocked.anomaly"]),
     )
     return Layout(
         start=start,
         end=end,
-        width=LABEL_W + PLOT_W + 20,
+        width=LABEL_W + PLOT_W + 40,
         height=height,
         plot_x=LABEL_W,
         plot_w=PLOT_W,
@@ -181,5 +208,6 @@ def layout(
         row_h=ROW_H,
         rows=tuple(rows),
         ticks=tuple(time_ticks(start, end, x, PLOT_W)),
+        n_points=sum(s.kind == "measurement" for row in rows for s in row.segments),
         legend=legend,
     )

@@ -9,6 +9,7 @@ measured on loopback.
 from __future__ import annotations
 
 import re
+import sqlite3
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ import pytest
 from tests.dashboard.conftest import console_errors
 
 pytestmark = pytest.mark.timeout(300)
+X_BLOCKED = ("PTCL (AS17557)", "Cybernet (AS9541)", "Nayatel (AS23674)")
 
 PAGES = (
     "/",
@@ -77,7 +79,7 @@ def test_the_now_page_lists_the_blocked_first(browser: Any, synthetic_dashboard:
 
 
 def test_the_timeline_has_a_dated_axis_with_day_and_hour_ticks(
-    browser: Any, synthetic_dashboard: str
+    browser: Any, synthetic_dashboard: str, synthetic_db: str
 ) -> None:
     By = _open(browser, synthetic_dashboard.rstrip("/") + "/timeline?since=2024-01-01&until=2024-03-01")
     labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg.timeline text.tick")]
@@ -96,6 +98,22 @@ def test_the_timeline_has_a_dated_axis_with_day_and_hour_ticks(
     labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "svg.timeline text.tick")]
     assert labels[0] == "10 Feb 2024" and "Sun 11 Feb" in labels
     assert {"06:00", "12:00", "18:00"} <= set(labels), labels
+    ticks = browser.find_elements(By.CSS_SELECTOR, "svg.timeline a rect.measurement")
+    titles = [t.find_element(By.TAG_NAME, "title").get_attribute("textContent") for t in ticks]
+    with sqlite3.connect(synthetic_db.removeprefix("sqlite:///")) as db:
+        blocked, sni_blocked = db.execute(
+            "SELECT count(*), sum(input = 'https://x.com/' AND mechanism = 'tls.reset.sni') "
+            "FROM measurements "
+            "WHERE outcome LIKE 'blocked.%' AND measured_at >= '2024-02-10' AND measured_at < '2024-02-12'"
+        ).fetchone()
+    assert len(titles) == blocked  # every blocked measurement of the two days, one tick each
+    sni = [t for t in titles if t.startswith("https://x.com/") and "(tls.reset.sni)" in t]
+    assert {t.split(": ")[0] for t in sni} == {f"https://x.com/ on {n}" for n in X_BLOCKED}
+    assert len(sni) == sni_blocked > 90  # hourly on three networks until the 11th at 09:00, but when offline
+    assert re.fullmatch(
+        r"https://x\.com/ on .+: blocked \(anomaly\) \(tls\.reset\.sni\) at 2024-02-10 00:0\d UTC", sni[0]
+    )
+    assert ticks[0].find_element(By.XPATH, "..").get_dom_attribute("href").startswith("/measurement/")
     assert console_errors(browser) == []
 
 

@@ -196,7 +196,7 @@ def _timeline(dash: Dashboard, request: Request) -> Response:
                         ),
                     )
                 )
-        return {"layout": pages.timeline_layout(c, found, links), "zoom": zoom}
+        return {"layout": pages.timeline_layout(c, found, links, conn), "zoom": zoom}
 
     return _guarded(dash, request, "timeline", "Timeline", fill, "timeline.html")
 

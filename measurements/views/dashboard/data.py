@@ -224,6 +224,15 @@ def measurement(conn: Connection, uid: str) -> MeasurementRow | None:
     return None if row is None else MeasurementRow._make(row)
 
 
+def blocked_rows(conn: Connection, f: Filters, *, limit: int) -> list[Any]:
+    """Up to *limit* blocked measurements in *f*, oldest first (on the ``outcome`` index):
+    ``(uid, url, asn, measured_at, outcome, mechanism, confirmed)``."""
+    m, t = MeasurementRecord, Target
+    stmt = select(m.measurement_uid, t.url, m.probe_asn, m.measured_at, m.outcome, m.mechanism, m.confirmed)
+    stmt = narrowed(stmt.join_from(m, t, m.target_id == t.id).where(m.outcome.in_(BLOCKED)), f)
+    return list(conn.execute(stmt.order_by(m.measured_at, m.id).limit(limit)))
+
+
 def count(conn: Connection, f: Filters) -> int:
     """How many measurements *f* selects."""
     m = MeasurementRecord

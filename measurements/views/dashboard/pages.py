@@ -28,6 +28,9 @@ from probe.outcome import Outcome, describe
 RANK: Final = {"blocked.confirmed": 0, "blocked.anomaly": 1, "shutdown": 2, "down": 3, "server.refusal": 4}
 """Display order of outcomes: blocked first, reachable last (no verdicts between)."""
 REACHABLE_RANK: Final = 9
+POINTS_WINDOW: Final = timedelta(days=14)
+"""Ranges up to this long show each blocked measurement as a tick (longer: the flags' stretches)."""
+MAX_POINTS: Final = 5000
 DEFAULT_WINDOW: Final = timedelta(days=30)
 """The timeline shows the last 30 days unless the filters say otherwise."""
 MAX_ROWS: Final = 400
@@ -175,8 +178,11 @@ def window(f: Filters, found: Detection) -> tuple[datetime, datetime] | None:
     return start, end
 
 
-def timeline_layout(c: Common, found: Detection, links: Links) -> timeline.Layout | None:
-    """The timeline of the series in the filters, blocked ones first."""
+def timeline_layout(
+    c: Common, found: Detection, links: Links, conn: Connection | None = None
+) -> timeline.Layout | None:
+    """The timeline of the series in the filters, blocked ones first; with *conn* and a range up to
+    :data:`POINTS_WINDOW`, each blocked measurement too."""
     f = c.filters
     span = window(f, found)
     if span is None:
@@ -200,7 +206,16 @@ def timeline_layout(c: Common, found: Detection, links: Links) -> timeline.Layou
 
     names = {asn: info.name for asn, info in c.networks.items()}
     pairs = [(s.target, s.probe_asn) for s in series[:MAX_ROWS]]
-    return timeline.layout(found, start=start, end=end, series=pairs, names=names, link=link)
+    points = []
+    if conn is not None and end - start <= POINTS_WINDOW:
+        wanted = Filters(since=start, until=end, asn=f.asn, target=f.target, category=f.category)
+        for uid, url, asn, at, outcome, mechanism, confirmed in data.blocked_rows(
+            conn, wanted, limit=MAX_POINTS
+        ):
+            how = mechanism or "unknown"
+            title = f"{url} on {c.name(asn)}: {outcome_text(outcome, confirmed)} ({how}) at {when(at)}"
+            points.append(timeline.Point(url, asn, at, outcome, title, links.measurement(uid)))
+    return timeline.layout(found, start=start, end=end, series=pairs, names=names, link=link, points=points)
 
 
 def counts(conn: Connection, c: Common) -> CountsChart | None:
