@@ -128,11 +128,17 @@ class QuicSession:
         await asyncio.sleep(0)
 
 
-def client_configuration(server_name: str) -> QuicConfiguration:
-    """What the client offers: HTTP/3's ALPN and *server_name* as SNI; verification is ours."""
+def client_configuration(server_name: str, *, receive_window: int = 1024 * 1024) -> QuicConfiguration:
+    """What the client offers: HTTP/3's ALPN and *server_name* as SNI; verification is ours.
+
+    *receive_window* is the flow-control credit given to the server, per stream and (twice
+    it) for the connection: the most it may send before the client reads, so a capped body
+    costs the volunteer little more than the cap.
+    """
     return QuicConfiguration(
-        is_client=True, alpn_protocols=list(H3_ALPN), server_name=server_name, verify_mode=ssl.CERT_NONE
-    )
+        is_client=True, alpn_protocols=list(H3_ALPN), server_name=server_name, verify_mode=ssl.CERT_NONE,
+        max_stream_data=receive_window, max_data=2 * receive_window,
+    )  # fmt: skip
 
 
 async def handshake(
@@ -144,8 +150,10 @@ async def handshake(
     timeout: float,
     clock: Clock,
     transaction_id: int = 0,
+    receive_window: int = 1024 * 1024,
 ) -> tuple[TLSHandshake, QuicSession | None]:
-    """A QUIC handshake with *ip*:*port* sending *server_name*, within *timeout* seconds.
+    """A QUIC handshake with *ip*:*port* sending *server_name*, within *timeout* seconds
+    (*receive_window*: :func:`client_configuration`'s).
 
     Returns:
         The record (``network`` ``udp``), and the open session when the handshake succeeded
@@ -153,7 +161,7 @@ async def handshake(
     """
     loop = asyncio.get_running_loop()
     address = urls.endpoint(ip, port)
-    quic = QuicConnection(configuration=client_configuration(server_name))
+    quic = QuicConnection(configuration=client_configuration(server_name, receive_window=receive_window))
     t0 = clock()
     transport: asyncio.DatagramTransport | None = None
     protocol: _Protocol | None = None

@@ -118,7 +118,7 @@ async def _sni_blocking(module: ModuleType, given: FamilyInput) -> Sequence[OONI
 
     listed = _endpoints("sni_blocking", given)
     targets = listed.require("target").role("target")
-    helper = listed.one("testhelper")  # a neutral server the names are sent to: the operator's
+    helper = listed.one("testhelper")  # the neutral server the names are sent to
     if not helper.ports:
         raise ConfigError(f"{helper.where}: sni_blocking.ports: the test helper's port is needed")
     context = make_ssl_context(given.config.ca_file)
@@ -206,15 +206,17 @@ FAMILIES: Final[dict[str, Family]] = {
         ),
         Family(
             "sni_blocking", "probe.nettests.sni_blocking",
-            "per listed name: two TLS handshakes with the operator's test helper (a neutral server), "
-            "one naming the site, one a decoy name; no HTTP",
+            "per listed name (insaf.pk, pticandidates.com, factfocus.com, x.com): two TLS handshakes "
+            "with the list's test helper (a neutral server, example.org), one naming the site, one "
+            "the decoy; no HTTP",
             bytes_estimate=100_000, adapter=_sni_blocking,
         ),
         Family(
             "http3", "probe.nettests.http3",
-            "per listed site: a DNS lookup, a TCP connect + TLS handshake + HEAD / to its address, "
-            "then a QUIC handshake (UDP 443) and one GET of the page over HTTP/3",
-            bytes_estimate=3 * MIB, adapter=_http3,
+            "per listed site (YouTube, Google, Facebook, Instagram, Cloudflare): a DNS lookup, a TCP "
+            "connect + TLS handshake + HEAD / to its address, then a QUIC handshake (UDP 443) and one "
+            "GET of the page over HTTP/3, read to its first 64 KiB",
+            bytes_estimate=600_000, adapter=_http3,
         ),
         Family(
             "throughput", "probe.nettests.throughput",

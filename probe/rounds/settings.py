@@ -259,8 +259,9 @@ class Tests(_Section):
     """Off: VPN handshakes draw the same attention as Tor; and it measures only the endpoints
     an operator lists (``endpoints``)."""
     sni_blocking: StrictBool = False
-    """Off: it sends the listed names to a neutral TLS server that the operator names
-    (``endpoints``: ``[[sni_blocking]]`` roles ``target`` and ``testhelper``); nothing ships."""
+    """Off: it puts each listed name (opposition sites among them) in a ClientHello to a third
+    party's server (``example.org`` unless the list names another), and OONI keeps it out of its
+    default suites (experimental)."""
     http3: StrictBool = True
     throughput: StrictBool = False
     """Off: it downloads up to ``throughput_round_bytes`` every round, which a metered link pays

@@ -41,16 +41,18 @@ def site(ca: trustme.CA) -> Iterator[HTTPServer]:
 
 
 def route(host: str, path: str) -> tuple[int, bytes, tuple[tuple[str, str], ...]]:
+    if path == "/big":
+        return 200, b"<html><head><title>Big</title></head>" + b"x" * 1_000_000, ()
     return 200, b"<html><head><title>Over QUIC</title></head><body>h3</body></html>", (("server", "lab"),)
 
 
-def run(site: HTTPServer, ca_file: Path, **options: object) -> OONIMeasurement:
+def run(site: HTTPServer, ca_file: Path, path: str = "/", **options: object) -> OONIMeasurement:
     config = http3.HTTP3Config(
         ca_file=ca_file, allow_loopback=True, lookup=_lookup, quic_timeout=1.0, deadline=20.0,
         **options,  # type: ignore[arg-type]  # keyword arguments of the config
     )  # fmt: skip
     return asyncio.run(
-        http3.measure(site.url("/"), context=Context(probe_asn="AS17557", probe_cc="PK"), config=config)
+        http3.measure(site.url(path), context=Context(probe_asn="AS17557", probe_cc="PK"), config=config)
     )
 
 
@@ -178,3 +180,15 @@ def test_an_http_url_is_bad_input() -> None:
 
     with pytest.raises(TargetError, match="needs an https:// URL"):
         asyncio.run(http3.measure("http://example.com/", context=Context()))
+
+
+def test_a_large_page_costs_little_more_than_the_cap(ca: trustme.CA, ca_file: Path, site: HTTPServer) -> None:
+    with served(ca, site):
+        m = run(site, ca_file, path="/big", body_limit=16 * 1024)
+    (get, _head) = m.document["test_keys"]["requests"]
+    response = get["response"]
+    assert (get["failure"], response["code"], response["x_title"]) == (None, 200, "Big")
+    assert (response["x_body_length"], response["body_is_truncated"]) == (16 * 1024, True)
+    # The server had 16 KiB of credit beyond the cap: what came is bounded by it, not by the page.
+    assert 16 * 1024 < get["x_body_bytes_received"] <= 32 * 1024
+    assert m.summary.mechanism == Mechanism.OK
