@@ -200,7 +200,7 @@ def layout(
     return Layout(
         start=start,
         end=end,
-        width=LABEL_W + PLOT_W + 40,
+        width=LABEL_W + PLOT_W + 90,
         height=height,
         plot_x=LABEL_W,
         plot_w=PLOT_W,
