@@ -16,14 +16,18 @@ that a spreadsheet would run as a formula (first character ``=``, ``+``, ``-``, 
 carriage return) gets a leading ``'``, as OWASP advises against CSV injection: URLs and
 labels come from test lists and servers that the operator does not control.
 
-Speed (``bench/store.py`` holds the CSV export to twice the time of ``sqlite3 -csv`` running
-the same SELECT): SQL does the formatting (times, booleans, ``NULL`` as ``''``), and Python's
-csv writer, which examines every character of every cell, only writes the rows that need it.
-Most rows are plain — no cell holds a comma, a double quote or a line break, or starts like
-a formula — and csv would write them as they are, with commas between the cells. So a batch
-of rows is joined that way, a few passes over the joined text check that csv would have
-written the same (:func:`_plain_csv`), and only a batch that fails goes row by row, with
-csv for the rows that fail too.
+Speed (``bench/store.py`` compares the CSV export with ``sqlite3 -csv`` running the same
+SELECT, on rows whose test-list notes, descriptions and URLs hold commas, quotes, line breaks
+and non-ASCII text, or with ``--plain`` on rows that need none of it): SQL does the
+formatting (times, booleans, ``NULL`` as ``''``), and Python's csv writer, which examines every
+character of every cell, only writes the rows that need it. Most rows of most stores are plain
+— no cell holds a comma, a double quote or a line break, or starts like a formula — and csv
+would write them as they are, with commas between the cells. So a batch of rows is joined
+that way, and a few passes over the joined text check that csv would have written the same
+(:func:`_plain_csv`). A batch that fails is written by csv at once (its C writer quotes what
+needs it), unless a cell in csv's text may start like a formula (:func:`_quoted_csv`); only
+then the batch goes row by row, with :func:`safe_cell` for the rows that need it. When a batch
+needed quoting, the next is given to csv first: test lists with notes quote most batches.
 
 JSONL: each stored measurement's OONI JSON on its own line, byte for byte as stored.
 
@@ -46,6 +50,7 @@ a long read stops no log from being recycled, one statement streams from one sna
 from __future__ import annotations
 
 import csv
+import io
 import re
 from collections.abc import Generator, Iterable, Sequence
 from contextlib import closing
@@ -98,6 +103,11 @@ which is what the csv writer writes."""
 # with one literal character. (A cell starting with CR already fails _plain_csv's CR count.)
 _FORMULA_AFTER_COMMA = re.compile(",[=+\\-@\t]")
 _FORMULA_AFTER_LF = re.compile("\n[=+\\-@\t]")
+_FORMULA_STARTS = tuple(
+    re.compile(p) for p in (",[=+\\-@\t\r]", ',"[=+\\-@\t\r]', "\n[=+\\-@\t\r]", '\n"[=+\\-@\t\r]')
+)
+"""Where a cell that csv has written may start like a formula (:func:`_quoted_csv`); each
+pattern starts with one literal character, which re searches fast."""
 
 
 def safe_cell(text: str) -> str:
@@ -261,19 +271,38 @@ def export_csv(rows: Iterable[Sequence[Any]], out: Writable) -> int:
     writer.writerow(CSV_COLUMNS)
     rows = iter(rows)
     n = 0
+    quoting = False  # did the last batch need csv's quoting? Then so will this one, likely
     while batch := list(islice(rows, _BATCH)):  # the export's hot path: see the module docstring
-        text = _plain_csv(batch)
-        if text is not None:
-            out.write(text)
-        else:
+        text = None if quoting else _plain_csv(batch)
+        if text is None:
+            text = _quoted_csv(batch)
+            quoting = text is not None
+        if text is None:
             for row in batch:
                 line = _plain_csv([row])
                 if line is not None:
                     out.write(line)
                 else:
                     writer.writerow([safe_cell(v) if isinstance(v, str) else v for v in row])
+        else:
+            out.write(text)
         n += len(batch)
     return n
+
+
+def _quoted_csv(rows: list[Sequence[Any]]) -> str | None:
+    """*rows* as the csv writer writes them, if no cell needs :func:`safe_cell`.
+
+    Returns ``None`` when a cell may start like a formula: its first character is one of
+    :func:`safe_cell`'s, at the start of the text or after a comma or LF, quoted or not (text
+    inside a quoted cell can look so too: those rows go one by one).
+    """
+    out = io.StringIO(newline="")
+    csv.writer(out, dialect="excel").writerows(rows)
+    text = out.getvalue()
+    if text.lstrip('"')[:1] in _FORMULA_START or any(p.search(text) for p in _FORMULA_STARTS):
+        return None
+    return text
 
 
 def _plain_csv(rows: list[Sequence[Any]]) -> str | None:

@@ -337,3 +337,62 @@ def test_export_runs_in_constant_memory(big_store: Store, fmt: str) -> None:
     assert chars > (40_000_000 if fmt == "jsonl" else 3_000_000)
     assert big < 8_000_000 * max(1.0, chars / 46_000_000), f"peak {big} bytes for {chars} characters"
     assert big < 2 * small + 1_000_000, f"peak {big} bytes for 20k rows vs {small} for 2k"
+
+
+# What probe export writes of stored cells that need quoting (test-list notes, URLs with
+# commas, non-ASCII text) must be what csv.writer and safe_cell make of them, on both backends.
+
+SQL_CELLS: list[str] = [
+    cell for cell in TRICKY_CELLS + HARMLESS_CELLS if isinstance(cell, str) and cell != "\x00"
+] + [
+    '"quoted", said "he"',
+    'multi\nline, with "quotes"\r\n',
+    "ملاحظات، بالعربية",
+    "日本語,テキスト",
+    " ,",
+    "",
+]
+
+
+def test_stored_cells_that_need_quoting_export_as_csv_writer_and_safe_cell_write_them(store: Store) -> None:
+    targets = []
+    ms = []
+    for i, cell in enumerate(SQL_CELLS):
+        url = f"https://site{i}.example/{i}"
+        targets.append(TargetInfo(url, cell, cell, cell, cell, cell))
+        ms.append(
+            make_measurement(
+                100 + i, kind="blockpage", url=url, at=BASE + timedelta(seconds=i), confirmed=cell
+            )
+        )
+    store.finish_round(store.begin_round(started_at=BASE), ms, targets=targets)
+    golden_measurements_ms, golden_targets = golden_measurements()
+    store.finish_round(store.begin_round(started_at=BASE), golden_measurements_ms, targets=golden_targets)
+    reference = _reference_csv(list(csv_rows(store)))
+    out = io.StringIO(newline="")
+    assert export(store, out, format="csv") == len(SQL_CELLS) + 8
+    assert out.getvalue() == reference
+    assert "ملاحظات، بالعربية" in reference and '"multi\nline, with ""quotes""\r\n"' in reference
+
+
+def test_golden_csv_through_probe_export(golden_store: Store) -> None:
+    out = io.StringIO(newline="")
+    assert export(golden_store, out, format="csv") == 8
+    check_golden("export.csv", out.getvalue())
+
+
+def test_batches_that_need_quoting_are_written_by_csv_and_still_spreadsheet_safe() -> None:
+    # Whole batches of rows that need csv's quoting (the notes of a test list), with, here and
+    # there, a cell that starts like a formula, quoted or not, or only looks so inside a quote.
+    notes = ['said "hi", left', "a,b", "line\nbreak", "ok, -1 more", "x\n=not a start"]
+    formulas = ["=1+1", '=HYPERLINK("a,b")', "\r\nx", "-2", "@a,b"]
+    rows: list[Sequence[Any]] = []
+    for i in range(5000):
+        row = _with(notes[i % len(notes)], 7)
+        if i % 997 == 3:
+            row = _with(formulas[(i // 997) % len(formulas)], 2 + i % 5)
+        rows.append(row)
+    rows += [PLAIN_ROW] * 1500 + [_with("a,b", 7)] * 1500  # plain batches, then quoting again
+    out = io.StringIO(newline="")
+    assert export_csv(rows, out) == len(rows)
+    assert out.getvalue() == _reference_csv(rows)
