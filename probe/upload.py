@@ -73,6 +73,9 @@ MAX_RETRY_AFTER_S: Final = 30
 INVALID_ANSWER: Final = "collector_invalid_answer"
 INVALID_STORED: Final = "stored_measurement_invalid"
 USER_AGENT: Final = f"{SOFTWARE_NAME}/{__version__}"
+_PLAIN_ONLY: set[str] = set()
+"""Collectors that answered 415 to gzip in this process: later runs (the daemon's) send them plain
+JSON from the start."""
 _REPORT_FIELDS: Final = (
     "test_name",
     "test_version",
@@ -135,7 +138,7 @@ class CollectorClient:
                          "Accept-Encoding": bodies.ACCEPT_ENCODING}  # fmt: skip
         if token is not None:
             self._headers["Authorization"] = f"Bearer {token}"
-        self.compress = True
+        self.compress = str(self._base) not in _PLAIN_ONLY
         self._transport = httpx.AsyncHTTPTransport(verify=ssl_context, trust_env=False, retries=0)
 
     async def aclose(self) -> None:
@@ -182,6 +185,7 @@ class CollectorClient:
             answer = await self._send(path, gzip.compress(content, 6) if compressed else content, compressed)
             if compressed and answer.status == 415:  # the spec's answer to an encoding it lacks
                 self.compress = False
+                _PLAIN_ONLY.add(str(self._base))
                 answer = await self._send(path, content, False)
             if answer.retry_after is None or attempt == RETRY_AFTER_TRIES - 1:
                 break

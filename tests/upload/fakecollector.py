@@ -58,6 +58,8 @@ class FakeCollector:
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         if headers.get("content-encoding") == "gzip":
             if not self.gzip_ok:
+                with self.lock:
+                    self.requests.append(Seen(path, headers, None))
                 return Reply(415, b'{"error": "unsupported content-encoding"}')
             raw = gzip.decompress(raw)
         try:

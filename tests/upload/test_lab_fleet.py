@@ -8,7 +8,9 @@ onset), then uploads them (``probe upload``, as cron would).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -63,6 +65,15 @@ def test_two_isps_upload_and_the_block_is_national(
                                         f"in {ROUNDS} report(s); 0 not uploaded yet")  # fmt: skip
         collector_db = fleet.collector_db
         asns = fleet.asns
+        volunteers = (fleet.first.plan.client_ip, fleet.second.client_ip)
+
+    # What reached the collector names each volunteer's network, never its address.
+    with contextlib.closing(sqlite3.connect(collector_db.removeprefix("sqlite:///"))) as db:
+        bodies = [json.loads(body) for (body,) in db.execute("SELECT body FROM measurements")]
+        networks = sorted(db.execute("SELECT probe_asn, count(*) FROM measurements GROUP BY probe_asn"))
+    assert networks == [(asns[0], 2 * ROUNDS), (asns[1], 2 * ROUNDS)]
+    assert {doc["probe_ip"] for doc in bodies} == {"127.0.0.1"}
+    assert not [ip for ip in volunteers for doc in bodies if ip in json.dumps(doc)]
 
     assert main(["flags", "--db", collector_db, "--json"]) == 0
     found = json.loads(capsys.readouterr().out)

@@ -17,6 +17,7 @@ import pytest
 from measurements.store import uploads
 from measurements.store.store import Store, open_store
 from measurements.store.tables import UploadRecord
+from probe import upload
 from probe.upload import INVALID_ANSWER, RunSummary, upload_pending
 from tests.upload.fakecollector import FakeCollector, Reply, fake_collector
 from tests.upload.helpers import fill, now, settings
@@ -97,8 +98,18 @@ def test_a_collector_without_gzip_gets_plain_json(store: Store, collector: tuple
     fake, url = collector
     fake.gzip_ok = False
     fill(store, rounds=1, per_round=3)
-    assert run(store, url).uploaded == 3
-    assert fake.stores == 3
+    try:
+        assert run(store, url).uploaded == 3
+        assert fake.stores == 3
+        encodings = [r.headers.get("content-encoding") for r in fake.requests if r.path.count("/") == 2]
+        assert encodings == ["gzip", None, None, None]  # refused (415), then plain for the run
+        fill(store, rounds=1, per_round=2, first=100)
+        fake.requests.clear()
+        assert run(store, url).uploaded == 2  # the next run remembers: plain from the start
+        assert fake.stores == 5
+        assert all("content-encoding" not in r.headers for r in fake.requests)
+    finally:
+        upload._PLAIN_ONLY.clear()
 
 
 def test_measurements_of_a_running_round_wait_for_it(
