@@ -10,7 +10,9 @@ Both answer only what their real counterparts answer, so the probe's checks are 
   optionally ``wireguard_preshared_key``.
 - ``openvpn_udp`` / ``openvpn_tcp``: :class:`OpenVPNResponder` answers a client's
   ``P_CONTROL_HARD_RESET_CLIENT_V2`` with ``P_CONTROL_HARD_RESET_SERVER_V2`` acknowledging it
-  (over TCP in 2-byte length framing); other packets are read and ignored.
+  (over TCP in 2-byte length framing); other packets are read and ignored. Params, for a
+  server requiring a static key: ``openvpn_tls_auth`` (the key; ``openvpn_key_direction``, the
+  server's, and ``openvpn_auth``, the digest) or ``openvpn_tls_crypt``.
 
 Run as ``python -m probe.lab.vpnserver CONFIG.json`` (see :mod:`probe.lab.serving`), or start
 :func:`start` in a test's event loop.
@@ -23,6 +25,7 @@ import base64
 import contextlib
 import functools
 import struct
+import time
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -62,20 +65,41 @@ class WireGuardResponder:
 
 
 class OpenVPNResponder:
-    """Answers a client's hard reset with the server's, as an OpenVPN server's first step."""
+    """Answers a client's hard reset with the server's, as an OpenVPN server's first step.
 
-    def __init__(self) -> None:
+    With a *wrapping* (the server's side of tls-auth or tls-crypt), a packet without the
+    key's HMAC gets no answer, as from OpenVPN, and :attr:`rejected` is set: over TCP,
+    OpenVPN then closes the connection ("cannot locate HMAC in incoming packet").
+    """
+
+    def __init__(self, wrapping: ovpnproto.Wrapping = None) -> None:
         self.session_id = ovpnproto.new_session_id()
+        self.wrapping = wrapping
+        self.sent = 0
+        self.rejected = False
 
     def handle(self, packet: bytes) -> bytes | None:
         """The server hard reset answering *packet*, or ``None`` for anything else."""
         try:
-            client = ovpnproto.decode(packet)
+            client = ovpnproto.open_(packet, self.wrapping)
         except ovpnproto.PacketError:
+            self.rejected = self.wrapping is not None
             return None
         if client.opcode != ovpnproto.P_CONTROL_HARD_RESET_CLIENT_V2:
             return None
-        return ovpnproto.server_hard_reset(client, self.session_id).encode()
+        self.sent += 1
+        answer = ovpnproto.server_hard_reset(client, self.session_id).encode()
+        return ovpnproto.seal(answer, self.wrapping, self.sent, int(time.time()))
+
+
+def _server_wrapping(params: dict[str, Any]) -> ovpnproto.Wrapping:
+    """``openvpn_tls_auth`` (with ``openvpn_key_direction``, the server's) or ``openvpn_tls_crypt``."""
+    if "openvpn_tls_crypt" in params:
+        return ovpnproto.TLSCrypt(ovpnproto.parse_static_key(params["openvpn_tls_crypt"]), server=True)
+    if "openvpn_tls_auth" in params:
+        key = ovpnproto.parse_static_key(params["openvpn_tls_auth"])
+        return ovpnproto.TLSAuth(key, params.get("openvpn_key_direction"), params.get("openvpn_auth", "SHA1"))
+    return None
 
 
 class _Datagrams(asyncio.DatagramProtocol):
@@ -93,13 +117,17 @@ class _Datagrams(asyncio.DatagramProtocol):
             self.transport.sendto(answer, addr)
 
 
-async def _openvpn_tcp(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    responder = OpenVPNResponder()
+async def _openvpn_tcp(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, wrapping: ovpnproto.Wrapping
+) -> None:
+    responder = OpenVPNResponder(wrapping)
     with contextlib.suppress(OSError, TimeoutError, asyncio.IncompleteReadError):
         async with asyncio.timeout(HOLD_S):
             while True:
                 (length,) = struct.unpack(">H", await reader.readexactly(2))
                 answer = responder.handle(await reader.readexactly(length))
+                if responder.rejected:
+                    break
                 if answer is not None:
                     writer.write(ovpnproto.frame(answer))
                     await writer.drain()
@@ -118,7 +146,8 @@ async def start(config: dict[str, Any]) -> list[serving.Closable]:
         kind, address, port = service["kind"], service["address"], int(service["port"])
         params = service.get("params") or {}
         if kind == "openvpn_tcp":
-            listeners.append(await asyncio.start_server(_openvpn_tcp, address, port))
+            handler = functools.partial(_openvpn_tcp, wrapping=_server_wrapping(params))
+            listeners.append(await asyncio.start_server(handler, address, port))
             continue
         responder: WireGuardResponder | OpenVPNResponder
         if kind == "wireguard":
@@ -130,7 +159,7 @@ async def start(config: dict[str, Any]) -> list[serving.Closable]:
                 else wgnoise.ZERO_KEY,
             )
         elif kind == "openvpn_udp":
-            responder = OpenVPNResponder()
+            responder = OpenVPNResponder(_server_wrapping(params))
         else:
             raise ValueError(f"vpnserver: unknown kind {kind!r}")
         transport, _ = await loop.create_datagram_endpoint(

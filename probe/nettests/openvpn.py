@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import struct
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from probe import serialize
@@ -51,6 +52,18 @@ class OpenVPNEndpoint:
     port: int
     transport: Literal["udp", "tcp"]
     provider: str = "unknown"
+    wrapping: ovpnproto.Wrapping = field(default=None, repr=False)
+    """The server's ``tls-auth`` or ``tls-crypt`` key, when it requires one."""
+
+    @property
+    def options(self) -> dict[str, str]:
+        """ts-040's ``openvpn_options``: what of the configuration shaped the packets."""
+        if isinstance(self.wrapping, ovpnproto.TLSAuth):
+            direction = "" if self.wrapping.direction is None else str(self.wrapping.direction)
+            return {"auth": self.wrapping.digest.upper(), "tls-auth": "true", "key-direction": direction}
+        if isinstance(self.wrapping, ovpnproto.TLSCrypt):
+            return {"tls-crypt": "true"}
+        return {}
 
     @property
     def input(self) -> str:
@@ -68,9 +81,9 @@ async def measure(target: OpenVPNEndpoint, *, context: Context, timeout: float =
     ip, queries, dns_failure = await vpnverdict.resolve(target.host, timeout=timeout, clock=clock.elapsed)
     t0, failure = clock.elapsed(), dns_failure
     if ip is not None and target.transport == "udp":
-        t0, failure = await _over_udp(ip, target.port, session, events, timeout)
+        t0, failure = await _over_udp(ip, target.port, session, events, timeout, target.wrapping)
     elif ip is not None:
-        t0, failure = await _over_tcp(ip, target.port, session, events, timeout, connects)
+        t0, failure = await _over_tcp(ip, target.port, session, events, timeout, connects, target.wrapping)
     t = clock.elapsed()
     connect_failure = connects[0].status.failure if connects else None
     handshake: dict[str, Any] = {
@@ -81,7 +94,7 @@ async def measure(target: OpenVPNEndpoint, *, context: Context, timeout: float =
         "port": target.port,
         "transport": target.transport,
         "provider": target.provider,
-        "openvpn_options": {},
+        "openvpn_options": target.options,
         "t0": t0,
         "t": t,
         "tags": [],
@@ -146,47 +159,62 @@ class _Events:
         self.events.append(event)
 
 
+def _opened(data: bytes, wrapping: ovpnproto.Wrapping) -> Packet | None:
+    """The control packet in *data* (unwrapped and checked), or ``None`` when it is not one."""
+    try:
+        return ovpnproto.open_(data, wrapping)
+    except ovpnproto.PacketError:
+        return None
+
+
 async def _over_udp(
-    ip: str, port: int, session: bytes, events: _Events, timeout: float
+    ip: str, port: int, session: bytes, events: _Events, timeout: float, wrapping: ovpnproto.Wrapping
 ) -> tuple[float, str | None]:
     hard_reset = ovpnproto.client_hard_reset(session)
     t0 = events.clock.elapsed()
     events.state("PRE_START", t0)
+    sent: list[Packet] = []
+
+    def build(attempt: int) -> bytes:
+        # The same packet again, as OpenVPN resends it; wrapped, it takes the next replay id.
+        sent.append(hard_reset)
+        return ovpnproto.seal(hard_reset.encode(), wrapping, attempt, int(time.time()))
 
     def check(data: bytes) -> bool:
-        try:
-            return ovpnproto.is_server_hard_reset(ovpnproto.decode(data), session)
-        except ovpnproto.PacketError:
-            return False
+        server = _opened(data, wrapping)
+        return server is not None and ovpnproto.is_server_hard_reset(server, session)
 
     def ack(data: bytes) -> bytes:
         """Acknowledge the server's reset from the same socket, as a client does."""
-        server = ovpnproto.decode(data)
-        return ovpnproto.ack(session, server.session_id, server.packet_id or 0).encode()
+        server = ovpnproto.open_(data, wrapping)
+        packet = ovpnproto.ack(session, server.session_id, server.packet_id or 0)
+        sent.append(packet)
+        return ovpnproto.seal(packet.encode(), wrapping, len(sent), int(time.time()))
 
     exchange = await udpexchange.exchange(
-        ip, port, build=lambda _: hard_reset.encode(), check=check, timeout=timeout,
-        retransmit=RETRANSMIT_S, clock=events.clock.elapsed, reply=ack,
+        ip, port, build=build, check=check, timeout=timeout, retransmit=RETRANSMIT_S,
+        clock=events.clock.elapsed, reply=ack,
     )  # fmt: skip
+    outgoing = iter(sent)
     for datagram in exchange.datagrams:
         if datagram.direction == "out":
-            sent = hard_reset if datagram.attempt else ovpnproto.decode(ack(exchange.response or b""))
-            events.packet("packet_out", sent, datagram.size, datagram.t, max(datagram.attempt, 1))
+            events.packet("packet_out", next(outgoing), datagram.size, datagram.t, max(datagram.attempt, 1))
             continue
-        try:
-            packet: Packet | None = ovpnproto.decode(datagram.data)
-        except ovpnproto.PacketError:
-            packet = None
         if not datagram.dropped:
             events.state("START", datagram.t)
-        events.packet(
-            "packet_dropped" if datagram.dropped else "packet_in", packet, datagram.size, datagram.t
-        )
+        operation = "packet_dropped" if datagram.dropped else "packet_in"
+        events.packet(operation, _opened(datagram.data, wrapping), datagram.size, datagram.t)
     return t0, exchange.failure
 
 
 async def _over_tcp(
-    ip: str, port: int, session: bytes, events: _Events, timeout: float, connects: list[TCPConnect]
+    ip: str,
+    port: int,
+    session: bytes,
+    events: _Events,
+    timeout: float,
+    connects: list[TCPConnect],
+    wrapping: ovpnproto.Wrapping,
 ) -> tuple[float, str | None]:
     record, connection = await tcp.connect(
         ip, port, timeout=timeout, clock=events.clock.elapsed, transaction_id=TRANSACTION_ID
@@ -199,24 +227,23 @@ async def _over_tcp(
     events.state("PRE_START", t0)
     try:
         async with asyncio.timeout(timeout):
-            connection.writer.write(ovpnproto.frame(hard_reset.encode()))
+            wire = ovpnproto.frame(ovpnproto.seal(hard_reset.encode(), wrapping, 1, int(time.time())))
+            connection.writer.write(wire)
             await connection.writer.drain()
-            events.packet("packet_out", hard_reset, len(hard_reset.encode()) + 2, events.clock.elapsed(), 1)
+            events.packet("packet_out", hard_reset, len(wire), events.clock.elapsed(), 1)
             (length,) = struct.unpack(">H", await connection.reader.readexactly(2))
             data = await connection.reader.readexactly(length)
         t = events.clock.elapsed()
-        try:
-            server: Packet | None = ovpnproto.decode(data)
-        except ovpnproto.PacketError:
-            server = None
+        server = _opened(data, wrapping)
         if server is None or not ovpnproto.is_server_hard_reset(server, session):
             events.packet("packet_dropped", server, length + 2, t)
             return t0, failures.UNEXPECTED_RESPONSE
         events.state("START", t)
         events.packet("packet_in", server, length + 2, t)
         ack = ovpnproto.ack(session, server.session_id, server.packet_id or 0)
-        connection.writer.write(ovpnproto.frame(ack.encode()))
-        events.packet("packet_out", ack, len(ack.encode()) + 2, events.clock.elapsed(), 1)
+        wire = ovpnproto.frame(ovpnproto.seal(ack.encode(), wrapping, 2, int(time.time())))
+        connection.writer.write(wire)
+        events.packet("packet_out", ack, len(wire), events.clock.elapsed(), 1)
         return t0, None
     except failures.NETWORK_EXCEPTIONS as exc:
         return t0, failures.classify(exc, "read")

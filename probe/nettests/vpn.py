@@ -16,6 +16,12 @@ ships: VPN endpoints and their keys are the operator's)::
     ports = [1194]
     params = { transport = "udp", provider = "example" }      # transport: udp (default) or tcp
 
+An OpenVPN server that requires ``tls-auth`` or ``tls-crypt`` answers only packets carrying
+its static key's HMAC: give the key (the ``<tls-auth>``/``<tls-crypt>`` block of the
+``.ovpn`` file, or its hex) as ``params.tls_auth`` (with ``key_direction``, the client's —
+usually 1 —, and ``auth``, the digest, SHA1 by default) or ``params.tls_crypt``; a
+multi-line key fits a ``[vpn.params]`` table under the ``[[vpn]]`` entry.
+
 Each endpoint and port is measured by :mod:`probe.nettests.wireguard` or
 :mod:`probe.nettests.openvpn`. Then the one comparison a list allows: a measurement whose
 handshake failed gets ``x_same_host_reachable`` — ``true`` when another endpoint of the same
@@ -27,13 +33,13 @@ host has no other endpoint.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, Literal
 
 from probe import serialize
 from probe.errors import ConfigError
 from probe.model import OONIMeasurement
-from probe.nettests import openvpn, wgnoise, wireguard
+from probe.nettests import openvpn, ovpnproto, wgnoise, wireguard
 from probe.nettests.base import Context
 from probe.nettests.endpoints import EndpointList
 
@@ -67,7 +73,10 @@ def endpoints_from(listed: EndpointList) -> list[VPNEndpoint]:
                 transport = entry.params.get("transport", "udp")
                 if transport not in TRANSPORTS:
                     raise bad("params.transport", f"{transport!r} is not udp or tcp")
-                out.append(openvpn.OpenVPNEndpoint(entry.host, port, TRANSPORTS[transport], provider))
+                wrapping = _wrapping(entry.params, bad)
+                out.append(
+                    openvpn.OpenVPNEndpoint(entry.host, port, TRANSPORTS[transport], provider, wrapping)
+                )
                 continue
             keys = {}
             for name in ("public_key", "private_key", "preshared_key"):
@@ -89,6 +98,27 @@ def endpoints_from(listed: EndpointList) -> list[VPNEndpoint]:
                 )
             )
     return out
+
+
+def _wrapping(params: Mapping[str, object], bad: Callable[[str, str], ConfigError]) -> ovpnproto.Wrapping:
+    """An OpenVPN entry's ``tls_auth`` (with ``key_direction``, ``auth``) or ``tls_crypt`` key."""
+    if "tls_auth" in params and "tls_crypt" in params:
+        raise bad("params.tls_crypt", "a server uses tls-auth or tls-crypt, not both")
+    try:
+        if "tls_crypt" in params:
+            return ovpnproto.TLSCrypt(ovpnproto.parse_static_key(str(params["tls_crypt"])))
+        if "tls_auth" in params:
+            key = ovpnproto.parse_static_key(str(params["tls_auth"]))
+            direction = params.get("key_direction")
+            if direction not in (None, 0, 1):
+                raise bad("params.key_direction", "0, 1, or absent (as the server's configuration says)")
+            digest = str(params.get("auth", "SHA1")).upper()
+            if digest not in ovpnproto.DIGESTS:
+                raise bad("params.auth", f"{digest!r} is not one of {', '.join(ovpnproto.DIGESTS)}")
+            return ovpnproto.TLSAuth(key, direction if isinstance(direction, int) else None, digest)
+    except ovpnproto.PacketError as exc:
+        raise bad("params.tls_crypt" if "tls_crypt" in params else "params.tls_auth", str(exc)) from None
+    return None
 
 
 async def measure_all(

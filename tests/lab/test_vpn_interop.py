@@ -26,7 +26,8 @@ pytestmark = pytest.mark.lab
 
 CLIENT = """
 import asyncio, base64, json, sys
-from probe.nettests import openvpn, wireguard
+from pathlib import Path
+from probe.nettests import openvpn, ovpnproto, wireguard
 from probe.nettests.base import Context
 from probe.serialize import to_json
 kind, port = sys.argv[1], int(sys.argv[2])
@@ -35,7 +36,11 @@ if kind == "wireguard":
     target = wireguard.WireGuardEndpoint("127.0.0.1", port, public_key=server, private_key=client)
     m = asyncio.run(wireguard.measure(target, context=Context(), timeout=5))
 else:
-    target = openvpn.OpenVPNEndpoint("127.0.0.1", port, kind)
+    wrapping = None
+    if len(sys.argv) > 3:
+        key = ovpnproto.parse_static_key(Path(sys.argv[4]).read_text())
+        wrapping = ovpnproto.TLSAuth(key, 1) if sys.argv[3] == "tls-auth" else ovpnproto.TLSCrypt(key)
+    target = openvpn.OpenVPNEndpoint("127.0.0.1", port, kind, wrapping=wrapping)
     m = asyncio.run(openvpn.measure(target, context=Context(), timeout=5))
 print(to_json(m))
 """
@@ -107,8 +112,11 @@ def test_wireguard_go_answers_our_initiation(namespace: str, tmp_path: Path) -> 
     assert (refused["success"], refused["failure"]) == (False, "generic_timeout_error")
 
 
+@pytest.mark.parametrize("wrapping", ["none", "tls-auth", "tls-crypt"])
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-def test_openvpn_answers_our_hard_reset(namespace: str, tmp_path: Path, transport: str) -> None:
+def test_openvpn_answers_our_hard_reset(
+    namespace: str, tmp_path: Path, transport: str, wrapping: str
+) -> None:
     reason = _missing("openvpn")
     if reason:
         pytest.skip(reason)
@@ -118,6 +126,13 @@ def test_openvpn_answers_our_hard_reset(namespace: str, tmp_path: Path, transpor
     leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
     leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
     proto = "udp4" if transport == "udp" else "tcp4-server"
+    keyed: list[str] = []
+    client: list[str] = []
+    if wrapping != "none":
+        key = tmp_path / "static.key"
+        subprocess.run(["openvpn", "--genkey", "secret", str(key)], check=True, capture_output=True)
+        keyed = ["--tls-auth", str(key), "0"] if wrapping == "tls-auth" else ["--tls-crypt", str(key)]
+        client = [wrapping, str(key)]
     log = tmp_path / "openvpn.log"
     with log.open("w") as out:
         server = subprocess.Popen(
@@ -125,12 +140,16 @@ def test_openvpn_answers_our_hard_reset(namespace: str, tmp_path: Path, transpor
              "--topology", "subnet", "--server", "10.99.0.0", "255.255.255.0",
              "--ca", str(tmp_path / "ca.pem"), "--cert", str(tmp_path / "cert.pem"),
              "--key", str(tmp_path / "key.pem"), "--dh", "none",
-             "--proto", proto, "--local", "127.0.0.1", "--port", "1194", "--verb", "3"],
+             "--proto", proto, "--local", "127.0.0.1", "--port", "1194", "--verb", "3", *keyed],
             stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
         _wait_for(lambda: "Initialization Sequence Completed" in log.read_text(), "openvpn")
-        result = _measure(namespace, transport, "1194")
+        result = _measure(namespace, transport, "1194", *client)
+        if wrapping != "none":  # without the key: dropped (silence over UDP, a close over TCP)
+            bare = _measure(namespace, transport, "1194")
+            expected = "generic_timeout_error" if transport == "udp" else "eof_error"
+            assert bare["failure"] == expected, log.read_text()[-2000:]
     finally:
         server.terminate()
         server.wait(10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import secrets
 import socket
 import struct
 import threading
@@ -504,3 +505,84 @@ def test_endpoints_listed_by_name_are_looked_up() -> None:
 def test_nothing_is_shipped_the_list_is_the_operators() -> None:
     with pytest.raises(ConfigError, match=r"vpn.toml: no \[\[vpn\]\] entries"):
         endpoints.load("vpn")
+
+
+# --- tls-auth and tls-crypt ------------------------------------------------------------------
+
+
+STATIC_KEY = secrets.token_bytes(256)
+KEY_TEXT = (
+    "#\n# 2048 bit OpenVPN static key\n#\n-----BEGIN OpenVPN Static key V1-----\n"
+    + "\n".join(STATIC_KEY.hex()[i : i + 32] for i in range(0, 512, 32))
+    + "\n-----END OpenVPN Static key V1-----\n"
+)
+
+
+def test_static_keys_parse_as_openvpn_writes_them() -> None:
+    assert ovpnproto.parse_static_key(KEY_TEXT) == STATIC_KEY == ovpnproto.parse_static_key(STATIC_KEY.hex())
+    with pytest.raises(ovpnproto.PacketError, match="256 bytes, not 4"):
+        ovpnproto.parse_static_key("00112233")
+
+
+@pytest.mark.parametrize(
+    ("server_params", "client_wrapping"),
+    [
+        (
+            {"openvpn_tls_auth": KEY_TEXT, "openvpn_key_direction": 0},
+            ovpnproto.TLSAuth(STATIC_KEY, direction=1),
+        ),
+        (
+            {"openvpn_tls_auth": KEY_TEXT, "openvpn_auth": "SHA256"},
+            ovpnproto.TLSAuth(STATIC_KEY, None, "SHA256"),
+        ),
+        ({"openvpn_tls_crypt": KEY_TEXT}, ovpnproto.TLSCrypt(STATIC_KEY)),
+    ],
+    ids=["tls-auth direction 1", "tls-auth sha256 bidirectional", "tls-crypt"],
+)
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_a_server_requiring_a_static_key_answers_only_packets_that_carry_it(
+    server_params: dict[str, Any], client_wrapping: ovpnproto.Wrapping, transport: str
+) -> None:
+    port = free_udp_port() if transport == "udp" else closed_port()
+    service = {"kind": f"openvpn_{transport}", "port": port, "params": server_params}
+    with serving(service):
+        results = {
+            name: asyncio.run(
+                openvpn.measure(
+                    openvpn.OpenVPNEndpoint("127.0.0.1", port, transport, wrapping=wrapping),  # type: ignore[arg-type]
+                    context=CONTEXT, timeout=TIMEOUT,
+                )
+            )
+            for name, wrapping in (
+                ("keyed", client_wrapping),
+                ("bare", None),
+                ("wrong key", type(client_wrapping)(secrets.token_bytes(256))),
+            )
+        }  # fmt: skip
+    keyed = keys_of(results["keyed"])
+    assert (keyed["success"], keyed["failure"]) == (True, None)
+    assert (
+        keyed["openvpn_handshake"][0]["openvpn_options"]
+        == openvpn.OpenVPNEndpoint("127.0.0.1", port, "udp", wrapping=client_wrapping).options
+    )
+    for name in ("bare", "wrong key"):
+        # The server drops what lacks its HMAC, as a real one: silence over UDP, a close over TCP.
+        expected = "generic_timeout_error" if transport == "udp" else "eof_error"
+        assert keys_of(results[name])["failure"] == expected, name
+
+
+def test_the_list_takes_the_static_key(tmp_path: Path) -> None:
+    listed = _list(
+        tmp_path,
+        f'[[vpn]]\nrole = "openvpn"\nhost = "192.0.2.1"\nports = [1194]\n'
+        f'[vpn.params]\nkey_direction = 1\nauth = "sha512"\ntls_auth = """\n{KEY_TEXT}"""\n',
+    )
+    [endpoint] = vpn.endpoints_from(listed)
+    assert isinstance(endpoint, openvpn.OpenVPNEndpoint)
+    assert endpoint.wrapping == ovpnproto.TLSAuth(STATIC_KEY, 1, "SHA512")
+    assert endpoint.options == {"auth": "SHA512", "tls-auth": "true", "key-direction": "1"}
+    bad = _list(tmp_path, f'[[vpn]]\n{OVPN}[vpn.params]\ntls_crypt = "abcd"\n')
+    with pytest.raises(
+        ConfigError, match=r"vpn.params.tls_crypt: an OpenVPN static key has 256 bytes, not 2"
+    ):
+        vpn.endpoints_from(bad)
