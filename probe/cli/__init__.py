@@ -71,7 +71,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("probe.cli.lab:lab", "The simulated censored network (network namespaces; needs root)."),
     "tor": (
         "probe.cli.tor:tor",
-        "Reach Tor's directory authorities and listed bridges: TLS to OR ports, the consensus from dir ports.",
+        "Reach Tor's directory authorities and listed bridges: TLS to OR ports, consensus from dir ports.",
     ),
     "vpn": (
         "probe.cli.vpn:vpn",

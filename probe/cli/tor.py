@@ -26,7 +26,7 @@ def tor(
     as_json: bool,
     parallelism: int,
 ) -> None:
-    """Reach Tor's directory authorities and listed bridges: TLS to OR ports, the consensus from dir ports.
+    """Reach Tor's directory authorities and listed bridges: TLS to OR ports, consensus from dir ports.
 
     The targets are the shipped list (config/nettests/tor.toml), or the [[tor]] entries of
     --endpoints (bridges: role or_port or obfs4, params.fingerprint; params.source makes a
