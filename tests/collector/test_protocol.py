@@ -88,6 +88,17 @@ def test_the_specs_example_as_written_is_too_old(served: Served, client: httpx.C
     assert (r.status_code, r.json()) == (400, {"error": "content.measurement_start_time: older than 30 days"})
 
 
+def test_a_big_measurement_is_stored_whole(served: Served, client: httpx.Client) -> None:
+    """A page of 1 MiB in the keys (parsed off the event loop) is stored as it came."""
+    report_id = open_report(client)
+    page = "<html>" + "é" * (512 * 1024) + "</html>"
+    doc = spec_measurement(report_id, test_keys={"requests": [{"response": {"body": page}}]})
+    r = submit(client, report_id, doc)
+    assert r.status_code == 200, r.text
+    (body,) = rows(served, MeasurementRecord.body)
+    assert json.loads(body[0])["test_keys"]["requests"][0]["response"]["body"] == page
+
+
 def test_a_resent_measurement_is_acknowledged_with_its_uid_and_stored_once(
     served: Served, client: httpx.Client
 ) -> None:
