@@ -5,7 +5,11 @@ must draw the server's ``P_CONTROL_HARD_RESET_SERVER_V2`` acknowledging it
 (:mod:`probe.nettests.ovpnproto`). That is step 2 of the spec's tunnel initialisation: the
 packet a DPI box recognises an OpenVPN connection by, and the one Pakistan's 2024 VPN blocking
 stopped. reachprobe goes no further (no TLS over the control channel, no credentials), and its
-keys say so: ``success`` is the exchange's, ``x_stage`` is ``"hard_reset"``.
+keys say so: ``success`` is the exchange's, ``x_stage`` is ``"hard_reset"``. A server that
+requires ``tls-auth`` or ``tls-crypt`` answers only packets carrying its static key's HMAC:
+with the key (:class:`~probe.nettests.ovpnproto.TLSAuth`, :class:`~probe.nettests.ovpnproto.TLSCrypt`)
+the packets carry it and the answer is checked with it; without it such a server stays silent
+over UDP and closes the connection over TCP, which reads as blocking.
 
 Over UDP the hard reset is sent again every second (the same packet, as OpenVPN retransmits)
 until the timeout; over TCP once, after a connect recorded in ``tcp_connect``. The keys are the
