@@ -19,7 +19,9 @@ round's counts, one transaction per measurement).
 The baseline, in the same run and the same database: the rows the collector wrote are read
 back with ``COPY … TO``, the table truncated, and written again with one ``COPY … FROM`` into the same
 table with the same indexes — the fastest way PostgreSQL takes those rows. The ratio says what
-the collector's protocol costs over bulk loading. Prints numbers; asserts nothing.
+the collector's protocol costs over bulk loading. The collector's own CPU time per measurement
+(its process's user + system time over the submissions) says what one core of it takes, whatever
+else the machine runs. Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
@@ -122,6 +124,12 @@ async def ingest(url: str, n: int, clients: int, n_reports: int) -> tuple[float,
     return seconds, acknowledged
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process *pid* (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def copy_baseline(db: str) -> tuple[float, int]:
     """Read the collector's rows out with COPY, truncate the table, COPY them back in: (seconds, rows)."""
     conninfo = db.replace("postgresql+psycopg://", "postgresql://")
@@ -177,7 +185,9 @@ def main() -> None:
             try:
                 what = f"{args.n:,} measurements with {args.clients} clients to {args.reports} reports"
                 print(f"submitting {what} at {url} ...", flush=True)
+                cpu0 = cpu_seconds(proc.pid)
                 seconds, acknowledged = asyncio.run(ingest(url, args.n, args.clients, args.reports))
+                cpu = cpu_seconds(proc.pid) - cpu0
             finally:
                 proc.terminate()
                 proc.wait(30)
@@ -185,6 +195,8 @@ def main() -> None:
             print(
                 f"collector: {rate:,.0f} measurements/s ({acknowledged:,} in {seconds:.1f} s, HTTP to commit)"
             )
+            per = cpu / acknowledged * 1000
+            print(f"           its process's CPU: {per:.1f} ms a measurement (user + system)")
             copy_s, rows = copy_baseline(db)
             copy_rate = rows / copy_s
             print(f"COPY:      {copy_rate:,.0f} measurements/s ({rows:,} rows in {copy_s:.2f} s, same table)")
