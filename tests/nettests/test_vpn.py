@@ -9,7 +9,7 @@ import secrets
 import socket
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -208,9 +208,30 @@ def test_wireguard_handshake_not_answered(
     assert summary_keys == [blocking, False, mechanism.value]
 
 
+@pytest.mark.parametrize(("index_offset", "failure"), [(0, None), (1, "unexpected_response")])
+def test_a_cookie_reply_to_our_initiation_means_a_loaded_server_read_it(
+    index_offset: int, failure: str | None
+) -> None:
+    port = free_udp_port()
+
+    def cookie_reply(datagram: bytes) -> bytes:
+        (sender,) = struct.unpack_from("<I", datagram, 4)  # the initiation's sender index
+        return struct.pack("<B3xI", 3, sender + index_offset) + secrets.token_bytes(24 + 32)
+
+    with echo_udp(port, answer=cookie_reply):
+        m = asyncio.run(wireguard.measure(wg_target(port), context=CONTEXT, timeout=TIMEOUT))
+    keys = keys_of(m)
+    assert keys["failure"] == failure
+    if failure is None:
+        assert keys["x_response"] == "cookie_reply"
+        assert [e["operation"] for e in keys["network_events"]][-1] == "RECV_COOKIE_REPLY"
+    else:  # a cookie reply for another initiation is not ours
+        assert "packet_dropped" in [e["operation"] for e in keys["network_events"]]
+
+
 @contextmanager
-def echo_udp(port: int) -> Iterator[None]:
-    """Send every datagram back (a UDP service that is not WireGuard)."""
+def echo_udp(port: int, answer: Callable[[bytes], bytes] = bytes) -> Iterator[None]:
+    """Send every datagram back, or *answer*'s reply to it (a UDP service that is not WireGuard)."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.1", port))
         sock.settimeout(0.05)
@@ -222,7 +243,7 @@ def echo_udp(port: int) -> Iterator[None]:
                     data, peer = sock.recvfrom(2048)
                 except TimeoutError:
                     continue
-                sock.sendto(data, peer)
+                sock.sendto(answer(data), peer)
 
         thread = threading.Thread(target=run, daemon=True)
         thread.start()
