@@ -11,6 +11,7 @@ import struct
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -562,8 +563,9 @@ def test_static_keys_parse_as_openvpn_writes_them() -> None:
 )
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
 def test_a_server_requiring_a_static_key_answers_only_packets_that_carry_it(
-    server_params: dict[str, Any], client_wrapping: ovpnproto.Wrapping, transport: str
+    server_params: dict[str, Any], client_wrapping: ovpnproto.TLSAuth | ovpnproto.TLSCrypt, transport: str
 ) -> None:
+    wrong = replace(client_wrapping, key=secrets.token_bytes(256))
     port = free_udp_port() if transport == "udp" else closed_port()
     service = {"kind": f"openvpn_{transport}", "port": port, "params": server_params}
     with serving(service):
@@ -577,7 +579,7 @@ def test_a_server_requiring_a_static_key_answers_only_packets_that_carry_it(
             for name, wrapping in (
                 ("keyed", client_wrapping),
                 ("bare", None),
-                ("wrong key", type(client_wrapping)(secrets.token_bytes(256))),
+                ("wrong key", wrong),
             )
         }  # fmt: skip
     keyed = keys_of(results["keyed"])
