@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from probe import serialize, webconnectivity
 from probe.model import Measurement
 from probe.rounds.targets import Target
+from probe.steps import urls
 
 Measure = Callable[..., Awaitable[Measurement]]
 """Called as :func:`probe.webconnectivity.measure` is: ``(url, *, config, on_progress)``."""
@@ -272,6 +273,8 @@ async def stream_round(
         if pending:
             await asyncio.wait(pending)
         raise
+    finally:
+        urls.forget_splits()
 
 
 class _Gate:

@@ -88,6 +88,11 @@ def split_url_parts(url: str) -> tuple[str, str, int, SplitResult]:
     return _split(url)
 
 
+def forget_splits() -> None:
+    """Drop the kept splits (a round's end: an idle daemon holds none of its URLs)."""
+    _split_kept.cache_clear()
+
+
 @functools.lru_cache(maxsize=SPLIT_CACHE_SIZE)
 def _split_kept(url: str) -> tuple[str, str, int, SplitResult]:
     return _split(url)
