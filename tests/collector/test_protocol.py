@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -227,6 +228,23 @@ def test_an_expired_report_takes_only_resends(tmp_path: Any) -> None:
         assert served.reports.expire_reports(now[0] - timedelta(hours=2)) == 1
         assert rows(served, Round.status) == [("complete",)]
         client.close()
+
+
+def test_the_collector_closes_expired_reports_itself(tmp_path: Any) -> None:
+    now = [datetime.now(UTC)]
+    limits = Limits(report_lifetime=timedelta(hours=2), expire_every_s=0.05)
+    with collector_at(
+        f"sqlite:///{tmp_path / 'c.sqlite3'}", CollectorSettings(limits=limits, clock=lambda: now[0])
+    ) as served:
+        with httpx.Client(base_url=served.url, timeout=30) as client:
+            old = open_report(client)
+            now[0] += timedelta(hours=1, minutes=30)
+            young = open_report(client)
+            now[0] += timedelta(hours=1)
+        deadline = time.monotonic() + 20
+        while sorted(rows(served, Round.report_id, Round.status)) != [(old, "complete"), (young, "running")]:
+            assert time.monotonic() < deadline, rows(served, Round.report_id, Round.status)
+            time.sleep(0.05)
 
 
 @pytest.mark.parametrize("path", ["/report", "/measurement", "/report/x/close"])
