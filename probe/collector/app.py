@@ -43,8 +43,11 @@ the body does not arrive within :attr:`Limits.body_timeout_s`; 415 for any
 ``Content-Encoding`` (the spec lets a collector refuse compression, and a probe then retries
 without: no decompression bomb to defuse); 503 ``Retry-After`` when the database fails or
 :attr:`Limits.max_in_progress` requests are already under way. Every error is one line of JSON,
-``{"error": "…"}``; an exception the collector did not expect is a 500 ``internal error``
-and one log line without a traceback (:class:`probe.helper.app._InternalErrors`).
+``{"error": "…"}`` (``storage unavailable``, ``busy: too many requests in progress``, …); the
+refusals other than 404 and 410 say ``Connection: close`` (the body may be unread: the
+connection is not reused). An exception the collector did not expect is a 500 ``internal
+error`` and one log line without a traceback (:class:`probe.helper.app._InternalErrors`);
+the tests send every hostile input they know and never see one.
 
 Nothing reads the client's address, and nothing is logged per request: the collector has no
 access log. A submitted ``probe_ip`` is never stored (``127.0.0.1``, OONI's marker).
