@@ -22,8 +22,8 @@ def test_defaults_work_without_a_file() -> None:
 
 
 def test_max_open_defaults_to_at_least_the_concurrency() -> None:
-    assert Measure().open_limit == 64
-    assert Measure(concurrency=100).open_limit == 100
+    assert Measure().open_limit == 256  # runner.DEFAULT_MAX_OPEN
+    assert Measure(concurrency=300).open_limit == 300
     assert Measure(concurrency=8, max_open=8).open_limit == 8
 
 
