@@ -71,7 +71,7 @@ def round_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One ``probe run --once`` over loopback: a page, a blockpage, a hostile title and a closed port."""
     tmp = tmp_path_factory.mktemp("round")
     helper = HelperSettings(
-        config=HelperConfig(dns_timeout=2, tcp_timeout=2, tls_timeout=2, http_timeout=2),
+        config=HelperConfig(dns_timeout=10, tcp_timeout=10, tls_timeout=10, http_timeout=10),
         policy=AddressPolicy.allowing(("127.0.0.0/8",)),
         geo=Geo(asn_of=lambda ip: 64500, cc_of=lambda ip: "PK"),
     )
@@ -89,7 +89,7 @@ def round_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         database = tmp / "m.sqlite3"
         (tmp / "settings.toml").write_text(
-            "[measure]\nresolvers = []\nallow_loopback = true\ntcp_timeout = 2\nhttp_timeout = 2\n"
+            "[measure]\nresolvers = []\nallow_loopback = true\ntcp_timeout = 10\nhttp_timeout = 10\n"
             f'[targets]\nlists = ["{tmp / "targets.csv"}"]\n[storage]\ndatabase_url = "sqlite:///{database}"\n'
             f'[control]\nurl = "{control}"\n[network]\npublic_networks = ["127.0.0.0/8"]\n'
         )
