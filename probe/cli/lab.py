@@ -13,28 +13,24 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import click
-from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from probe.lab.censor import KINDS
-from probe.lab.outcome import render
-from probe.lab.runner import DEFAULT_CONCURRENCY, Report, TargetResult, run_scenario
-from probe.lab.scenario import Expected, find_scenario, load_scenario, scenario_paths
-from probe.lab.topology import destroy, down_all, install_signal_handlers, require_tools
-from probe.outcome import Outcome, describe
+if TYPE_CHECKING:  # the lab (its scenarios, world, steps) loads when a command runs, not for --help
+    from rich.console import Console
+
+    from probe.lab.runner import Report, TargetResult
+    from probe.lab.scenario import Expected
 
 EXIT_MISMATCH = 1
-_STYLES = {
-    Outcome.BLOCKED_CONFIRMED: "bold red",
-    Outcome.BLOCKED_ANOMALY: "red",
-    Outcome.SHUTDOWN: "bold red",
-    Outcome.REACHABLE: "green",
-    Outcome.SERVER_REFUSAL: "yellow",
-    Outcome.DOWN: "yellow",
-}
+
+
+def _default_concurrency() -> int:
+    from probe.lab.runner import DEFAULT_CONCURRENCY
+
+    return DEFAULT_CONCURRENCY
 
 
 @click.group()
@@ -47,6 +43,9 @@ def lab() -> None:
 @click.option("--kinds", is_flag=True, help="List the censorship kinds instead.")
 def list_(as_json: bool, kinds: bool) -> None:
     """List the shipped scenarios (name and description)."""
+    from probe.lab.censor import KINDS
+    from probe.lab.scenario import load_scenario, scenario_paths
+
     if kinds:
         rows = [{"name": name, "description": kind.doc} for name, kind in KINDS.items()]
     else:
@@ -71,13 +70,18 @@ def list_(as_json: bool, kinds: bool) -> None:
 @click.option(
     "--concurrency",
     type=click.IntRange(1, 64),
-    default=DEFAULT_CONCURRENCY,
-    show_default=True,
-    help="Targets measured at once.",
+    default=_default_concurrency,
+    help="Targets measured at once (default: the lab runner's).",
 )
 @click.pass_context
 def run(ctx: click.Context, scenario: str, as_json: bool, verbose: bool, concurrency: int) -> None:
     """Run SCENARIO (a name from `probe lab list`, or a .toml path) and compare with its expectations."""
+    from rich.console import Console
+
+    from probe.lab.runner import run_scenario
+    from probe.lab.scenario import find_scenario, load_scenario
+    from probe.lab.topology import install_signal_handlers, require_tools
+
     loaded = load_scenario(find_scenario(scenario))
     require_tools()
     install_signal_handlers()
@@ -102,6 +106,8 @@ def down(everything: bool, prefixes: tuple[str, ...]) -> None:
     """Remove leftovers of lab runs (namespaces, processes, /etc/netns files) by PREFIX or --all."""
     if not everything and not prefixes:
         raise click.UsageError("give a run PREFIX (rpXXXXXX) or --all")
+    from probe.lab.topology import destroy, down_all, require_tools
+
     require_tools()
     if everything:
         removed = down_all()
@@ -117,6 +123,8 @@ def down(everything: bool, prefixes: tuple[str, ...]) -> None:
 
 def render_summary(report: Report, console: Console) -> None:
     """One line per target: what a volunteer reads (the outcome), how, and whether it was expected."""
+    from rich.table import Table
+
     scenario = report.scenario
     console.print(f"[bold]{escape(scenario.name)}[/] ({report.plan.prefix}): {escape(scenario.description)}")
     if scenario.censorship:
@@ -134,6 +142,8 @@ def render_summary(report: Report, console: Console) -> None:
 
 def _verdict(result: TargetResult) -> tuple[str, str]:
     """The outcome a person reads and the mechanism behind it."""
+    from probe.outcome import Outcome, describe
+
     if result.observed.get("step") == "error":
         return "[red]not measured[/]", ""
     value = result.observed.get("outcome")
@@ -142,7 +152,15 @@ def _verdict(result: TargetResult) -> tuple[str, str]:
     outcome = Outcome(value)
     confirmed = result.observed.get("confirmed")
     text = describe(outcome, confirmed=confirmed if isinstance(confirmed, str) else None)
-    style = _STYLES.get(outcome, "dim")
+    styles = {
+        Outcome.BLOCKED_CONFIRMED: "bold red",
+        Outcome.BLOCKED_ANOMALY: "red",
+        Outcome.SHUTDOWN: "bold red",
+        Outcome.REACHABLE: "green",
+        Outcome.SERVER_REFUSAL: "yellow",
+        Outcome.DOWN: "yellow",
+    }
+    style = styles.get(outcome, "dim")
     return f"[{style}]{escape(text)}[/]", escape(str(result.observed.get("mechanism") or ""))
 
 
@@ -158,6 +176,8 @@ def _footer(report: Report, console: Console, *, hint: str = "") -> None:
 
 def render_report(report: Report, console: Console) -> None:
     """The expected-vs-observed table, one row per target (``--verbose``)."""
+    from rich.table import Table
+
     scenario = report.scenario
     table = Table(
         title=f"{scenario.name} ({report.plan.prefix}): {scenario.description}", title_justify="left"
@@ -186,6 +206,8 @@ def _cells(result: TargetResult) -> tuple[str, str]:
 
 
 def _lines(values: Mapping[str, Expected], wrong: frozenset[str] = frozenset()) -> str:
+    from probe.lab.outcome import render
+
     def paint(keys: set[str], text: str) -> str:
         return f"[red]{escape(text)}[/]" if keys & wrong else escape(text)
 
