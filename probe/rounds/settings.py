@@ -217,6 +217,15 @@ class Upload(_Section):
     @field_validator("collector_url")
     @classmethod
     def _collector_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from urllib.parse import urlsplit
+
+            parts = urlsplit(value)
+            if parts.username is not None or parts.password is not None:
+                # It would be printed by `probe status` and logged: a token is kept apart.
+                raise ValueError("no user or password in the URL (a credential goes in upload.token)")
+            if parts.query or parts.fragment:
+                raise ValueError("the collector's base URL takes no query or fragment")
         return Control._http_url(value)
 
     @field_validator("ca_file")

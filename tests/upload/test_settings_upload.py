@@ -51,6 +51,14 @@ def test_where_results_go_is_not_part_of_the_rounds_digest(tmp_path: Path) -> No
         ('collector_url = "ftp://x.example/"', "upload.collector_url: unsupported URL scheme 'ftp'"),
         ('collector_url = "https:///nohost"', "upload.collector_url: "),
         ("collector_url = 3", "upload.collector_url: Input should be a valid string"),
+        (
+            'collector_url = "https://probe:s3cret@c.example/"',
+            "upload.collector_url: no user or password in the URL (a credential goes in upload.token)",
+        ),
+        (
+            'collector_url = "https://c.example/?fleet=7"',
+            "upload.collector_url: the collector's base URL takes",
+        ),
         ('token = ""', "upload.token: String should have at least 1 character"),
         ('token = "two words"', "upload.token: String should match pattern"),
         ('ca_file = "/nonexistent/ca.pem"', "upload.ca_file: cannot read /nonexistent/ca.pem: No such file"),
