@@ -71,7 +71,7 @@ def dashboard(
         analysis = Analysis(store, check_s=refresh)
         click.echo(f"probe dashboard: analysing {store.name} …", err=True)
         found = analysis.refresh()
-        hosts = ["*"] if public else [*LOOPBACK_HOSTS, host]
+        hosts = ["*"] if public else [*LOOPBACK_HOSTS, f"[{host}]" if ":" in host else host]
         app = create_app(store, analysis=analysis, hosts=hosts)
         try:
             sock = bind(host, port)
