@@ -16,18 +16,25 @@ class CollectorProcess:
     """``python -m probe.cli collector serve --listen 127.0.0.1:PORT --db DB``, restartable."""
 
     def __init__(
-        self, db_url: str, log: Path, *, port: int | None = None, extra: tuple[str, ...] = ()
+        self,
+        db_url: str,
+        log: Path,
+        *,
+        port: int | None = None,
+        extra: tuple[str, ...] = (),
+        scheme: str = "http",
     ) -> None:
         self.db_url = db_url
         self.port = port or _free_port()
         self.log = log
         self.extra = extra
+        self.scheme = scheme
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+        return f"{self.scheme}://127.0.0.1:{self.port}/"
 
     def start(self, timeout: float = 30.0) -> None:
         """Start it and wait until it accepts connections."""
