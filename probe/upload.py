@@ -18,18 +18,21 @@ store (:mod:`measurements.store.uploads`: measurements of finished rounds, oldes
   again, never stored twice;
 - **4xx** to a submission: if the report is older than :data:`REPORT_MAX_AGE_S` the spec's
   rule applies: open a new report, rewrite the report id, submit again. Otherwise the
-  collector refuses this measurement: it is ``failed`` (``http_status_4NN``) and tried again
-  only after the longest back-off; the run goes on with the next. A 415 to a gzip body turns
-  compression off for the run and sends again; 429 is treated as 5xx;
-- **429 or 503 with Retry-After** (the collector is busy, or its database restarts): the
-  request is sent again after the wait it asks for, if that is at most
-  :data:`MAX_RETRY_AFTER_S`, up to :data:`RETRY_AFTER_TRIES` times in all;
+  collector refuses this measurement: it is ``failed`` (``http_status_4NN``, with the report
+  that refused it) and tried again only after the longest back-off; the run goes on with the
+  next;
+- **415** to a gzip body: compression off (for the rest of the process: the daemon's later
+  runs too) and the request sent again; **429 or 503 with Retry-After** (the collector is
+  busy, or its database restarts): sent again after the wait it asks for, if that is at most
+  :data:`MAX_RETRY_AFTER_S`, up to :data:`RETRY_AFTER_TRIES` sends in all;
 - **anything else** — the collector cannot be reached (a failure string of
-  :mod:`probe.steps.failures`), answers 5xx, or answers 200 with no valid report id
-  (``collector_invalid_answer``) — says nothing about the measurement: it is ``failed`` with
-  an exponential back-off (``retry_min_minutes`` doubling up to ``retry_max_minutes``) and
-  the run stops, so that a collector that is down costs one request per run. When it is
-  back, the next run catches up, oldest first, a batch at a time.
+  :mod:`probe.steps.failures`), answers 5xx (or 429, 401, …, to opening a report), or answers
+  200 with no valid report id (``collector_invalid_answer``) — says nothing about the
+  measurement: it is ``failed`` with an exponential back-off (``retry_min_minutes`` doubling
+  up to ``retry_max_minutes``) and the run stops, so that a collector that is down costs one
+  request per run. The first measurement a later run gets acknowledged makes every such
+  failure due at once (:func:`~measurements.store.uploads.lift_waits`): their waits were the
+  collector's, and the catching up goes oldest first, a batch at a time.
 
 Answers are hostile until proven otherwise: read through :mod:`probe.steps.bodies` (at most
 :data:`MAX_ANSWER_BYTES` decoded, redirects never followed), parsed only when 200, each
