@@ -32,7 +32,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, bindparam, exists, insert, select, update
 
 from measurements.store.rows import TARGET_METADATA
-from measurements.store.store import Store, _insert_ignore
+from measurements.store.store import Store, insert_ignore
 from measurements.store.summary import is_failed, stored_row
 from measurements.store.tables import MeasurementRecord, Network, Round, Target
 from probe.errors import StorageError
@@ -209,7 +209,7 @@ class Reports:
         (round_id,) = conn.execute(insert(Round).values(values)).inserted_primary_key or (None,)
         assert isinstance(round_id, int)
         network = {"asn": asn, "cc": cc, "name": "", "first_seen_at": now, "last_seen_at": now}
-        conn.execute(_insert_ignore(conn, Network.__table__, ["asn", "cc"]), network)
+        conn.execute(insert_ignore(conn, Network.__table__, ["asn", "cc"]), network)
         conn.execute(update(Network).where(Network.asn == asn, Network.cc == cc).values(last_seen_at=now))
         return round_id
 
@@ -229,7 +229,7 @@ class Reports:
         if target_id is None:
             target_id = _target_id(conn, m.target)
             learned["target"] = (m.target, target_id)
-        stmt = _insert_ignore(conn, MeasurementRecord.__table__, ["measurement_uid"])
+        stmt = insert_ignore(conn, MeasurementRecord.__table__, ["measurement_uid"])
         row = {**row, "round_id": round_id, "target_id": target_id}
         if conn.execute(stmt.values(row).returning(MeasurementRecord.id)).first() is None:
             return False  # RETURNING, not rowcount: psycopg's rowcount of this INSERT is not 1
@@ -273,7 +273,7 @@ def _target_id(conn: Connection, url: str) -> int:
     found = conn.execute(select(t.id).where(t.url == url)).scalar()
     if found is None:
         new = {"url": url, **{k: "" for k in TARGET_METADATA}, "first_seen_at": datetime.now(UTC)}
-        stmt = _insert_ignore(conn, t.__table__, ["url"]).values(new).returning(t.id)
+        stmt = insert_ignore(conn, t.__table__, ["url"]).values(new).returning(t.id)
         found = conn.execute(stmt).scalar()
         if found is None:  # inserted meanwhile by another transaction
             found = conn.execute(select(t.id).where(t.url == url)).scalar_one()

@@ -64,6 +64,7 @@ __all__ = [
     "RoundInfo",
     "Store",
     "TargetInfo",
+    "insert_ignore",
     "open_store",
 ]
 
@@ -568,7 +569,7 @@ def _target_ids(conn: Connection, meta: dict[str, TargetInfo], now: datetime) ->
     new = [{"url": u, **{k: getattr(m, k) for k in TARGET_METADATA}, "first_seen_at": now}
            for u, m in meta.items()]  # fmt: skip
     if new:
-        conn.execute(_insert_ignore(conn, t.__table__, ["url"]), new)
+        conn.execute(insert_ignore(conn, t.__table__, ["url"]), new)
     known = [
         {"u": u, **{f"v_{k}": getattr(m, k) for k in TARGET_METADATA}}
         for u, m in meta.items()
@@ -592,12 +593,12 @@ def _record_networks(conn: Connection, networks: dict[tuple[str, str], str], now
     n = Network
     for (asn, cc), name in networks.items():
         row = {"asn": asn, "cc": cc, "name": name, "first_seen_at": now, "last_seen_at": now}
-        conn.execute(_insert_ignore(conn, n.__table__, ["asn", "cc"]), row)
+        conn.execute(insert_ignore(conn, n.__table__, ["asn", "cc"]), row)
         fresh: dict[str, Any] = {"last_seen_at": now, **({"name": name} if name else {})}
         conn.execute(update(n).where(n.asn == asn, n.cc == cc).values(fresh))
 
 
-def _insert_ignore(conn: Connection, table: Any, keys: list[str]) -> Any:
+def insert_ignore(conn: Connection, table: Any, keys: list[str]) -> Any:
     """``INSERT … ON CONFLICT (keys) DO NOTHING``: safe when two probes share a PostgreSQL database."""
     dialect = conn.dialect.name
     if dialect == "postgresql":

@@ -46,7 +46,7 @@ without: no decompression bomb to defuse); 503 ``Retry-After`` when the database
 ``{"error": "…"}`` (``storage unavailable``, ``busy: too many requests in progress``, …); the
 refusals other than 404 and 410 say ``Connection: close`` (the body may be unread: the
 connection is not reused). An exception the collector did not expect is a 500 ``internal
-error`` and one log line without a traceback (:class:`probe.helper.app._InternalErrors`);
+error`` and one log line without a traceback (:class:`probe.helper.app.InternalErrors`);
 the tests send every hostile input they know and never see one.
 
 Nothing reads the client's address, and nothing is logged per request: the collector has no
@@ -90,7 +90,7 @@ from probe.collector.validate import (
     test_part,
 )
 from probe.errors import StorageError
-from probe.helper.app import _error, _InternalErrors, _read_body
+from probe.helper.app import InternalErrors, error_response, read_body
 from probe.model import OONIMeasurement
 from probe.serialize import new_report_id, ooni_measurement
 
@@ -185,7 +185,7 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
 
     async def raw_body(request: Request) -> bytes:
         try:
-            return await _read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+            return await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         except ClientDisconnect:  # gone mid-body: nobody to answer, nothing to log
             raise HTTPException(400, "the client disconnected") from None
 
@@ -248,9 +248,9 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
         expired = opened < s.clock() - limits.report_lifetime
         result = Submitted(await gate.run(store.submit, report_id, m, expired=expired))
         if result is Submitted.UNKNOWN_REPORT:
-            return _error(404, "unknown report")
+            return error_response(404, "unknown report")
         if result is Submitted.CLOSED_REPORT:
-            return _error(410, "report closed")
+            return error_response(410, "report closed")
         return _json({"measurement_uid": m.measurement_uid, "measurement_id": m.measurement_uid})
 
     async def close(request: Request) -> Response:
@@ -258,7 +258,7 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
         report_id = report_of(request)
         await raw_body(request)  # ignored (empty)
         if not await gate.run(store.close_report, report_id):
-            return _error(404, "unknown report")
+            return error_response(404, "unknown report")
         return _json({"status": "success"})
 
     async def single(request: Request) -> Response:
@@ -295,11 +295,12 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
     # the close ("server disconnected").
     async def refused(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, Refusal)
-        return _error(exc.status, exc.message, {"Connection": "close"})
+        return error_response(exc.status, exc.message, {"Connection": "close"})
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(exc.status_code, str(exc.detail), {**(exc.headers or {}), "Connection": "close"})
+        headers = {**(exc.headers or {}), "Connection": "close"}
+        return error_response(exc.status_code, str(exc.detail), headers)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -321,7 +322,7 @@ def create_app(store: ReportStore, settings: CollectorSettings | None = None) ->
             Route("/", index, methods=["GET"]),
         ],
         exception_handlers={HTTPException: http_error, Refusal: refused},
-        middleware=[Middleware(_InternalErrors)],
+        middleware=[Middleware(InternalErrors)],
         lifespan=lifespan,
     )
 

@@ -10,31 +10,18 @@ differs: the collector's (:mod:`probe.collector.app`), with its own idle deadlin
 from __future__ import annotations
 
 import socket
-import ssl
 from pathlib import Path
-from typing import cast
-
-from hypercorn.typing import ASGIFramework
-from hypercorn.utils import wrap_app
+from typing import TypeAlias
 
 from probe.collector.app import CollectorSettings, create_app
 from probe.collector.reportstore import ReportStore
-from probe.helper.app import HelperSettings, Limits
-from probe.helper.server import HelperServer, _tls_context
+from probe.helper.server import HelperServer, tls_context
 from probe.helper.server import bind as _bind
 
 __all__ = ["CollectorServer", "bind", "make_server"]
 
-
-class CollectorServer(HelperServer):
-    """The collector's HTTP(S) server: ``await serve(sockets=[…])`` until :attr:`should_exit`."""
-
-    def __init__(self, store: ReportStore, settings: CollectorSettings, tls: ssl.SSLContext | None) -> None:
-        # The helper's server configures hypercorn from its Limits (idle deadline, head cap,
-        # TLS); it is given the collector's idle deadline, then the collector's application.
-        super().__init__(HelperSettings(limits=Limits(idle_timeout_s=settings.limits.idle_timeout_s)), tls)
-        app = cast(ASGIFramework, create_app(store, settings))  # starlette's scope types are looser
-        self._app = wrap_app(app, self._config.wsgi_max_body_size, "asgi")
+CollectorServer: TypeAlias = HelperServer
+"""The collector's HTTP(S) server: the helper's, serving the collector's application."""
 
 
 def make_server(
@@ -49,8 +36,8 @@ def make_server(
     Raises:
         OSError: the certificate or key cannot be read or used (``ssl.SSLError`` included).
     """
-    tls = _tls_context(tls_cert, tls_key) if tls_cert is not None else None
-    return CollectorServer(store, settings, tls)
+    tls = tls_context(tls_cert, tls_key) if tls_cert is not None else None
+    return HelperServer(create_app(store, settings), idle_timeout_s=settings.limits.idle_timeout_s, tls=tls)
 
 
 def bind(host: str, port: int) -> socket.socket:

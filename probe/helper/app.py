@@ -86,16 +86,16 @@ def create_app(settings: HelperSettings) -> Starlette:
     gate = asyncio.Semaphore(settings.limits.max_concurrency)
 
     async def control(request: Request) -> Response:
-        body = await _read_body(request, settings.limits.max_request_bytes, settings.limits.body_timeout_s)
+        body = await read_body(request, settings.limits.max_request_bytes, settings.limits.body_timeout_s)
         try:
             parsed = parse_request(body)
         except WireError as exc:
-            return _error(400, str(exc))
+            return error_response(400, str(exc))
         refusal = _refusal(parsed.http_request, parsed.tcp_connect, settings.policy)
         if refusal is not None:
-            return _error(400, refusal)
+            return error_response(400, refusal)
         if gate.locked():
-            return _error(503, "busy: too many control requests in flight", {"Retry-After": "1"})
+            return error_response(503, "busy: too many control requests in flight", {"Retry-After": "1"})
         budget = budget_of(request.headers.get(BUDGET_HEADER), settings)
         async with gate:
             try:
@@ -104,7 +104,7 @@ def create_app(settings: HelperSettings) -> Starlette:
                         parsed, config=settings.config, policy=settings.policy, budget_s=budget
                     )
             except TimeoutError:
-                return _error(504, f"the measurement took longer than {budget:g} s")
+                return error_response(504, f"the measurement took longer than {budget:g} s")
         return Response(response_json(result), media_type="application/json")
 
     async def whoami(request: Request) -> Response:
@@ -123,7 +123,7 @@ def create_app(settings: HelperSettings) -> Starlette:
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+        return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
     return Starlette(
         routes=[
@@ -133,11 +133,11 @@ def create_app(settings: HelperSettings) -> Starlette:
             Route("/x/throughput", throughput.route(settings.policy, settings.config), methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},
-        middleware=[Middleware(_InternalErrors)],
+        middleware=[Middleware(InternalErrors)],
     )
 
 
-class _InternalErrors:
+class InternalErrors:
     """ASGI middleware: an exception escaping a route becomes a JSON 500 and one log line.
 
     It sits inside starlette's ``ServerErrorMiddleware``, which would answer in plain text and
@@ -165,7 +165,7 @@ class _InternalErrors:
             method, path = scope["method"], _oneline(scope["path"])
             logger.error("internal error on %s %s: %s", method, path, _describe(exc))
             if not started:  # otherwise the server closes the half-answered connection
-                await _error(500, "internal error")(scope, receive, send)
+                await error_response(500, "internal error")(scope, receive, send)
 
 
 def budget_of(asked: str | None, settings: HelperSettings) -> float:
@@ -198,9 +198,14 @@ def _oneline(text: str, limit: int = 300) -> str:
     return escaped if len(escaped) <= limit else escaped[:limit] + "…"
 
 
-async def _read_body(request: Request, limit: int, timeout_s: float) -> bytes:
+async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
     """The request body, refused with 413 beyond *limit* bytes (declared or actual), 408 when
-    it has not all arrived within *timeout_s*."""
+    it has not all arrived within *timeout_s*.
+
+    Raises:
+        HTTPException: 413 or 408, as above.
+        starlette.requests.ClientDisconnect: the client went away before the body's end.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise HTTPException(413, f"request body larger than {limit} bytes")
@@ -231,5 +236,6 @@ def _refusal(url: str, endpoints: tuple[str, ...], policy: AddressPolicy) -> str
     return None
 
 
-def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """The JSON error ``{"error": message}`` with *status* (and *headers*), as every route answers."""
     return JSONResponse({"error": message}, status_code=status, headers=headers)

@@ -45,6 +45,7 @@ from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.typing import ASGIFramework
 from hypercorn.utils import wrap_app
+from starlette.types import ASGIApp
 
 from probe.helper.app import HelperSettings, create_app
 
@@ -73,22 +74,25 @@ class _Config(Config):
 
 
 class HelperServer:
-    """The helper's HTTP(S) server: ``await serve(sockets=[…])`` until :attr:`should_exit`.
+    """The hardened HTTP(S) server for an ASGI *app*: ``await serve(sockets=[…])`` until
+    :attr:`should_exit`.
 
-    :attr:`started` turns true once the sockets accept connections; setting
+    It serves the helper's application (:func:`make_server`) and the collector's
+    (:mod:`probe.collector.server`). *idle_timeout_s* is the deadline for a request's head
+    (and a TLS handshake) and for an idle kept-alive connection; *tls*, when given, makes it
+    HTTPS. :attr:`started` turns true once the sockets accept connections; setting
     :attr:`should_exit` (from any thread) starts a graceful shutdown: no new connections, idle
     ones closed, requests in flight given :data:`GRACEFUL_SHUTDOWN_S` to finish.
     """
 
-    def __init__(self, settings: HelperSettings, tls: ssl.SSLContext | None) -> None:
-        limits = settings.limits
+    def __init__(self, app: ASGIApp, *, idle_timeout_s: float, tls: ssl.SSLContext | None = None) -> None:
         config = _Config(tls)
         config.accesslog = None
         config.errorlog = logger
         config.include_server_header = False
         config.include_date_header = False
-        config.keep_alive_timeout = limits.idle_timeout_s
-        config.ssl_handshake_timeout = limits.idle_timeout_s
+        config.keep_alive_timeout = idle_timeout_s
+        config.ssl_handshake_timeout = idle_timeout_s
         config.read_timeout = None
         config.h11_max_incomplete_size = MAX_HEAD_BYTES
         config.h2_max_concurrent_streams = H2_MAX_STREAMS
@@ -97,7 +101,7 @@ class HelperServer:
         config.graceful_timeout = GRACEFUL_SHUTDOWN_S
         self._config = config
         # starlette types its ASGI scope loosely, hypercorn with TypedDicts: the same protocol.
-        self._app = wrap_app(cast(ASGIFramework, create_app(settings)), config.wsgi_max_body_size, "asgi")
+        self._app = wrap_app(cast(ASGIFramework, app), config.wsgi_max_body_size, "asgi")
         self.started = False
         self._should_exit = False
         self._exit: asyncio.Event | None = None
@@ -153,10 +157,17 @@ def make_server(
     Raises:
         OSError: the certificate or key cannot be read or used (``ssl.SSLError`` included).
     """
-    return HelperServer(settings, _tls_context(tls_cert, tls_key) if tls_cert is not None else None)
+    tls = tls_context(tls_cert, tls_key) if tls_cert is not None else None
+    return HelperServer(create_app(settings), idle_timeout_s=settings.limits.idle_timeout_s, tls=tls)
 
 
-def _tls_context(cert: Path, key: Path | None) -> ssl.SSLContext:
+def tls_context(cert: Path, key: Path | None = None) -> ssl.SSLContext:
+    """A server context for *cert* (a PEM chain; its key in it unless *key*): TLS 1.2 or later,
+    HTTP/1.1 the one protocol offered (ALPN).
+
+    Raises:
+        OSError: the certificate or key cannot be read or used (``ssl.SSLError`` included).
+    """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(certfile=cert, keyfile=key)
