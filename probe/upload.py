@@ -17,8 +17,10 @@ store (:mod:`measurements.store.uploads`: measurements of finished rounds, oldes
   measurement sent twice (a run cut short after the collector stored it) is acknowledged
   again, never stored twice;
 - **4xx** to a submission: if the report is older than :data:`REPORT_MAX_AGE_S` the spec's
-  rule applies: open a new report, rewrite the report id, submit again. Otherwise the
-  collector refuses this measurement: it is ``failed`` (``http_status_4NN``, with the report
+  rule applies: open a new report, rewrite the report id, submit again; so does a 404 or 410
+  (the collector no longer has the report open) at any age. 401, 403 and 429 are about the
+  probe, not the measurement: failures as below. Otherwise the collector refuses this
+  measurement: it is ``failed`` (``http_status_4NN``, with the report
   that refused it) and tried again only after the longest back-off; the run goes on with the
   next;
 - **415** to a gzip body: compression off (for the rest of the process: the daemon's later
@@ -76,6 +78,10 @@ MAX_RETRY_AFTER_S: Final = 30
 INVALID_ANSWER: Final = "collector_invalid_answer"
 INVALID_STORED: Final = "stored_measurement_invalid"
 USER_AGENT: Final = f"{SOFTWARE_NAME}/{__version__}"
+_ABOUT_THE_PROBE: Final = frozenset({401, 403, 407, 429})
+"""4xx answers that refuse the probe (its token) or its pace, not the measurement: failures."""
+_REPORT_GONE: Final = frozenset({404, 410})
+"""4xx answers about the report (unknown, closed), not the measurement: a new report is opened."""
 _PLAIN_ONLY: set[str] = set()
 """Collectors that answered 415 to gzip in this process: later runs (the daemon's) send them plain
 JSON from the start."""
@@ -379,9 +385,12 @@ async def _send_one(
         if status == 200:
             done.append(uploads.Uploaded(item.measurement_id, report.report_id, uid or item.measurement_uid))
             return
-        if 400 <= status < 500 and status != 429:
-            if not fresh and time.monotonic() - report.opened > report_max_age_s:
-                del reports[key]  # the spec's rule: a new report, the report id rewritten
+        if 400 <= status < 500 and status not in _ABOUT_THE_PROBE:
+            old = time.monotonic() - report.opened > report_max_age_s
+            if not fresh and (old or status in _REPORT_GONE):
+                # The spec's rule (or a report the collector no longer has, whatever its age):
+                # a new report, the report id rewritten, the measurement sent again.
+                del reports[key]
                 summary.reports_reopened += 1
                 continue
             error = f"http_status_{status}"

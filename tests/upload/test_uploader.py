@@ -377,3 +377,45 @@ def test_retry_after_is_honoured_a_few_times_and_only_when_short(
     summary = run(store, url)
     assert (summary.uploaded, summary.failed, summary.stopped) == (0, 1, "http_status_503")
     assert len(fake.requests) == requests
+
+
+@pytest.mark.parametrize("status", [404, 410])
+def test_a_report_the_collector_no_longer_has_is_reopened_at_any_age(
+    store: Store, collector: tuple[FakeCollector, str], status: int
+) -> None:
+    fake, url = collector
+    fill(store, rounds=1, per_round=4)
+    gone: set[str] = set()
+
+    def forget_the_first_report(path: str, body: Any) -> Reply | None:
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and (not gone or parts[1] in gone):
+            gone.add(parts[1])
+            return Reply(status, b'{"error": "unknown report"}')
+        return None
+
+    fake.script = forget_the_first_report
+    summary = run(store, url)  # the report is young: only its being gone reopens it
+    assert (summary.uploaded, summary.failed, summary.reports_opened, summary.reports_reopened) == (
+        4,
+        0,
+        2,
+        1,
+    )
+    assert fake.stores == 4
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_probe_is_a_failure_not_a_refused_measurement(
+    store: Store, collector: tuple[FakeCollector, str], status: int
+) -> None:
+    fake, url = collector
+    fill(store, rounds=1, per_round=4)
+    fake.script = lambda path, body: Reply(status, b"{}") if path.count("/") == 2 else None
+    summary = run(store, url)
+    assert (summary.uploaded, summary.failed, summary.rejected, summary.stopped) == (
+        0,
+        1,
+        0,
+        f"http_status_{status}",
+    )
