@@ -198,6 +198,12 @@ def test_every_familys_entry_runs_from_an_override_on_loopback(ca_file: Path, tm
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     (tmp_path / "endpoints.toml").write_text(
+        f'[[whatsapp]]\nrole = "endpoint"\nhost = "127.0.0.1"\nports = [{closed}]\n\n'
+        f'[[whatsapp]]\nrole = "registration"\nurl = "https://127.0.0.1:{closed}/v2/register"\n\n'
+        f'[[whatsapp]]\nrole = "web"\nurl = "https://127.0.0.1:{closed}/"\n\n'
+        f'[[signal]]\nrole = "backend"\nurl = "https://127.0.0.1:{closed}/"\n\n'
+        f'[[facebook_messenger]]\nrole = "service"\nname = "b_api"\nhost = "127.0.0.1"\n'
+        f"ports = [{closed}]\n\n"
         f'[[telegram]]\nrole = "datacenter"\nhost = "127.0.0.1"\nports = [{closed}]\n\n'
         f'[[telegram]]\nrole = "web"\nurl = "https://127.0.0.1:{closed}/"\n\n'
         f'[[tor]]\nrole = "or_port_dirauth"\nname = "lab"\nhost = "127.0.0.1"\nports = [{closed}]\n\n'
@@ -209,14 +215,19 @@ def test_every_familys_entry_runs_from_an_override_on_loopback(ca_file: Path, tm
     )
     settings = Settings(
         tests=Selection.model_validate(
-            {**OFFLINE, "telegram": True, "tor": True, "vpn": True, "sni_blocking": True, "http3": False,
+            {"tor": True, "vpn": True, "sni_blocking": True, "http3": False,
              "endpoints": str(tmp_path / "endpoints.toml")}
         )
     )  # fmt: skip
     report, rows = _round(settings, tmp_path, ca_file, families.DataBudget(tmp_path / "usage.json", None))
-    assert (report.ran, report.skipped) == (("telegram", "tor", "vpn", "sni_blocking"), ())
+    assert (report.ran, report.skipped) == (
+        ("whatsapp", "telegram", "signal", "facebook_messenger", "tor", "vpn", "sni_blocking"), (),
+    )  # fmt: skip
     assert [(name, target) for name, target, _ in rows] == [
+        ("whatsapp", "whatsapp"),
         ("telegram", "telegram"),
+        ("signal", "signal"),
+        ("facebook_messenger", "facebook_messenger"),
         ("tor", "tor"),
         ("openvpn", f"openvpn://lab.corp/?address=127.0.0.1:{closed}&transport=tcp"),
         ("sni_blocking", "blocked.example"),
