@@ -9,14 +9,12 @@ differs: the collector's (:mod:`probe.collector.app`), with its own idle deadlin
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import TypeAlias
 
 from probe.collector.app import CollectorSettings, create_app
 from probe.collector.reportstore import ReportStore
-from probe.helper.server import HelperServer, tls_context
-from probe.helper.server import bind as _bind
+from probe.helper.server import HelperServer, bind, tls_context
 
 __all__ = ["CollectorServer", "bind", "make_server"]
 
@@ -39,17 +37,3 @@ def make_server(
     tls = tls_context(tls_cert, tls_key) if tls_cert is not None else None
     return HelperServer(create_app(store, settings), idle_timeout_s=settings.limits.idle_timeout_s, tls=tls)
 
-
-def bind(host: str, port: int) -> socket.socket:
-    """:func:`probe.helper.server.bind`, with ``TCP_NODELAY`` (accepted sockets inherit it).
-
-    hypercorn writes a response's head and body in two writes; with Nagle's algorithm the
-    second waits for the client's delayed ACK, ~40 ms on every request of a kept-alive
-    connection after the first — an uploader's whole batch.
-
-    Raises:
-        OSError: the address cannot be bound.
-    """
-    sock = _bind(host, port)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return sock

@@ -176,15 +176,24 @@ def tls_context(cert: Path, key: Path | None = None) -> ssl.SSLContext:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on *host*:*port* (IPv6 when *host* is an IPv6 address).
+    """A listening TCP socket on *host*:*port* (IPv6 when *host* is an IPv6 address), its
+    connections without Nagle's algorithm (``TCP_NODELAY``).
+
+    hypercorn writes a response's head and body in two writes; with Nagle's algorithm the
+    second waits for the client's delayed ACK: ~40 ms on every request of a kept-alive
+    connection after the first (the collector measured 44 ms, 0.9 ms without). asyncio turns
+    it off on the sockets it is handed only when their ``proto`` says TCP, which a socket made
+    with ``proto=0`` does not; so the socket is made with ``IPPROTO_TCP`` and the option is set
+    on it too, for accepted sockets inherit it (Linux).
 
     Raises:
         OSError: the address cannot be bound.
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
