@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from pathlib import Path
 
 import click
 
-from probe.errors import ConfigError
+from probe.cli import serving
+from probe.cli.serving import check_options
 
 
 @click.group()
@@ -78,14 +78,11 @@ def serve(
     """Take measurements from probes (POST /report, /report/ID, /report/ID/close, /measurement)."""
     from measurements.store.reports import Reports
     from measurements.store.store import open_store
-    from probe.cli.helper import _serve_until_signalled, parse_listen
     from probe.collector.app import CollectorSettings, Limits
-    from probe.collector.server import bind, make_server
+    from probe.collector.server import make_server
     from probe.collector.tokens import load_tokens
 
-    host, port = parse_listen(listen)
-    if tls_key is not None and tls_cert is None:
-        raise ConfigError("--tls-key needs --tls-cert")
+    check_options(listen, tls_cert, tls_key)
     tokens = load_tokens(tokens_file) if tokens_file is not None else None
     limits = Limits(
         max_body_bytes=max_body_bytes,
@@ -98,22 +95,13 @@ def serve(
     logging.basicConfig(level=logging.WARNING, format="probe collector: %(message)s")
     store = open_store(db_url)
     try:
-        try:
-            server = make_server(Reports(store), settings, tls_cert=tls_cert, tls_key=tls_key)
-        except OSError as exc:  # ssl.SSLError included
-            raise ConfigError(f"--tls-cert {tls_cert}: {exc.strerror or exc}") from None
-        try:
-            sock = bind(host, port)
-        except OSError as exc:
-            raise ConfigError(f"--listen {listen}: {exc.strerror or exc}") from None
-        scheme = "https" if tls_cert else "http"
-        shown = f"[{host}]" if ":" in host else host
         access = f"{len(tokens)} token(s)" if tokens is not None else "open submission"
-        click.echo(
-            f"probe collector: serving on {scheme}://{shown}:{sock.getsockname()[1]}/ into {store.name} "
-            f"({access})",
-            err=True,
+        serving.serve(
+            "collector",
+            lambda: make_server(Reports(store), settings, tls_cert=tls_cert, tls_key=tls_key),
+            listen=listen,
+            tls_cert=tls_cert,
+            detail=f" into {store.name} ({access})",
         )
-        asyncio.run(_serve_until_signalled(server, sock))
     finally:
         store.close()

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import logging
-import signal
-import socket
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from probe.errors import ConfigError
+from probe.cli import serving
+from probe.cli.serving import check_options, parse_listen
 
-if TYPE_CHECKING:  # the server and the measuring code load when it serves, not for --help
-    from probe.helper.server import HelperServer
+__all__ = ["helper", "parse_listen"]  # parse_listen: the dashboard's and the tests' import
 
 
 @click.group()
@@ -80,13 +75,11 @@ def serve(
     from probe.helper.geo import Geo, load_country_database
     from probe.helper.measure import HelperConfig
     from probe.helper.policy import AddressPolicy
-    from probe.helper.server import bind, make_server
+    from probe.helper.server import make_server
     from probe.ipinfo import load_asn_database
     from probe.steps import dns
 
-    host, port = parse_listen(listen)
-    if tls_key is not None and tls_cert is None:
-        raise ConfigError("--tls-key needs --tls-cert")
+    check_options(listen, tls_cert, tls_key)
     asn_of = load_asn_database(asn_database)
     config = HelperConfig(
         resolvers=tuple(dns.parse_resolver(text) for text in resolvers), ca_file=ca_file, asn_of=asn_of
@@ -110,40 +103,9 @@ def serve(
         geo=Geo(asn_of=asn_of, cc_of=load_country_database(country_database)),
     )
     logging.basicConfig(level=logging.WARNING, format="probe helper: %(message)s")
-    try:
-        server = make_server(settings, tls_cert=tls_cert, tls_key=tls_key)
-    except OSError as exc:  # ssl.SSLError included
-        raise ConfigError(f"--tls-cert {tls_cert}: {exc.strerror or exc}") from None
-    try:
-        sock = bind(host, port)
-    except OSError as exc:
-        raise ConfigError(f"--listen {listen}: {exc.strerror or exc}") from None
-    scheme = "https" if tls_cert else "http"
-    shown = f"[{host}]" if ":" in host else host
-    click.echo(f"probe helper: serving on {scheme}://{shown}:{sock.getsockname()[1]}/", err=True)
-    asyncio.run(_serve_until_signalled(server, sock))
-
-
-async def _serve_until_signalled(server: HelperServer, sock: socket.socket) -> None:
-    """Serve until SIGINT or SIGTERM, then shut down gracefully."""
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, setattr, server, "should_exit", True)
-    await server.serve(sockets=[sock])
-
-
-def parse_listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` → (host, port).
-
-    Raises:
-        ConfigError: no port, a port out of range, or a host that is not an IP address.
-    """
-    host, sep, port_text = text.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not port_text.isdigit() or not 0 <= int(port_text) <= 65535:
-        raise ConfigError(f"--listen {text}: expected HOST:PORT with a port in 0-65535")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        raise ConfigError(f"--listen {text}: the host must be an IP address") from None
-    return host, int(port_text)
+    serving.serve(
+        "helper",
+        lambda: make_server(settings, tls_cert=tls_cert, tls_key=tls_key),
+        listen=listen,
+        tls_cert=tls_cert,
+    )
