@@ -15,12 +15,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from measurements.store.store import Store, open_store
 from probe import webconnectivity
 from probe.model import Measurement
-from probe.rounds import runner
+from probe.rounds import runner, service
+from probe.rounds.settings import Measure, Settings, Targets
 from probe.rounds.targets import Target
+from tests.servers.http_server import http_server
 from tests.servers.tcp_server import connection_server
 from tests.test_runner import blank_measurement
 
@@ -170,3 +174,52 @@ def test_a_measurement_back_from_a_stall_takes_a_slot_and_holds_new_targets_back
     assert c_begin < a_begin < min(b_end, c_end)  # a came back while b and c were at work
     second_end = sorted((a_end, b_end, c_end))[1]
     assert starts["http://d.example/"] >= second_end - 0.005
+
+
+class _SlowStore:
+    """A real store whose batch writes take a second (an SD card), counting what was written."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.written = 0
+        self.lock = threading.Lock()
+
+    def begin_round(self, **kwargs: Any) -> int:
+        return self._store.begin_round(**kwargs)
+
+    def add_measurements(self, round_id: int, measurements: Any, **kwargs: Any) -> None:
+        time.sleep(1.0)
+        self._store.add_measurements(round_id, measurements, **kwargs)
+        with self.lock:
+            self.written += len(measurements)
+
+    def finish_round(self, round_id: int, measurements: Any, **kwargs: Any) -> None:
+        self._store.finish_round(round_id, measurements, **kwargs)
+
+    def mark_interrupted(self, round_id: int | None = None) -> int:
+        return self._store.mark_interrupted(round_id)
+
+
+def test_a_store_that_falls_behind_holds_the_round_back_not_its_results(tmp_path: Path) -> None:
+    # 120 answering targets, 2 active and 64 open at once, a store that takes 1 s a batch:
+    # finished results waiting for it stay within the slots and the writer's room, not max_open.
+    most = 0
+    with http_server() as web, open_store(f"sqlite:///{tmp_path / 'm.sqlite3'}") as real:
+        slow = _SlowStore(real)
+        urls = [f"http://127.0.0.1:{web.port}/?n={i}" for i in range(120)]
+        settings = Settings(
+            measure=Measure(concurrency=2, max_open=64, resolvers=(), allow_loopback=True),
+            targets=Targets(lists=()),
+        )
+        plan = service.plan_round(settings, targets=[Target(url=u) for u in urls])
+        seen = 0
+
+        def count(result: runner.Result) -> None:
+            nonlocal seen, most
+            seen += 1
+            with slow.lock:
+                most = max(most, seen - slow.written)
+
+        report = asyncio.run(service.run_round(plan, slow, on_result=count))
+    assert report.n_measured == 120
+    assert 2 < most <= 2 + service.WRITE_BEHIND

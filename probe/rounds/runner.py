@@ -29,8 +29,11 @@ adds a transfer to *concurrency* others.
 A round holds nothing per target: :func:`stream_round` hands each finished result to a
 *sink* (the round's writer) and forgets it, and starts the next target only once one of the
 *max_open* in progress has been handed over, so its memory is bounded by *max_open*, not by
-the length of the list. :func:`measure_round` collects the results instead, for the callers
-that want them all (a handful of targets).
+the length of the list. A measurement that ended at work keeps its active slot until the sink
+has its result, so a sink that falls behind holds the next transfers back: the results (and
+their bodies) waiting for it are at most *concurrency*, however large *max_open*.
+:func:`measure_round` collects the results instead, for the callers that want them all (a
+handful of targets).
 
 A round ends as a whole: when it is cancelled, or when *on_result* or the sink raises, the
 measurements still running are cancelled and awaited before the cancellation or the error is
@@ -241,9 +244,13 @@ async def stream_round(
                     result = Result(target, measured)
                 except Exception as exc:  # a bug in one target must not cost the round the others
                     result = Result(target, None, error=f"{type(exc).__name__}: {exc}")
-            if on_result is not None:
-                on_result(result)
-            await sink(result)
+                # A result that holds a body keeps its slot until the sink has it: a store that
+                # falls behind then holds the next transfers back, and the results waiting for
+                # it stay as few as the slots, whatever max_open.
+                slot.finish()
+                if on_result is not None:
+                    on_result(result)
+                await sink(result)
         finally:
             in_progress.release()
 
@@ -363,10 +370,19 @@ class _Slot:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        self.finish()
+        self._give_up()
+
+    def finish(self) -> None:
+        """The measurement ended: no more stall checks; a slot held stays held until the exit."""
+        if self._ended:
+            return
         self._ended = True
         if self._held:  # at work to its end: its waits say how soon this network answers
             self._pace.answered(self._longest)
-        self._give_up()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def touch(self) -> None:
         """The network gave the measurement something: it is at work (again)."""

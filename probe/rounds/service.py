@@ -257,12 +257,19 @@ def _open_limit(settings: Settings, config: webconnectivity.MeasureConfig) -> in
     return limit
 
 
+WRITE_BEHIND = 2 * WRITE_BATCH
+"""Finished results that may wait for the store besides the batch being written; a result
+beyond waits, holding its target's place in progress, so the next targets wait too."""
+
+
 class _Writer:
     """The round's sink: batches finished results and stores each batch off the event loop.
 
-    At most one write runs at a time. While it runs, results gather; once a batch is full,
-    whoever hands in a result waits for the write (and holds its target's slot), so the
-    round never keeps more than a batch and the targets in progress.
+    At most one write runs at a time. While it runs, results gather, at most
+    :data:`WRITE_BEHIND` of them; whoever hands in a result beyond waits for room (and holds
+    its target's place in progress), so a slow store (an SD card) holds a round at a batch
+    and :data:`WRITE_BEHIND` results in memory, however many targets may be in progress
+    (``max_open``: hundreds, most of them waiting on silent servers).
     """
 
     def __init__(self, store: RoundStore, round_id: int) -> None:
@@ -270,10 +277,12 @@ class _Writer:
         self._round_id = round_id
         self._pending: list[runner.Result] = []
         self._lock = asyncio.Lock()
+        self._room = asyncio.Semaphore(WRITE_BEHIND)
         self.tally = HeartbeatTally()
         self.n_measured = 0
 
     async def put(self, result: runner.Result) -> None:
+        await self._room.acquire()
         if result.measurement is None:
             self.tally.n_errors += 1
         else:
@@ -290,8 +299,13 @@ class _Writer:
                         [r.measurement for r in batch if r.measurement is not None],
                         targets=[r.target for r in batch],
                     )
+                    n = len(batch)
                     del batch
-                    await off_loop(write)
+                    try:
+                        await off_loop(write)
+                    finally:
+                        for _ in range(n):
+                            self._room.release()
 
     def take(self) -> list[runner.Result]:
         """The results not yet written (the writer forgets them)."""
