@@ -11,7 +11,8 @@ Routes:
 - ``GET /`` — a one-line description of the service.
 
 Every error is JSON ``{"error": "…"}`` with a status that says whose fault it is: 400 for a
-malformed request or a forbidden target, 408 for a body that did not arrive in time, 413 for
+malformed request or a forbidden target (and for a client gone before its body's end: nobody
+reads it, nothing is logged), 408 for a body that did not arrive in time, 413 for
 a body over the limit, 503 when the helper is already measuring as many requests as it allows
 (the caller may retry), 504 when a measurement overran its deadline (a backstop: the
 measurement itself ends within its budget and is answered, see :func:`budget_of`), and 500 ``internal
@@ -33,7 +34,7 @@ from typing import Final
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,6 +49,8 @@ from probe.steps import failures, urls
 
 MAX_REQUEST_BYTES: Final = 64 * 1024
 """A control request is a URL, a few headers and at most 64 endpoints: far below this."""
+CLIENT_DISCONNECTED: Final = "the client disconnected"
+"""The error of a request whose client went away before its body's end (nobody reads it)."""
 DEADLINE_GRACE_S: Final = 1.0
 """How long past its budget a measurement may run (closing sockets) before the answer is 504."""
 
@@ -141,7 +144,9 @@ class InternalErrors:
     """ASGI middleware: an exception escaping a route becomes a JSON 500 and one log line.
 
     It sits inside starlette's ``ServerErrorMiddleware``, which would answer in plain text and
-    re-raise for the server to log with a traceback.
+    re-raise for the server to log with a traceback. A client that went away before its body's
+    end (starlette's ``ClientDisconnect``, from any route reading it) is no error of ours:
+    nothing is logged, and the answer is a 400 nobody reads.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -160,6 +165,9 @@ class InternalErrors:
 
         try:
             await self.app(scope, receive, sending)
+        except ClientDisconnect:
+            if not started:
+                await error_response(400, CLIENT_DISCONNECTED)(scope, receive, send)
         except Exception as exc:
             # scope["path"] only: the query string may carry what the caller keeps private.
             method, path = scope["method"], _oneline(scope["path"])
@@ -204,7 +212,8 @@ async def read_body(request: Request, limit: int, timeout_s: float) -> bytes:
 
     Raises:
         HTTPException: 413 or 408, as above.
-        starlette.requests.ClientDisconnect: the client went away before the body's end.
+        starlette.requests.ClientDisconnect: the client went away before the body's end
+            (:class:`InternalErrors` answers it).
     """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
