@@ -16,9 +16,11 @@ Printed, all measured in the same run:
 - the baseline: one never-answering target measured alone (what "one timeout" really costs),
   and the configured budget of such a target (``tcp_timeout + http_timeout``);
 - the round at the default bounds (16 active measurements; one with nothing from the network
-  for ``stall_after`` = 0.5 s gives its slot up, up to ``max_open`` = 64 in progress), the same
-  with a *strict* bound of 16 (``max_open = concurrency``: what the round did before slots
-  were given up), and at concurrency 100; their ratios to the baseline and to the budget;
+  for twice the round's learned answer time, between 0.1 s and ``stall_after`` = 0.5 s, gives
+  its slot up, up to ``max_open`` = 256 in progress), the same with a *strict* bound of 16
+  (``max_open = concurrency``: what the round did before slots were given up), and at
+  concurrency 100; their ratios to the baseline and to the budget (``--only-default``: the
+  baseline and the default round alone; ``--no-control``: no rounds with a control);
 - the round at (strict) concurrency 1: by default *extrapolated* from a 10-target subset with
   the same share of silent targets (5 + 5 by default), times n / 10, which the output says;
   ``--full-c1`` measures it instead;
