@@ -21,8 +21,9 @@ to the wait (issue 10):
   wait long: our helper answers 503 beyond its ``max_concurrency`` (32, the default here too),
   and a 503 is a lost verdict. A queued request gets its turn within one budget when at most
   twice *max_in_flight* measurements are in progress (the round's ``max_open``, which a
-  round with a control holds to 64 unless it is set). Bounding beats retrying: no request is wasted, turns are fair, and a helper that
-  cannot be reached costs a round no more than before;
+  round with a control holds to 64 unless it is set). Bounding beats retrying: no request is
+  wasted, turns are fair, and a helper that cannot be reached costs a round no more than
+  before;
 - a 503 that comes anyway (other probes share the helper) is retried after a short pause while
   the wait lasts, with what is left of it as the budget.
 
