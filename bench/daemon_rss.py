@@ -107,6 +107,8 @@ def main() -> None:
             (work / "settings.toml").write_text(
                 "[schedule]\ninterval_minutes = 60\njitter_minutes = 0\n"
                 "[measure]\nresolvers = []\nallow_loopback = true\n"
+                "[tests]\nwhatsapp = false\ntelegram = false\nsignal = false\n"
+                "facebook_messenger = false\nhttp3 = false\n"
                 '[targets]\nlists = ["targets.csv"]\n'
                 f'[storage]\ndatabase_url = "sqlite:///{work / "m.sqlite3"}"\n'
             )

@@ -86,6 +86,13 @@ use_system_resolver = true
 allow_loopback = true
 {f"ca_file = {str(ca_file)!r}" if ca_file else ""}
 
+[tests]
+whatsapp = false
+telegram = false
+signal = false
+facebook_messenger = false
+http3 = false
+
 [targets]
 lists = ["targets.csv"]
 

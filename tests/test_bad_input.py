@@ -26,6 +26,8 @@ ROW = "http://127.0.0.1:9/,NEWS,News Media,2024-01-01,test,\n"
 
 BASE = (
     "[measure]\nresolvers = []\nallow_loopback = true\ntcp_timeout = 1\nhttp_timeout = 1\n{measure}"
+    "[tests]\nwhatsapp = false\ntelegram = false\nsignal = false\n"
+    "facebook_messenger = false\nhttp3 = false\n"
     '[targets]\nlists = ["targets.csv"]\n'
     '[storage]\ndatabase_url = "sqlite:///{db}"\n{extra}'
 )

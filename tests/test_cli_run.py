@@ -39,6 +39,8 @@ def _write_settings(tmp_path: Path, urls: list[str], *, extra: str = "") -> tupl
     settings = tmp_path / "settings.toml"
     settings.write_text(
         "[measure]\nresolvers = []\nallow_loopback = true\ntcp_timeout = 2\nhttp_timeout = 2\n"
+        "[tests]\nwhatsapp = false\ntelegram = false\nsignal = false\n"
+        "facebook_messenger = false\nhttp3 = false\n"
         '[targets]\nlists = ["targets.csv"]\n'
         f'[storage]\ndatabase_url = "sqlite:///{database}"\n' + extra
     )
@@ -218,6 +220,8 @@ def test_input_urls_and_an_input_file_need_no_target_list(
     settings = tmp_path / "settings.toml"
     settings.write_text(
         "[measure]\nresolvers = []\nallow_loopback = true\ntcp_timeout = 2\nhttp_timeout = 2\n"
+        "[tests]\nwhatsapp = false\ntelegram = false\nsignal = false\n"
+        "facebook_messenger = false\nhttp3 = false\n"
     )
     working = f"http://127.0.0.1:{server.port}/"
     plain = tmp_path / "urls.txt"

@@ -222,6 +222,8 @@ def test_oonidata_reads_a_loopback_round_and_probe_measure(
     for control_url in (control, None):
         settings = tmp_path / f"settings-{bool(control_url)}.toml"
         settings.write_text(
+            "[tests]\nwhatsapp = false\ntelegram = false\nsignal = false\nfacebook_messenger = false\n"
+            "http3 = false\n"
             f'[measure]\nresolvers = ["{resolver}"]\nuse_system_resolver = false\nallow_loopback = true\n'
             f'ca_file = "{ca_file}"\n'
             + "".join(f"{step}_timeout = {TIMEOUT}\n" for step in ("dns", "tcp", "tls", "http"))

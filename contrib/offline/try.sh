@@ -39,6 +39,12 @@ tls_timeout = 2.0
 http_timeout = 2.0
 [control]
 url = "http://127.0.0.1:$helper/"
+[tests]                        # the tests beyond websites would reach the real services: off
+whatsapp = false
+telegram = false
+signal = false
+facebook_messenger = false
+http3 = false
 [targets]
 lists = ["$work/targets.csv"]
 [storage]

@@ -260,6 +260,13 @@ class Lab:
             "[control]",
             f'url = "https://{HELPER_DOMAIN}/"',
             "",
+            "[tests]",  # the round's families would aim at the real services: the lab runs them as nettests
+            "whatsapp = false",
+            "telegram = false",
+            "signal = false",
+            "facebook_messenger = false",
+            "http3 = false",
+            "",
             "[network]",
             f"asn_database = {json.dumps(str(asn_path))}",
             f'public_networks = ["{plan.world_space}"]',

@@ -362,7 +362,8 @@ def run_daemon(plan: service.RoundPlan, database_url: str | None) -> None:
         ConfigError: *database_url* is not a database URL, or names a database type this
             installation cannot open.
     """
-    daemon = Daemon(plan, lambda: open_store(database_url), name=database_name(database_url))
+    opener = partial(open_store, database_url, migrate_in_child=True)  # Alembic never stays in the daemon
+    daemon = Daemon(plan, opener, name=database_name(database_url))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

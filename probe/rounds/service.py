@@ -34,7 +34,7 @@ from typing import TypeVar
 
 from probe import __version__, control, webconnectivity
 from probe.errors import ConfigError, StorageError
-from probe.rounds import runner
+from probe.rounds import families, runner
 from probe.rounds.roundstore import HeartbeatTally, RoundStore
 from probe.rounds.settings import Settings
 from probe.rounds.targets import Target, dedupe, load_many
@@ -111,7 +111,8 @@ def plan_round(
     """
     problems: list[str] | None = None if strict else []
     if targets is None:
-        targets = load_many(settings.target_list_paths(), problems=problems)
+        listed = load_many(settings.target_list_paths(), problems=problems)
+        targets = families.without_excluded(listed, settings)
         where = f"{settings.source}: " if settings.source else ""
         empty = f"{where}targets.lists: the target lists contain no URL"
     else:
@@ -216,6 +217,9 @@ async def run_round(
             on_result=on_result,
             sink=writer.put,
         )
+        # The tests beyond websites ([tests]), after the web list: their transfers never
+        # compete with the web measurements' (the throttling evidence's guarantee).
+        await families.run_families(plan.settings, config, store=store, round_id=round_id, started=started)
         ended = datetime.now(UTC)
         beat = writer.tally.heartbeat
         last = writer.take()

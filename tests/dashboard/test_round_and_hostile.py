@@ -90,6 +90,8 @@ def round_db(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         database = tmp / "m.sqlite3"
         (tmp / "settings.toml").write_text(
             "[measure]\nresolvers = []\nallow_loopback = true\ntcp_timeout = 10\nhttp_timeout = 10\n"
+            "[tests]\nwhatsapp = false\ntelegram = false\nsignal = false\n"
+            "facebook_messenger = false\nhttp3 = false\n"
             f'[targets]\nlists = ["{tmp / "targets.csv"}"]\n[storage]\ndatabase_url = "sqlite:///{database}"\n'
             f'[control]\nurl = "{control}"\n[network]\npublic_networks = ["127.0.0.0/8"]\n'
         )

@@ -222,6 +222,8 @@ def test_a_stored_round_and_its_exports_hold_no_address(network: Network) -> Non
     (tmp / "settings.toml").write_text(
         "[measure]\nresolvers = []\nuse_system_resolver = false\ndns_timeout = 2\ntcp_timeout = 3\n"
         "tls_timeout = 3\nhttp_timeout = 3\n"
+        "[tests]\nwhatsapp = false\ntelegram = false\nsignal = false\n"
+        "facebook_messenger = false\nhttp3 = false\n"
         f'[control]\nurl = "{HELPER}"\n'
         '[targets]\nlists = ["targets.csv"]\n'
         f'[storage]\ndatabase_url = "sqlite:///{database}"\n'
