@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
-from sqlalchemy import Connection, insert
+from sqlalchemy import Connection, insert, text
 
 from measurements.patterns.outages import RoundBeat
 from measurements.store.summary import outcome_column
@@ -39,7 +39,7 @@ NETWORKS = (("AS17557", "PTCL"), ("AS9541", "Cybernet"), ("AS23674", "Nayatel"),
 
 # (blocking, accessible, mechanism, dns, tcp, tls, http failure)
 _Outcome = tuple[str | None, bool | None, str | None, str | None, str | None, str | None, str | None]
-_OK: _Outcome = ("false", True, None, None, None, None, None)
+_OK: _Outcome = ("false", True, "ok", None, None, None, None)
 _SNI: _Outcome = ("http-failure", False, "tls.reset.sni", None, None, "connection_reset", "connection_reset")
 _TCP: _Outcome = (
     "tcp_ip",
@@ -56,7 +56,9 @@ _NOISE: tuple[_Outcome, ...] = (
     ("http-failure", False, "tls.timeout", None, None, "generic_timeout_error", "generic_timeout_error"),
     ("http-failure", False, "http.timeout", None, None, None, "generic_timeout_error"),
 )
-_DOWN: _Outcome = (None, None, None, "generic_timeout_error", None, None, "generic_timeout_error")
+# Everything timed out (the lookup first): what a shut-down network gives; the round's heartbeat
+# (network_up false) makes it "network shut down" for people.
+_DOWN: _Outcome = (None, None, "dns.timeout", "generic_timeout_error", None, None, "generic_timeout_error")
 _TIMEOUT = "generic_timeout_error"
 
 
@@ -266,6 +268,10 @@ def write(store: Store, config: SyntheticConfig, *, chunk: int = 20_000) -> int:
             if len(rows) >= chunk:
                 _flush(conn, beats, rows)
         _flush(conn, beats, rows)
+        if conn.dialect.name == "postgresql":  # ids given explicitly: move the sequences past them
+            for table in ("rounds", "targets"):
+                sequence = f"pg_get_serial_sequence('{table}', 'id')"
+                conn.execute(text(f"SELECT setval({sequence}, (SELECT max(id) FROM {table}))"))
     return n
 
 
