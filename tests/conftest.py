@@ -1,4 +1,5 @@
-"""Shared fixtures: a private data directory, a lab-style CA, and loopback sites with their resolver."""
+"""Shared fixtures: a private data directory, a lab-style CA, loopback sites with their resolver, and
+``store_url`` over SQLite and the run's one throw-away PostgreSQL cluster (``pg_cluster``)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,11 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.postgres import pg_cluster, store_url
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.http_server import HTTPServer, http_server
+
+__all__ = ["pg_cluster", "store_url"]  # the run's one PostgreSQL cluster (tests/postgres.py), for every test
 
 
 @pytest.fixture(autouse=True)

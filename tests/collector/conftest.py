@@ -1,7 +1,8 @@
 """Collector fixtures: a real collector on loopback over SQLite and over PostgreSQL.
 
-``store_url`` and ``pg_cluster`` are the storage tests' (a throw-away PostgreSQL cluster,
-skipped with the reason when PostgreSQL is not installed, required under ``CI=true``).
+``store_url`` and ``pg_cluster`` are every test's (tests/postgres.py: the run's one throw-away
+PostgreSQL cluster, skipped with the reason when PostgreSQL is not installed, required under
+``CI=true``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,10 @@ import httpx
 import pytest
 
 from tests.collector.harness import Served, collector_at
-from tests.storage.conftest import pg_cluster, store_url  # noqa: F401  (fixtures used here)
 
 
 @pytest.fixture
-def served(store_url: str) -> Iterator[Served]:  # noqa: F811  (the imported fixture)
+def served(store_url: str) -> Iterator[Served]:
     """A collector with the default settings over a fresh database of each backend."""
     with collector_at(store_url) as s:
         yield s
