@@ -35,8 +35,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
-from pydantic import BaseModel
-
 from probe.lab import censor
 from probe.lab.censor import Censorship
 from probe.lab.network import PROBE_COUNTRY, Lab
@@ -193,20 +191,10 @@ class Fleet:
         resolv.write_text(f"nameserver {self.first.plan.public_resolver_ip}\noptions timeout:1 attempts:1\n")
 
     def _write_settings(self) -> None:
-        """The lab's probe settings, uploading to the collector, with no test beyond websites."""
-        from probe.rounds.settings import Settings  # the fields this version has
-
+        """The lab's probe settings (no test beyond websites: :meth:`Lab.write_probe_settings`
+        switches them off), uploading to the collector."""
         text = (self.workdir / "settings.toml").read_text(encoding="utf-8")
         text += f'\n[upload]\ncollector_url = "{self.collector_url}"\nretry_min_minutes = 0.01\n'
-        tests = Settings.model_fields.get("tests")
-        if (
-            tests is not None
-            and isinstance(tests.annotation, type)
-            and issubclass(tests.annotation, BaseModel)
-        ):
-            # A round may run tests beyond websites: off here (the fleet proves the upload).
-            switches = [n for n, f in tests.annotation.model_fields.items() if f.annotation is bool]
-            text += "\n[tests]\n" + "".join(f"{name} = false\n" for name in switches)
         self.settings.write_text(text, encoding="utf-8")
 
     def _start_collector(self, timeout: float = 30.0) -> None:
