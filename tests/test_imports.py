@@ -1,10 +1,11 @@
 """Arrows go one way between the network side (``probe``) and the data side (``measurements``).
 
 The data side reads probe's pure data modules — the model, its serialisation, the outcome
-and mechanism vocabularies, the error tree, and the round's store interface it implements —
-and nothing else of ``probe``. The round code writes through that interface
-(:class:`probe.rounds.roundstore.RoundStore`) and never imports ``measurements``: only the
-composition roots, the CLI and the daemon beside it, open the real store and hand it in.
+and mechanism vocabularies, the error tree, and the interfaces it implements for the round and
+the uploader — and nothing else of ``probe``. The round code writes through its interface
+(:class:`probe.rounds.roundstore.RoundStore`), the uploader reads and records its state through
+its own (:class:`probe.uploadstate.UploadLedger`), and neither imports ``measurements``: only
+the composition roots, the CLI and the daemon beside it, open the real store and hand it in.
 Every import is read from the source (``ast``), those inside functions and ``TYPE_CHECKING``
 blocks too.
 """
@@ -28,6 +29,7 @@ PURE_PROBE_MODULES = frozenset(
         "probe.mechanism",  # the closed mechanism vocabulary (patterns group flags by its layers)
         "probe.rounds.roundstore",  # the interface the store implements, and what crosses it
         "probe.isotime",  # the one ISO 8601 Z time format people and machines read
+        "probe.uploadstate",  # the uploader's ledger interface the store implements, and what crosses it
     }
 )
 """What ``measurements`` may import from ``probe``."""

@@ -1,9 +1,14 @@
 """The upload state of stored measurements: what is due for the collector, and what it said.
 
-One row of ``uploads`` per measurement the uploader (:mod:`probe.upload`) has tried to send;
-no row means *pending*. ``uploaded`` keeps the report and the id the collector acknowledged;
-``failed`` keeps the attempts, the last error and when to try again (the uploader computes
-the back-off; this module stores it).
+:class:`StoreUploads` is the store's :class:`~probe.uploadstate.UploadLedger`, the interface
+the uploader (:mod:`probe.upload`) reads and records its state through; the composition roots
+build it over the open store and hand it in. :func:`counts` says where the upload stands
+(``probe status``, ``probe upload``).
+
+One row of ``uploads`` per measurement the uploader has tried to send; no row means
+*pending*. ``uploaded`` keeps the report and the id the collector acknowledged; ``failed``
+keeps the attempts, the last error and when to try again (the uploader computes the
+back-off; this module stores it).
 
 Only measurements of **finished** rounds are due — ``complete``, or ``interrupted`` with the
 batches a crash or a stop left committed — never those of a round still ``running``: its
@@ -14,9 +19,9 @@ reports (``rounds.report_id`` set: received from other probes) are never due: a 
 database is not re-uploaded.
 
 Due measurements come oldest first (``measured_at``, then id), *limit* at a time; a run
-pages on from the last one it got (:class:`Cursor`), so one run reads the store's index once
-however many measurements were uploaded before. Every call is one short transaction
-(:meth:`~measurements.store.store.Store.transaction` or ``snapshot``) and raises
+pages on from the last one it got (:class:`~probe.uploadstate.Cursor`), so one run reads the
+store's index once however many measurements were uploaded before. Every call is one short
+transaction (:meth:`~measurements.store.store.Store.transaction` or ``snapshot``) and raises
 :class:`~probe.errors.StorageError` when the database fails.
 """
 
@@ -30,71 +35,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, tuple_, update
 
 from measurements.store.tables import MeasurementRecord, Round, UploadRecord
+from probe.uploadstate import Cursor, Due, Failed, Uploaded
 
 if TYPE_CHECKING:
     from measurements.store.store import Store
 
-__all__ = [
-    "Cursor",
-    "Due",
-    "Failed",
-    "UploadCounts",
-    "Uploaded",
-    "counts",
-    "due",
-    "lift_waits",
-    "mark_failed",
-    "mark_uploaded",
-]
-
-
-@dataclass(frozen=True, slots=True)
-class Cursor:
-    """Where a run's paging stands: the last due measurement it was handed."""
-
-    measured_at: datetime
-    measurement_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class Due:
-    """A measurement to send: its stored OONI JSON and where its upload stands."""
-
-    measurement_id: int
-    measurement_uid: str
-    round_id: int
-    test_name: str
-    measured_at: datetime
-    body: str
-    attempts: int
-    """Failed attempts so far (0: pending)."""
-
-    @property
-    def cursor(self) -> Cursor:
-        """The :class:`Cursor` just past this measurement."""
-        return Cursor(self.measured_at, self.measurement_id)
-
-
-@dataclass(frozen=True, slots=True)
-class Uploaded:
-    """The collector has the measurement: in *report_id*, as *collector_uid*."""
-
-    measurement_id: int
-    report_id: str
-    collector_uid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """An attempt failed: the attempts so far (this one included), why, and when to try again."""
-
-    measurement_id: int
-    attempts: int
-    error: str
-    next_attempt_at: datetime
-    report_id: str | None = None
-    """The report the collector refused it in; ``None``: it never reached the collector (the
-    collector could not be reached, or failed), so :func:`lift_waits` applies to it."""
+__all__ = ["StoreUploads", "UploadCounts", "counts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,77 +68,91 @@ def _own_finished() -> Any:
     return and_(Round.status != "running", Round.report_id.is_(None))
 
 
-def due(
-    store: Store, *, now: datetime, limit: int, after: Cursor | None = None, retry_all: bool = False
-) -> list[Due]:
-    """Up to *limit* measurements to send now, oldest first, after *after*.
+class StoreUploads:
+    """The :class:`~probe.uploadstate.UploadLedger` of *store*: its ``uploads`` table."""
 
-    Args:
-        now: failed ones whose ``next_attempt_at`` is at or before it are due again.
-        limit: at most this many.
-        after: only measurements after this one in upload order (a run's paging).
-        retry_all: failed ones are due whatever their back-off says.
+    def __init__(self, store: Store) -> None:
+        self.store = store
 
-    Raises:
-        StorageError: the database cannot be read.
-    """
-    m, u = MeasurementRecord, UploadRecord
-    retry = u.state == "failed" if retry_all else and_(u.state == "failed", u.next_attempt_at <= now)
-    stmt = (
-        select(
-            m.id,
-            m.measurement_uid,
-            m.round_id,
-            m.test_name,
-            m.measured_at,
-            m.body,
-            func.coalesce(u.attempts, 0),
+    def due(
+        self, *, now: datetime, limit: int, after: Cursor | None = None, retry_all: bool = False
+    ) -> list[Due]:
+        """Up to *limit* measurements to send now (:meth:`~probe.uploadstate.UploadLedger.due`).
+
+        Raises:
+            StorageError: the database cannot be read.
+        """
+        m, u = MeasurementRecord, UploadRecord
+        retry = u.state == "failed" if retry_all else and_(u.state == "failed", u.next_attempt_at <= now)
+        stmt = (
+            select(
+                m.id,
+                m.measurement_uid,
+                m.round_id,
+                m.test_name,
+                m.measured_at,
+                m.body,
+                func.coalesce(u.attempts, 0),
+            )
+            .join(Round, Round.id == m.round_id)
+            .outerjoin(u, u.measurement_id == m.id)
+            .where(_own_finished(), or_(u.measurement_id.is_(None), retry))
+            .order_by(m.measured_at, m.id)
+            .limit(limit)
         )
-        .join(Round, Round.id == m.round_id)
-        .outerjoin(u, u.measurement_id == m.id)
-        .where(_own_finished(), or_(u.measurement_id.is_(None), retry))
-        .order_by(m.measured_at, m.id)
-        .limit(limit)
-    )
-    if after is not None:
-        stmt = stmt.where(tuple_(m.measured_at, m.id) > tuple_(after.measured_at, after.measurement_id))
-    with store.snapshot("read measurements to upload") as conn:
-        return [Due(*row) for row in conn.execute(stmt)]
+        if after is not None:
+            stmt = stmt.where(tuple_(m.measured_at, m.id) > tuple_(after.measured_at, after.measurement_id))
+        with self.store.snapshot("read measurements to upload") as conn:
+            return [Due(*row) for row in conn.execute(stmt)]
 
+    def mark_uploaded(self, done: Sequence[Uploaded], *, now: datetime) -> None:
+        """Record that the collector has each of *done* (one transaction).
 
-def mark_uploaded(store: Store, done: Sequence[Uploaded], *, now: datetime) -> None:
-    """Record that the collector has each of *done* (one transaction).
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        rows = [
+            _row(d.measurement_id, "uploaded", now, report_id=d.report_id, uid=d.collector_uid) for d in done
+        ]
+        if rows:
+            with self.store.transaction("record uploads") as conn:
+                _upsert(conn, rows)
 
-    Raises:
-        StorageError: the database cannot be written.
-    """
-    rows = [_row(d.measurement_id, "uploaded", now, report_id=d.report_id, uid=d.collector_uid) for d in done]
-    if rows:
-        with store.transaction("record uploads") as conn:
-            _upsert(conn, rows)
+    def mark_failed(self, failed: Sequence[Failed], *, now: datetime) -> None:
+        """Record failed attempts (one transaction); a measurement already uploaded stays so.
 
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        rows = [
+            _row(
+                f.measurement_id,
+                "failed",
+                now,
+                attempts=f.attempts,
+                error=f.error[:500],
+                next_at=f.next_attempt_at,
+                report_id=f.report_id,
+            )
+            for f in failed
+        ]
+        if rows:
+            with self.store.transaction("record failed uploads") as conn:
+                _upsert(conn, rows, keep_uploaded=True)
 
-def mark_failed(store: Store, failed: Sequence[Failed], *, now: datetime) -> None:
-    """Record failed attempts (one transaction); a measurement already uploaded stays so.
+    def lift_waits(self, *, now: datetime) -> int:
+        """Make due now every failed measurement that never reached the collector; return how many.
 
-    Raises:
-        StorageError: the database cannot be written.
-    """
-    rows = [
-        _row(
-            f.measurement_id,
-            "failed",
-            now,
-            attempts=f.attempts,
-            error=f.error[:500],
-            next_at=f.next_attempt_at,
-            report_id=f.report_id,
-        )
-        for f in failed
-    ]
-    if rows:
-        with store.transaction("record failed uploads") as conn:
-            _upsert(conn, rows, keep_uploaded=True)
+        Those the collector refused (a report id) keep their waits
+        (:meth:`~probe.uploadstate.UploadLedger.lift_waits`).
+
+        Raises:
+            StorageError: the database cannot be written.
+        """
+        u = UploadRecord
+        waiting = and_(u.state == "failed", u.report_id.is_(None), u.next_attempt_at > now)
+        with self.store.transaction("record that the collector is back") as conn:
+            return conn.execute(update(u).where(waiting).values(next_attempt_at=now)).rowcount
 
 
 def _row(
@@ -209,21 +169,6 @@ def _row(
     return {"measurement_id": measurement_id, "state": state, "attempts": attempts, "last_error": error,
             "last_attempt_at": at, "next_attempt_at": next_at, "report_id": report_id,
             "collector_uid": uid}  # fmt: skip
-
-
-def lift_waits(store: Store, *, now: datetime) -> int:
-    """Make due now every failed measurement that never reached the collector; return how many.
-
-    Called once the collector answers again: their waits were the collector's, not theirs, and
-    catching up goes oldest first. Those the collector refused (a report id) keep theirs.
-
-    Raises:
-        StorageError: the database cannot be written.
-    """
-    u = UploadRecord
-    waiting = and_(u.state == "failed", u.report_id.is_(None), u.next_attempt_at > now)
-    with store.transaction("record that the collector is back") as conn:
-        return conn.execute(update(u).where(waiting).values(next_attempt_at=now)).rowcount
 
 
 def counts(store: Store, *, now: datetime) -> UploadCounts:

@@ -48,7 +48,9 @@ def upload(config_file: Path | None, db_url: str | None, retry_now: bool, as_jso
             "(the [upload] section of the settings file, --config)"
         )
     with open_existing_store(db_url or settings.storage.database_url) as store:
-        summary = asyncio.run(upload_pending(store, settings.upload, retry_all=retry_now))
+        summary = asyncio.run(
+            upload_pending(uploads.StoreUploads(store), settings.upload, retry_all=retry_now)
+        )
         left = uploads.counts(store, now=datetime.now(UTC))
     doc = as_document(summary, left, collector=settings.upload.collector_url)
     if as_json:

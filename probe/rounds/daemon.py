@@ -76,6 +76,7 @@ from apscheduler.triggers.interval import IntervalTrigger  # type: ignore[import
 from measurements.store.engine import database_name
 from measurements.store.store import Store, open_store
 from measurements.store.summary import is_failed, summary_columns
+from measurements.store.uploads import StoreUploads
 from probe.errors import ConfigError, StorageError
 from probe.rounds import runner, service
 from probe.rounds.settings import Schedule
@@ -251,7 +252,7 @@ class Daemon:
         settings = self.plan.settings.upload
         try:
             async with asyncio.timeout(deadline):
-                summary = await upload_pending(store, settings, stop=lambda: self._upload_stop)
+                summary = await upload_pending(StoreUploads(store), settings, stop=lambda: self._upload_stop)
         except TimeoutError:
             log.info("upload: stopped at its deadline (%g s); the rest goes next time", deadline)
             return

@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from measurements.store.store import Store, open_store
-from measurements.store.uploads import counts
+from measurements.store.uploads import StoreUploads, counts
 from probe.upload import upload_pending
 from tests.upload.collectorproc import CollectorProcess
 from tests.upload.helpers import fill, now, settings
@@ -46,9 +46,9 @@ def test_https_with_a_token_uploads_everything_once(
 ) -> None:
     stored = fill(store, rounds=2, per_round=15)
     config = settings(collector.url, token="fleet-token-0123456789abcdef", ca_file=ca_file)
-    summary = asyncio.run(upload_pending(store, config))
+    summary = asyncio.run(upload_pending(StoreUploads(store), config))
     assert (summary.uploaded, summary.failed, summary.reports_opened) == (30, 0, 2)
-    again = asyncio.run(upload_pending(store, config, retry_all=True))
+    again = asyncio.run(upload_pending(StoreUploads(store), config, retry_all=True))
     assert again.uploaded == 0
     with sqlite3.connect(tmp_path / "collector.sqlite3") as db:
         rows = db.execute("SELECT measurement_uid, probe_asn FROM measurements").fetchall()
@@ -65,7 +65,9 @@ def test_a_refused_token_is_a_failure_with_its_back_off(
     collector: CollectorProcess, store: Store, ca_file: Path, token: str | None, error: str
 ) -> None:
     fill(store, rounds=1, per_round=3)
-    summary = asyncio.run(upload_pending(store, settings(collector.url, token=token, ca_file=ca_file)))
+    summary = asyncio.run(
+        upload_pending(StoreUploads(store), settings(collector.url, token=token, ca_file=ca_file))
+    )
     assert (summary.uploaded, summary.failed, summary.stopped) == (0, 1, error)
     left = counts(store, now=now())
     assert (left.pending, left.failed, left.last_error) == (2, 1, error)
@@ -76,5 +78,5 @@ def test_a_collector_whose_certificate_is_not_trusted_is_not_sent_anything(
 ) -> None:
     fill(store, rounds=1, per_round=2)
     config = settings(collector.url, token="fleet-token-0123456789abcdef")  # the system store
-    summary = asyncio.run(upload_pending(store, config))
+    summary = asyncio.run(upload_pending(StoreUploads(store), config))
     assert (summary.uploaded, summary.stopped) == (0, "ssl_unknown_authority")

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from measurements.store.store import Store, open_store
 from measurements.store.tables import MeasurementRecord, UploadRecord
-from measurements.store.uploads import counts
+from measurements.store.uploads import StoreUploads, counts
 from probe.upload import upload_pending
 from tests.upload.collectorproc import CollectorProcess
 from tests.upload.helpers import fill, now, settings
@@ -127,7 +127,7 @@ def test_twenty_probes_upload_through_kills_and_a_database_restart(
 
     async def probe(store: Store) -> None:
         while True:
-            summary = await upload_pending(store, config)
+            summary = await upload_pending(StoreUploads(store), config)
             runs[0] += 1
             attempts_failed[0] += summary.failed
             left = await asyncio.to_thread(counts, store, now=now())

@@ -17,8 +17,9 @@ import pytest
 from measurements.store import uploads
 from measurements.store.store import Store, open_store
 from measurements.store.tables import UploadRecord
-from probe import upload
-from probe.upload import INVALID_ANSWER, RunSummary, upload_pending
+from probe import uploadclient
+from probe.upload import RunSummary, upload_pending
+from probe.uploadclient import INVALID_ANSWER
 from tests.upload.fakecollector import FakeCollector, Reply, fake_collector
 from tests.upload.helpers import fill, now, settings
 
@@ -37,7 +38,7 @@ def collector() -> Iterator[tuple[FakeCollector, str]]:
 
 def run(store: Store, url: str | None, **kwargs: Any) -> RunSummary:
     changes = kwargs.pop("changes", {})
-    return asyncio.run(upload_pending(store, settings(url, **changes), **kwargs))
+    return asyncio.run(upload_pending(uploads.StoreUploads(store), settings(url, **changes), **kwargs))
 
 
 def rows(store: Store) -> dict[int, tuple[Any, ...]]:
@@ -109,7 +110,7 @@ def test_a_collector_without_gzip_gets_plain_json(store: Store, collector: tuple
         assert fake.stores == 5
         assert all("content-encoding" not in r.headers for r in fake.requests)
     finally:
-        upload._PLAIN_ONLY.clear()
+        uploadclient._PLAIN_ONLY.clear()
 
 
 def test_measurements_of_a_running_round_wait_for_it(
@@ -336,7 +337,7 @@ def test_cancelling_the_run_records_what_the_collector_acknowledged(
     fake.script = slow_sixth
 
     async def main() -> None:
-        task = asyncio.create_task(upload_pending(store, settings(url)))
+        task = asyncio.create_task(upload_pending(uploads.StoreUploads(store), settings(url)))
         while len(fake.measurements) < 5 or len(fake.requests) < 7:  # noqa: ASYNC110 - another thread's state
             await asyncio.sleep(0.01)
         task.cancel()
