@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from measurements.store.store import Store, open_store
+from measurements.store.uploads import StoreUploads
 from probe.upload import upload_pending
 from tests.upload.helpers import fill, settings
 
@@ -174,7 +175,7 @@ def main() -> None:
                             bodies = _bodies(store)
                             t0 = time.perf_counter()
                             if who == "probe":
-                                summary = asyncio.run(upload_pending(store, settings(url, batch_size=50)))
+                                summary = asyncio.run(upload_pending(StoreUploads(store), settings(url, batch_size=50)))
                                 assert summary.uploaded == len(bodies), summary
                             else:
                                 asyncio.run(_raw(url, bodies))
