@@ -175,7 +175,8 @@ def main() -> None:
                             bodies = _bodies(store)
                             t0 = time.perf_counter()
                             if who == "probe":
-                                summary = asyncio.run(upload_pending(StoreUploads(store), settings(url, batch_size=50)))
+                                ledger = StoreUploads(store)
+                                summary = asyncio.run(upload_pending(ledger, settings(url, batch_size=50)))
                                 assert summary.uploaded == len(bodies), summary
                             else:
                                 asyncio.run(_raw(url, bodies))
