@@ -108,6 +108,10 @@ class MeasureConfig:
     report_id: str | None = None
     """The round's OONI ``report_id`` (:func:`probe.rounds.runner.measure_round` sets one per round);
     ``None``: this measurement makes its own (one ``probe measure`` is one report)."""
+    decoy_sni: str | None = None
+    """A decoy name that settles a failed TLS handshake (:func:`probe.nettests.sni_blocking.follow_up`:
+    one more handshake, naming it, to the same address; SNI filtering only when that one gets
+    through); ``None``: off."""
 
     def with_timeout(self, seconds: float) -> MeasureConfig:
         """The same configuration with one budget for every step; the control's wait follows."""
@@ -256,6 +260,13 @@ async def measure(
         asn_of=config.asn_of,
         public_networks=public,
     )
+    if config.decoy_sni is not None:
+        from probe.nettests import sni_blocking  # only when asked for: the follow-up's traffic is opt-in
+
+        keys = await sni_blocking.follow_up(
+            keys, decoy_sni=config.decoy_sni, ssl_context=contexts.handshake, timeout=config.tls_timeout,
+            clock=recorder.clock,
+        )  # fmt: skip
     probe_asn, probe_cc = (
         (identity.probe_asn, identity.probe_cc) if identity else (config.probe_asn, config.probe_cc)
     )

@@ -338,3 +338,28 @@ def test_the_shipped_list() -> None:
     assert (helper.host, helper.ports, helper.sni) == ("example.org", (443,), "example.org")
     targets = [e.host for e in listed.role("target")]
     assert targets == ["insaf.pk", "pticandidates.com", "factfocus.com", "x.com"]
+
+
+@pytest.mark.parametrize(
+    ("decoy_sni", "mechanism"), [(None, Mechanism.TLS_RESET), (DECOY, Mechanism.TLS_RESET_SNI)]
+)
+def test_the_web_measurement_follows_up_when_given_a_decoy(
+    decoy_sni: str | None, mechanism: Mechanism, server_cert: trustme.LeafCert, ca_file: Path
+) -> None:
+    from probe import webconnectivity
+    from probe.steps.dns import ResolverSpec
+    from tests.servers.dns_server import Reply, ScriptedDNSServer
+
+    with (
+        ScriptedDNSServer({BLOCKED: Reply(a=("127.0.0.1",))}) as resolver,
+        sni_filter(server_cert, "reset") as port,
+    ):
+        config = webconnectivity.MeasureConfig(
+            resolvers=(ResolverSpec("udp", resolver.host, resolver.port),), use_system_resolver=False,
+            allow_loopback=True, ca_file=ca_file, decoy_sni=decoy_sni,
+        ).with_timeout(TIMEOUT)  # fmt: skip
+        m = asyncio.run(webconnectivity.measure(f"https://{BLOCKED}:{port}/", config=config))
+    keys = json.loads(serialize.to_json(m))["test_keys"]
+    assert keys["x_mechanism"] == mechanism.value
+    decoys = [h for h in keys["tls_handshakes"] if "x_decoy_sni" in h["tags"]]
+    assert [(h["server_name"], h["failure"]) for h in decoys] == ([(DECOY, None)] if decoy_sni else [])
