@@ -287,9 +287,12 @@ def test_oonidata_reads_tor_sni_blocking_and_the_vpn_tests(
     import asyncio
     import ssl
 
+    from probe import webconnectivity
     from probe.nettests import openvpn, sni_blocking, tor, wireguard
     from probe.nettests.base import Context
     from probe.serialize import to_json
+    from probe.steps.tls import ClientContexts
+    from tests.nettests.test_sni_blocking import sni_filter
     from tests.nettests.test_vpn import free_udp_port, serving, wg_service, wg_target
 
     context = Context(probe_cc="PK", probe_asn="AS17557")
@@ -301,6 +304,8 @@ def test_oonidata_reads_tor_sni_blocking_and_the_vpn_tests(
         tcp_server("tls", ca.issue_cert("decoy.test")) as tls_port,
         tcp_server("reset_after_hello") as reset_port,
         serving(wg_service(udp)),
+        sni_filter(ca.issue_cert("decoy.test"), "reset") as filtered_port,
+        ScriptedDNSServer({"blocked.test": Reply(a=("127.0.0.1",))}) as resolver,
     ):
         targets = [
             tor.TorTarget(f"127.0.0.1:{tls_port}", "or_port_dirauth", name="moria1"),
@@ -322,8 +327,17 @@ def test_oonidata_reads_tor_sni_blocking_and_the_vpn_tests(
         for transport, port in (("tcp", reset_port), ("tcp", closed_port()), ("udp", free_udp_port())):
             endpoint = openvpn.OpenVPNEndpoint("127.0.0.1", port, transport)  # type: ignore[arg-type]  # a literal
             measured.append(asyncio.run(openvpn.measure(endpoint, context=context, timeout=TIMEOUT)))
-    documents = [json.loads(to_json(m)) for m in measured]
-    names = ["tor", *["sni_blocking"] * 3, "wireguard", *["openvpn"] * 3]
+        # A web measurement whose failed handshake a decoy SNI settled (its steps tagged x_decoy_sni).
+        web = webconnectivity.MeasureConfig(
+            resolvers=(dns.parse_resolver(resolver.address),), use_system_resolver=False, allow_loopback=True,
+            decoy_sni="decoy.test", contexts=ClientContexts(verifying, verifying),
+        ).with_timeout(TIMEOUT)  # fmt: skip
+        measured_web = asyncio.run(
+            webconnectivity.measure(f"https://blocked.test:{filtered_port}/", config=web)
+        )
+    documents = [json.loads(to_json(m)) for m in [*measured, measured_web]]
+    assert documents[-1]["test_keys"]["x_mechanism"] == "tls.reset.sni"
+    names = ["tor", *["sni_blocking"] * 3, "wireguard", *["openvpn"] * 3, "web_connectivity"]
     assert [d["test_name"] for d in documents] == names
     with capsys.disabled():
         figures = check(oonidata, documents, tmp_path, "tor, sni_blocking, wireguard, openvpn")
