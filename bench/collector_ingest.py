@@ -45,7 +45,7 @@ import httpx
 import psycopg
 
 from probe.serialize import as_dict, new_measurement_uid
-from tests.storage.conftest import _Cluster, _pg_bin
+from tests.postgres import _Cluster, _pg_bin
 from tests.storage.factories import make_round
 
 COLUMNS = (

@@ -15,14 +15,13 @@ from measurements.store.installation import Installation
 from measurements.store.store import open_store
 from tests.dashboard.conftest import running_dashboard
 from tests.dashboard.synthstore import write_store
-from tests.storage.conftest import pg_cluster  # noqa: F401 (the throw-away cluster fixture)
 
 pytestmark = pytest.mark.timeout(300)
 PAGES = ("", "grid", "timeline", "counts", "events", "measurements", "networks", "measurement/evidence-1")
 
 
 @pytest.fixture(scope="module")
-def pg_dashboard(pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:  # noqa: F811
+def pg_dashboard(pg_cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     name = pg_cluster.database("dash")
     url = pg_cluster.url(name)
     installation = Installation.load(tmp_path_factory.mktemp("installation"))

@@ -15,12 +15,6 @@ import pytest
 
 from measurements.store.store import Store, open_store
 
-# Still importable from here for the conftests and helpers that import them from this module
-# (tests/upload, tests/patterns) until they drop those imports; registering the fixtures again
-# there starts no second cluster (tests/postgres.py).
-from tests.postgres import free_port as _free_port  # noqa: F401
-from tests.postgres import pg_cluster, store_url  # noqa: F401
-
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
@@ -29,7 +23,7 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[Store]:  # noqa: F811  (the fixture imported above)
+def store(store_url: str) -> Iterator[Store]:
     """An open store on each backend."""
     with open_store(store_url) as s:
         yield s

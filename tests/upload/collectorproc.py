@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.storage.conftest import _free_port
+from tests.postgres import free_port as _free_port
 
 
 class CollectorProcess:
