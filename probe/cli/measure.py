@@ -48,6 +48,11 @@ NO_CONTROL = "none"
 )
 @click.option("--no-system-resolver", is_flag=True, help="Skip getaddrinfo; use only --resolver.")
 @click.option("--allow-loopback", is_flag=True, help="Connect to loopback answers (for local tests).")
+@click.option(
+    "--decoy-sni",
+    metavar="NAME",
+    help="After a failed TLS handshake, try the same address naming NAME: SNI filtering only if it passes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the whole measurement as one JSON object.")
 def measure(
     url: str,
@@ -58,6 +63,7 @@ def measure(
     timeout: float | None,
     no_system_resolver: bool,
     allow_loopback: bool,
+    decoy_sni: str | None,
     as_json: bool,
 ) -> None:
     """Measure URL: DNS, TCP, TLS and HTTP, step by step, then compare with the control.
@@ -80,6 +86,8 @@ def measure(
         changes["ca_file"] = ca_file
     if allow_loopback:
         changes["allow_loopback"] = True
+    if decoy_sni is not None:
+        changes["decoy_sni"] = _decoy(decoy_sni)
     if control is not None:
         changes["control_url"] = None if control.strip().lower() == NO_CONTROL else _control_url(control)
     config = dataclasses.replace(config, **changes)  # type: ignore[arg-type]  # keys are fields
@@ -102,6 +110,17 @@ def _base_config(path: Path | None) -> webconnectivity.MeasureConfig:
     from probe.rounds.settings import load_settings
 
     return measure_config(load_settings(path))
+
+
+def _decoy(text: str) -> str:
+    """*text* as a host name on the wire (``--decoy-sni``)."""
+    from probe.errors import TargetError
+    from probe.steps.urls import encode_hostname
+
+    try:
+        return encode_hostname(text)
+    except TargetError as exc:
+        raise click.BadParameter(str(exc), param_hint="--decoy-sni") from None
 
 
 def _control_url(text: str) -> str:

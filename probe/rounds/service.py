@@ -68,6 +68,7 @@ def measure_config(settings: Settings) -> webconnectivity.MeasureConfig:
         tls_timeout=m.tls_timeout,
         http_timeout=m.http_timeout,
         allow_loopback=m.allow_loopback,
+        decoy_sni=m.decoy_sni,
         control_url=settings.control.url,
         control_max_in_flight=settings.control.max_in_flight,
         public_networks=settings.network.public_networks,

@@ -90,6 +90,22 @@ class Measure(_Section):
     ca_file: Path | None = None
     """PEM file of the CAs to trust instead of the system store; read (and checked) on load."""
     allow_loopback: StrictBool = False
+    decoy_sni: str | None = None
+    """A decoy host name that settles a web measurement's failed TLS handshake: one more
+    handshake to the same address naming it (:func:`probe.nettests.sni_blocking.follow_up`);
+    the failure is put down to SNI filtering (``tls.reset.sni``, ``tls.timeout.sni``, …) only
+    when that one gets through. Unset: off (a third handshake per failure, and the decoy's name
+    on the wire)."""
+
+    @field_validator("decoy_sni")
+    @classmethod
+    def _decoy(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return urls.encode_hostname(value)
+        except TargetError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _open_covers_active(self) -> Measure:

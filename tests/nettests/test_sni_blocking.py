@@ -363,3 +363,43 @@ def test_the_web_measurement_follows_up_when_given_a_decoy(
     assert keys["x_mechanism"] == mechanism.value
     decoys = [h for h in keys["tls_handshakes"] if "x_decoy_sni" in h["tags"]]
     assert [(h["server_name"], h["failure"]) for h in decoys] == ([(DECOY, None)] if decoy_sni else [])
+
+
+@pytest.mark.parametrize("via", ["flag", "settings"])
+def test_probe_measure_takes_the_decoy_from_its_flag_or_the_settings(
+    via: str, server_cert: trustme.LeafCert, ca_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from probe.cli import main
+    from tests.servers.dns_server import Reply, ScriptedDNSServer
+
+    with (
+        ScriptedDNSServer({BLOCKED: Reply(a=("127.0.0.1",))}) as resolver,
+        sni_filter(server_cert, "reset") as port,
+    ):
+        args = ["measure", f"https://{BLOCKED}:{port}/", "--resolver", f"{resolver.host}:{resolver.port}",
+                "--no-system-resolver", "--allow-loopback", "--ca-file", str(ca_file), "--control", "none",
+                "--timeout", str(TIMEOUT), "--json"]  # fmt: skip
+        if via == "flag":
+            args += ["--decoy-sni", DECOY.upper()]
+        else:
+            settings = tmp_path / "settings.toml"
+            settings.write_text(f'[measure]\ndecoy_sni = "{DECOY}"\n')
+            args += ["--config", str(settings)]
+        assert main(args) == 0
+    keys = json.loads(capsys.readouterr().out)["test_keys"]
+    assert keys["x_mechanism"] == "tls.reset.sni"
+    decoys = [h for h in keys["tls_handshakes"] if "x_decoy_sni" in h["tags"]]
+    assert [(h["server_name"], h["failure"]) for h in decoys] == [(DECOY, None)]
+
+
+def test_a_decoy_that_is_not_a_host_name_is_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from probe.cli import main
+
+    assert main(["measure", "https://x.test/", "--decoy-sni", "a b"]) == 2
+    assert "--decoy-sni" in capsys.readouterr().err
+    settings = tmp_path / "settings.toml"
+    settings.write_text('[measure]\ndecoy_sni = "a..b"\n')
+    assert main(["measure", "https://x.test/", "--config", str(settings)]) == 2
+    assert f"{settings}: measure.decoy_sni: " in capsys.readouterr().err
