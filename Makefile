@@ -26,7 +26,8 @@ lock: $(STAMP)
 
 # Root (CI) installs what the tests need from Debian when missing: iproute2 and iptables for the
 # lab, the PostgreSQL server for the storage tests on the second backend, sqlite3 for checks,
-# chromium (headless) for the dashboard's browser tests.
+# chromium (headless) for the dashboard's browser tests, wireguard-go and openvpn for the VPN
+# tests against the real implementations.
 system-deps:
 	@if [ "$$(id -u)" = "0" ]; then \
 	  missing=""; \
@@ -35,6 +36,8 @@ system-deps:
 	  command -v sqlite3 >/dev/null 2>&1 || missing="$$missing sqlite3"; \
 	  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	  command -v chromium >/dev/null 2>&1 || missing="$$missing chromium chromium-driver"; \
+	  command -v wireguard-go >/dev/null 2>&1 || missing="$$missing wireguard-go wireguard-tools"; \
+	  command -v openvpn >/dev/null 2>&1 || missing="$$missing openvpn"; \
 	  if [ -n "$$missing" ]; then \
 	    echo "installing:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
