@@ -144,3 +144,28 @@ def test_an_empty_store_renders_every_page(tmp_path: Path) -> None:
     assert "Nothing blocked or failing in the latest measurements." in bodies["/"][2].decode()
     assert "No rounds in this range." in bodies["/timeline"][2].decode()
     assert "No measurements in this range." in bodies["/counts"][2].decode()
+
+
+def test_the_tests_beyond_websites_are_named_as_people_call_them(tmp_path: Path) -> None:
+    from measurements.store.store import open_store
+    from probe.mechanism import Mechanism
+    from probe.model import Summary
+    from probe.nettests.base import Clock, Context, finish
+    from tests.dashboard.conftest import running_dashboard
+
+    url = f"sqlite:///{tmp_path / 'families.sqlite3'}"
+    blocked = Summary(blocking="tcp_ip", accessible=False, mechanism=Mechanism.TCP_TIMEOUT)
+    context = Context(probe_asn="AS17557", probe_cc="PK")
+    with open_store(url) as store:
+        round_id = store.begin_round(probe_asn="AS17557", probe_cc="PK")
+        store.finish_round(round_id, [
+            finish(test_name="telegram", test_version="0.3.1", input=None, test_keys={}, summary=blocked,
+                   clock=Clock(), context=context),
+            finish(test_name="http3", test_version="0.1.0", input="https://www.youtube.com/", test_keys={},
+                   summary=blocked, clock=Clock(), context=context, target="http3:https://www.youtube.com/"),
+        ])  # fmt: skip
+    with running_dashboard(url) as base:
+        now = _request(base, "GET", "/")[2].decode()
+    assert '<td class="url">Telegram' in now
+    assert "https://www.youtube.com/ over HTTP/3" in now
+    assert ">telegram<" not in now

@@ -18,6 +18,7 @@ from typing import Any, Final
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from measurements.patterns.families import display_target
 from measurements.patterns.wording import when
 from measurements.views.dashboard.pages import outcome_text
 
@@ -51,7 +52,8 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(when=when, short=_short, badge=badge, outcome=outcome_text)
+    # ``target``: a series as people call it (Telegram, a URL over HTTP/3, WireGuard (…)).
+    env.filters.update(when=when, short=_short, badge=badge, outcome=outcome_text, target=display_target)
     return env
 
 
