@@ -96,6 +96,12 @@ def run(
             "ended_at": iso_utc(report.ended_at),
             "network_up": report.network_up,
             "results": rows,
+            "families": {
+                "ran": list(report.beyond.ran),
+                "skipped": [{"family": name, "why": why} for name, why in report.beyond.skipped],
+                "n_measurements": report.beyond.n_measurements,
+                "bytes_used": report.beyond.bytes_used,
+            },
         }
         click.echo(json.dumps(document, ensure_ascii=False))
     else:
@@ -276,6 +282,15 @@ def _print_table(rows: list[dict[str, Any]], report: service.RoundReport, databa
     elapsed = (report.ended_at - report.started_at).total_seconds()
     noun = "target" if len(rows) == 1 else "targets"
     console.print(f"{len(rows)} {noun} in {elapsed:.1f} s, stored in {escape(database)}")
+    done = report.beyond
+    if done.ran or done.skipped:
+        ran = ", ".join(done.ran) or "none"
+        console.print(
+            f"tests beyond websites: {escape(ran)} ({done.n_measurements} measurements, "
+            f"{done.bytes_used / 1e6:.1f} MB; `probe list` / `probe show` / `probe dashboard` show them)"
+        )
+        for name, why in done.skipped:
+            console.print(f"  {escape(name)} not measured: {escape(why)}")
 
 
 def _cells(row: dict[str, Any]) -> tuple[str, str, str, str, str]:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
@@ -168,6 +168,8 @@ class RoundReport:
     """Targets whose measurement raised (a bug): nothing stored for them."""
     network_up: bool | None = None
     """The round's heartbeat, as stored: each measurement's outcome depends on it."""
+    beyond: families.FamiliesReport = field(default_factory=families.FamiliesReport)
+    """What the tests beyond websites did after the web list (``[tests]``)."""
 
 
 async def run_round(
@@ -220,7 +222,9 @@ async def run_round(
         )
         # The tests beyond websites ([tests]), after the web list: their transfers never
         # compete with the web measurements' (the throttling evidence's guarantee).
-        await families.run_families(plan.settings, config, store=store, round_id=round_id, started=started)
+        beyond = await families.run_families(
+            plan.settings, config, store=store, round_id=round_id, started=started
+        )
         ended = datetime.now(UTC)
         beat = writer.tally.heartbeat
         last = writer.take()
@@ -249,6 +253,7 @@ async def run_round(
         n_measured=writer.n_measured,
         n_errors=beat.n_errors,
         network_up=beat.network_up,
+        beyond=beyond,
     )
 
 

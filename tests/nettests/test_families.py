@@ -233,3 +233,39 @@ def test_every_familys_entry_runs_from_an_override_on_loopback(ca_file: Path, tm
         ("sni_blocking", "blocked.example"),
     ]
     assert all(mechanism is not None for _, _, mechanism in rows)
+
+
+def test_probe_run_measures_the_families_in_the_round_it_stores(
+    ca: trustme.CA, ca_file: Path, site: HTTPServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from probe.cli import main
+
+    url = f"https://127.0.0.1:{site.port}/"
+    (tmp_path / "targets.csv").write_text(
+        f"url,category_code,category_description,date_added,source,notes\n{url},GRP,,,,\n"
+        f"{url}adult,PORN,,,,\n"
+    )
+    (tmp_path / "endpoints.toml").write_text(f'[[http3]]\nrole = "site"\nurl = "{url}"\n')
+    database = tmp_path / "m.sqlite3"
+    (tmp_path / "settings.toml").write_text(
+        f'[measure]\nresolvers = []\nallow_loopback = true\nca_file = "{ca_file}"\n'
+        "tcp_timeout = 5\ntls_timeout = 5\nhttp_timeout = 5\n"
+        "[tests]\nwhatsapp = false\ntelegram = false\nsignal = false\nfacebook_messenger = false\n"
+        'http3 = true\nendpoints = "endpoints.toml"\nexcluded_categories = ["PORN"]\n'
+        f'[targets]\nlists = ["targets.csv"]\n[storage]\ndatabase_url = "sqlite:///{database}"\n'
+    )
+    with QuicServer(pem_of(ca.issue_cert("127.0.0.1")), route=route, port=site.port):
+        assert main(["run", "--once", "--config", str(tmp_path / "settings.toml"), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert [r["url"] for r in document["results"]] == [url]  # the PORN row left out
+    assert document["families"] == {"ran": ["http3"], "skipped": [], "n_measurements": 1,
+                                    "bytes_used": FAMILIES["http3"].bytes_estimate}  # fmt: skip
+    with open_store(f"sqlite:///{database}") as store, store.snapshot() as conn:
+        rows = conn.execute(
+            select(
+                MeasurementRecord.round_id, MeasurementRecord.test_name, MeasurementRecord.mechanism
+            ).order_by(MeasurementRecord.test_name)
+        ).all()
+    assert [tuple(r) for r in rows] == [
+        (document["round_id"], "http3", "ok"), (document["round_id"], "web_connectivity", "ok"),
+    ]  # fmt: skip
