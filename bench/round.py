@@ -55,7 +55,7 @@ from probe.helper.app import HelperSettings, Limits
 from probe.helper.measure import HelperConfig
 from probe.helper.policy import AddressPolicy
 from probe.rounds import runner, service
-from probe.rounds.settings import Control, Measure, Network, Settings, Targets
+from probe.rounds.settings import Control, Measure, Network, Settings, Targets, Tests
 from tests.servers.helper_server import running_helper
 from tests.servers.http_server import http_server
 from tests.servers.tcp_server import tcp_server
@@ -101,6 +101,7 @@ def timed_round(
             allow_loopback=True,
         ),
         targets=Targets(lists=(str(target_list),)),
+        tests=Tests.web_only(),  # the families would reach the real services
         control=Control(url=control_url),
         network=Network(public_networks=LOOPBACK if control_url else ()),
     )

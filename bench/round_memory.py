@@ -54,11 +54,12 @@ def child(mode: str, target_list: Path, db: Path) -> None:
     from measurements.store.store import open_store
     from probe import __version__
     from probe.rounds import runner, service
-    from probe.rounds.settings import Measure, Settings, Targets
+    from probe.rounds.settings import Measure, Settings, Targets, Tests
 
     settings = Settings(
         measure=Measure(resolvers=(), use_system_resolver=True, allow_loopback=True),
         targets=Targets(lists=(str(target_list),)),
+        tests=Tests.web_only(),  # the families would reach the real services
     )
     plan = service.plan_round(settings)
     t0 = time.perf_counter()

@@ -10,11 +10,21 @@ from pathlib import Path
 import pytest
 import trustme
 
+from tests.offnet import guard
 from tests.postgres import pg_cluster, store_url
 from tests.servers.dns_server import Reply, ScriptedDNSServer
 from tests.servers.http_server import HTTPServer, http_server
 
 __all__ = ["pg_cluster", "store_url"]  # the run's one PostgreSQL cluster (tests/postgres.py), for every test
+
+
+@pytest.fixture(autouse=True)
+def offline_only() -> Iterator[None]:
+    """Every test fails if it tried to reach a global address (:mod:`tests.offnet`)."""
+    with guard() as seen:
+        yield
+    if seen:
+        pytest.fail(f"the test tried to reach the Internet: {', '.join(sorted(set(seen)))}")
 
 
 @pytest.fixture(autouse=True)

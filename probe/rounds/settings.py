@@ -320,6 +320,12 @@ class Tests(_Section):
     def _reference(cls, value: str | None) -> str | None:
         return Control._http_url(value)
 
+    @classmethod
+    def web_only(cls) -> Tests:
+        """Every family off: a round of the web list alone (what loopback tests and benchmarks
+        use, since the families measure the real services)."""
+        return cls.model_validate(dict.fromkeys(FAMILY_NAMES, False))
+
     def enabled(self) -> tuple[str, ...]:
         """The families switched on, in the order of the fields."""
         return tuple(name for name in FAMILY_NAMES if getattr(self, name))
