@@ -5,7 +5,10 @@ else. :func:`guard` wraps ``socket.socket.connect``, ``connect_ex`` and ``sendto
 asyncio, httpx and dnspython reach in the end): a destination that is a global unicast
 address (:attr:`ipaddress.IPv4Address.is_global` — not loopback, private, link-local,
 documentation or benchmarking space) is refused with ``ENETUNREACH`` before any packet leaves,
-and recorded; the test that did it then fails. Programs the tests start (the lab's servers in
+and recorded; the test that did it then fails. ``socket.getaddrinfo`` (the system resolver,
+which would ask the machine's name server) answers only ``localhost`` and address literals;
+any other name is refused as a name that does not exist (``EAI_NONAME``, what NXDOMAIN gives)
+and recorded the same way. Programs the tests start (the lab's servers in
 their namespaces, ``probe`` in a child process) are not covered: the lab's addresses are private.
 """
 
@@ -19,6 +22,20 @@ from contextlib import contextmanager
 from typing import Any
 
 _WRAPPED = ("connect", "connect_ex", "sendto")
+_LOCAL_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost", "ip6-loopback"})
+
+
+def _outside_name(host: Any) -> str | None:
+    """*host* if looking it up would ask a name server, else ``None``."""
+    if host is None:
+        return None
+    name = host.decode("ascii", "replace") if isinstance(host, bytes) else str(host)
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+        return None
+    except ValueError:
+        pass
+    return None if name.lower() in _LOCAL_NAMES or name.lower().endswith(".localhost") else name
 
 
 def _global(address: Any) -> str | None:
@@ -52,10 +69,22 @@ def guard() -> Iterator[list[str]]:
 
         return checked
 
+    real_getaddrinfo = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, *args: Any, **kwargs: Any) -> Any:
+        flags = kwargs.get("flags", args[4] if len(args) > 4 else 0)
+        name = None if flags & socket.AI_NUMERICHOST else _outside_name(host)  # numeric: no lookup
+        if name is not None:
+            seen.append(f"getaddrinfo {name}")
+            raise socket.gaierror(socket.EAI_NONAME, "tests never leave the machine (name lookup refused)")
+        return real_getaddrinfo(host, *args, **kwargs)
+
     for name in _WRAPPED:
         setattr(socket.socket, name, wrap(name))
+    socket.getaddrinfo = getaddrinfo
     try:
         yield seen
     finally:
         for name, real in before.items():
             setattr(socket.socket, name, real)
+        socket.getaddrinfo = real_getaddrinfo

@@ -31,3 +31,13 @@ def test_loopback_private_and_documentation_space_pass(host: str) -> None:
         except OSError as exc:  # no route here is the kernel's answer, not the guard's
             assert "never leave" not in str(exc)
     assert seen == []
+
+
+def test_the_system_resolver_answers_only_local_names() -> None:
+    with guard() as seen:
+        with pytest.raises(socket.gaierror) as refused:
+            socket.getaddrinfo("e1.whatsapp.net", 443)
+        assert socket.getaddrinfo("localhost", 80)
+        assert socket.getaddrinfo("127.0.0.1", 80)[0][4][0] == "127.0.0.1"
+    assert refused.value.errno == socket.EAI_NONAME
+    assert seen == ["getaddrinfo e1.whatsapp.net"]
