@@ -22,7 +22,8 @@ from measurements.store.store import Store, open_store
 from probe import webconnectivity
 from probe.model import Measurement
 from probe.rounds import runner, service
-from probe.rounds.settings import Measure, Settings, Targets, Tests
+from probe.rounds import settings as rounds_settings
+from probe.rounds.settings import Measure, Settings, Targets
 from probe.rounds.targets import Target
 from tests.servers.http_server import http_server
 from tests.servers.tcp_server import connection_server
@@ -210,7 +211,7 @@ def test_a_store_that_falls_behind_holds_the_round_back_not_its_results(tmp_path
         settings = Settings(
             measure=Measure(concurrency=2, max_open=64, resolvers=(), allow_loopback=True),
             targets=Targets(lists=()),
-            tests=Tests.web_only(),  # the families would reach the real services
+            tests=rounds_settings.Tests.web_only(),  # the families would reach the real services
         )
         plan = service.plan_round(settings, targets=[Target(url=u) for u in urls])
         seen = 0
