@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from measurements.store.store import Store, open_store
 from probe import webconnectivity
 from probe.model import Measurement
@@ -103,7 +105,20 @@ def _round(urls: list[str], *, timeout: float, **bounds: Any) -> list[runner.Res
     return asyncio.run(runner.measure_round(targets, config=config, **bounds))
 
 
-def test_transfers_never_exceed_the_concurrency_among_silent_targets() -> None:
+def test_transfers_never_exceed_the_concurrency_among_silent_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The one way past the bound, by design: a measurement judged stalled that hears from the
+    # network again takes a slot at once (its timings must not wait). Here no answering server
+    # is quiet for long (chunks every 30 ms), but a loaded machine can make one look stalled;
+    # each such return is counted (a spy on the real gate), and only those may pass the bound.
+    over_the_bound = []
+    take_over = runner._Gate.take_over
+
+    def counted(gate: Any) -> None:
+        if gate.taken >= gate._size:
+            over_the_bound.append(gate.taken + 1)
+        take_over(gate)
+
+    monkeypatch.setattr(runner._Gate, "take_over", counted)
     transfers, held = Peak(), Peak()
     with (
         connection_server(_trickling(transfers), threaded=True) as web,
@@ -115,7 +130,8 @@ def test_transfers_never_exceed_the_concurrency_among_silent_targets() -> None:
         results = _round(urls, timeout=1.5, concurrency=3, max_open=32)
     failures = [r.measurement.test_keys.http_experiment_failure for r in results if r.measurement]
     assert failures == [None if f":{web}/" in u else "generic_timeout_error" for u in urls]
-    assert transfers.most == 3  # the bound is reached, never passed
+    assert transfers.most >= 3  # the bound is reached ...
+    assert transfers.most <= max([3, *over_the_bound])  # ... and passed only by a return from a stall
     assert held.most > 3  # silent targets gave their slots up meanwhile
 
 
