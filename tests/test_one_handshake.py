@@ -31,7 +31,7 @@ from probe.steps.clock import relative_clock
 from probe.steps.dns import ResolverSpec
 from probe.webconnectivity import MeasureConfig
 from tests.servers.dns_server import Reply, ScriptedDNSServer
-from tests.servers.tcp_server import connection_server, rst_close
+from tests.servers.tcp_server import connection_server, fin_close, rst_close
 
 BODY = b"<html><title>one handshake</title></html>"
 
@@ -94,6 +94,7 @@ def counting_server(
                 rst_close(conn)
                 return
             if after_request == "close":
+                fin_close(conn)
                 return
             if after_request == "hang":
                 time.sleep(2)
@@ -133,6 +134,7 @@ def _answer_h2(conn: ssl.SSLSocket, seen: Counting, after_request: str) -> None:
                     rst_close(conn)
                     return
                 if after_request == "close":
+                    fin_close(conn)
                     return
                 if after_request == "hang":
                     time.sleep(2)

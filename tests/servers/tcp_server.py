@@ -41,6 +41,23 @@ def rst_close(conn: socket.socket) -> None:
     conn.close()
 
 
+def fin_close(conn: socket.socket) -> None:
+    """Close *conn* with a FIN the client is sure to see as one.
+
+    Closing a socket whose receive queue holds unread bytes makes the kernel send a RST, so a
+    client that wrote anything after its request (an HTTP/2 SETTINGS acknowledgement, a
+    WINDOW_UPDATE) would see a reset, or not, depending on timing. Send the FIN first, then read
+    until the client closes too (or the socket's timeout passes), then close.
+    """
+    try:
+        conn.shutdown(socket.SHUT_WR)
+        while conn.recv(65536):
+            pass
+    except OSError:
+        pass
+    conn.close()
+
+
 def read_client_hello(conn: socket.socket) -> bytes:
     """Read one whole TLS record, so closing afterwards leaves no unread data (which would RST)."""
     data = b""
