@@ -12,8 +12,16 @@ SQLite store and data directory. Once the log says the first
 round is complete, it waits a few seconds (the daemon is then idle until the next round) and
 reads ``VmRSS`` (now) and ``VmHWM`` (peak) from ``/proc/PID/status``; then SIGTERM.
 
+The daemon runs as a volunteer's ``pip install reachprobe`` has it: the development
+environment also holds the test tools (pytest, selenium and its trio, …), and httpcore imports
+trio whenever it is installed (+3.5 MB). So every installed distribution that the package's own
+requirements do not pull in is hidden from the daemon (:func:`hide_dev_only`: a directory at
+the front of ``PYTHONPATH`` whose stand-ins raise ``ImportError``), and the output lists them;
+``--dev-env`` measures the development environment as it is.
+
 Printed, measured in the same run: the baseline, a bare ``python`` interpreter's RSS, and the
-RSS of a Python that has only imported the ``probe daemon`` command.
+RSS of a Python that has only imported the ``probe daemon`` command (with the same packages
+hidden).
 
 Asserts nothing (Linux only: /proc).
 """
@@ -22,12 +30,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the loopback servers live in tests/
 
@@ -44,12 +56,60 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
-def python_rss(code: str) -> float:
-    """RSS in MB of a Python that ran *code* and then waits."""
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_distributions(root: str = "reachprobe") -> set[str]:
+    """The distributions ``pip install <root>`` installs: *root* and its requirements'
+    closure, without extras (markers evaluated for this interpreter)."""
+    seen: set[str] = set()
+    todo = [root]
+    while todo:
+        name = _canonical(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        try:
+            requires = metadata.requires(name) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for text in requires:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+    return seen
+
+
+def hide_dev_only(into: Path) -> list[str]:
+    """Write stand-ins into *into* for the top-level modules of every installed distribution
+    that :func:`runtime_distributions` does not list; return those distributions' names."""
+    runtime = runtime_distributions()
+    hidden: list[str] = []
+    for dist in metadata.distributions():
+        name = _canonical(dist.metadata["Name"])
+        if name in runtime or name in ("pip", "setuptools", "wheel"):
+            continue
+        # Its files' first path parts, relative to site-packages: packages and modules.
+        tops = {f.parts[0].removesuffix(".py") for f in dist.files or ()}
+        tops = {t for t in tops if t.isidentifier() and not t.startswith("__")}
+        if not tops:
+            continue
+        hidden.append(name)
+        for top in tops:
+            (into / f"{top}.py").write_text(
+                f'raise ImportError("{top} ({name}) is a development tool, not installed for volunteers")\n'
+            )
+    return sorted(hidden)
+
+
+def python_rss(code: str, env: dict[str, str]) -> float:
+    """RSS in MB of a Python that ran *code* (in *env*) and then waits."""
     proc = subprocess.Popen(
         [sys.executable, "-c", f"{code}\nimport sys, time\nprint('ready', flush=True)\ntime.sleep(60)"],
         stdout=subprocess.PIPE,
         text=True,
+        env=env,
     )
     try:
         assert proc.stdout is not None
@@ -60,9 +120,9 @@ def python_rss(code: str) -> float:
         proc.wait()
 
 
-def idle_daemon(work: Path) -> tuple[float, float, float]:
+def idle_daemon(work: Path, env: dict[str, str]) -> tuple[float, float, float]:
     """Start the daemon on *work*'s settings; after its first round: (seconds to it, RSS, peak RSS)."""
-    env = {**os.environ, "XDG_DATA_HOME": str(work / "data")}
+    env = {**env, "XDG_DATA_HOME": str(work / "data")}
     probe = Path(sys.executable).with_name("probe")
     daemon = subprocess.Popen(
         [str(probe), "daemon", "--config", str(work / "settings.toml")],
@@ -90,10 +150,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[100], help="targets in the round (default 100)")
     parser.add_argument("--page-bytes", type=int, default=0, help="page size (default: the small / page)")
+    parser.add_argument(
+        "--dev-env", action="store_true", help="do not hide the development tools (pytest, selenium, ...)"
+    )
     args = parser.parse_args()
     page = f"size/{args.page_bytes}" if args.page_bytes else ""
     results: dict[str, tuple[float, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="reachprobe-bench-") as tmp, http_server() as web:
+        env = dict(os.environ)
+        hidden: list[str] = []
+        if not args.dev_env:
+            stand_ins = Path(tmp) / "hidden"
+            stand_ins.mkdir()
+            hidden = hide_dev_only(stand_ins)
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(stand_ins), env.get("PYTHONPATH")]))
         for n_targets in args.n:
             work = Path(tmp) / str(n_targets)
             work.mkdir()
@@ -113,16 +183,21 @@ def main() -> None:
                 f'[storage]\ndatabase_url = "sqlite:///{work / "m.sqlite3"}"\n'
             )
             results[f"{n_targets} targets, a new database (created and migrated at start)"] = idle_daemon(
-                work
+                work, env
             )
             if n_targets == args.n[0]:
-                results[f"{n_targets} targets, an existing database (a restart)"] = idle_daemon(work)
+                results[f"{n_targets} targets, an existing database (a restart)"] = idle_daemon(work, env)
             web.requests.clear()  # the server remembers every request
 
-    bare = python_rss("pass")
-    imported = python_rss("from probe.cli import daemon")
+        bare = python_rss("pass", env)
+        imported = python_rss("from probe.cli import daemon", env)
     size = f"{args.page_bytes / 1024:g} KB pages" if args.page_bytes else "the small / page"
     print(f"daemon: loopback targets answering {size}, one round, then idle {IDLE_WAIT_S:g} s")
+    if args.dev_env:
+        print("(the development environment as it is: test tools importable)")
+    else:
+        names = ", ".join(hidden)
+        print(f"(as a volunteer's install: {len(hidden)} development-only distributions hidden: {names})")
     for case, (first_round_s, now_mb, peak_mb) in results.items():
         print(
             f"idle RSS {now_mb:5.1f} MB (peak {peak_mb:6.1f} MB; first round {first_round_s:6.1f} s)"

@@ -21,8 +21,9 @@ differ in a few bytes; the bench checks that they hold the same number of record
 A third line, for scale, runs the same SELECT through Python's ``sqlite3`` module into
 ``csv.writer`` (no spreadsheet check); it is also the baseline when the shell is missing,
 and the output then says so. The exports run in a fresh interpreter, as ``probe export``
-does, interleaved; the best of ``--repeat`` counts. Prints numbers and ratios; asserts
-nothing.
+does, interleaved; the best of ``--repeat`` counts. A fourth, the floor: the same SELECT
+fetched through Python's ``sqlite3`` and nothing written — what any export written in Python
+over that module costs before it formats a cell. Prints numbers and ratios; asserts nothing.
 """
 
 from __future__ import annotations
@@ -194,6 +195,19 @@ def export_raw_cursor(db: Path, out: Path) -> tuple[float, float]:
     return elapsed
 
 
+def fetch_only(db: Path) -> tuple[float, float]:
+    """Python's ``sqlite3`` fetching the same SELECT and writing nothing: the floor of any
+    export written in Python over that module (the rows become Python tuples of str)."""
+    con = sqlite3.connect(db)
+    t0, c0 = time.perf_counter(), _cpu()
+    cur = con.execute(the_query())
+    while cur.fetchmany(1000):
+        pass
+    elapsed = time.perf_counter() - t0, _cpu() - c0
+    con.close()
+    return elapsed
+
+
 def records(path: Path) -> int:
     """CSV records in *path*, header included."""
     with path.open(newline="", encoding="utf-8") as f:
@@ -221,7 +235,9 @@ def compare_exports(db: Path, work: Path, repeat: int) -> None:
     shell = shutil.which("sqlite3") is not None
     if not shell:
         print("(no sqlite3 shell: install the Debian package 'sqlite3'; baseline = python sqlite3 below)")
-    times: dict[str, list[tuple[float, float]]] = {"ours": [], "cells": [], "shell": [], "python": []}
+    times: dict[str, list[tuple[float, float]]] = {
+        "ours": [], "cells": [], "shell": [], "python": [], "fetch": []
+    }  # fmt: skip
     rows = 0
     for _ in range(repeat):  # interleaved, so a busy moment does not favour one side
         if shell:
@@ -230,6 +246,7 @@ def compare_exports(db: Path, work: Path, repeat: int) -> None:
         times["ours"].append((wall, cpu))
         times["cells"].append(export_cells(db, work / "cells.csv"))
         times["python"].append(export_raw_cursor(db, work / "python.csv"))
+        times["fetch"].append(fetch_only(db))
     # Best wall time, and best CPU time (user + system: on a busy machine the steadier figure).
     best = {k: (min(w for w, _ in v), min(c for _, c in v)) for k, v in times.items() if v}
     base = best["shell"] if shell else best["python"]
@@ -240,10 +257,13 @@ def compare_exports(db: Path, work: Path, repeat: int) -> None:
         ("cells", "export, before issue 12", "  (a batch that needs quoting went row by row)"),
         ("shell", "sqlite3 -csv (C shell)", ""),
         ("python", "python sqlite3 + csv.writer", "  (raw cursor, no spreadsheet check)"),
+        ("fetch", "python sqlite3, fetch only", "  (the rows fetched, nothing written)"),
     ]:
         if key in best:
             wall, cpu = best[key]
             print(f"  {name:29s} {wall:6.2f} s  {rows / wall:>9,.0f} rows/s   CPU {cpu:6.2f} s{note}")
+    for i, kind in enumerate(("wall", "CPU")):
+        print(f"floor: python sqlite3 fetch only / {label} ({kind}): {best['fetch'][i] / base[i]:.2f}x")
     for i, kind in enumerate(("wall", "CPU")):
         print(f"ratio export / {label} ({kind}): {best['ours'][i] / base[i]:.2f}x (issue 12: within 1.5x); "
               f"export / python sqlite3 + csv.writer: {best['ours'][i] / best['python'][i]:.2f}x; "
