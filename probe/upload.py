@@ -57,6 +57,9 @@ from probe.uploadstate import Cursor, Due, Failed, Uploaded, UploadLedger
 REPORT_MAX_AGE_S: Final = 3600.0
 """The spec's hour: a 4xx to a submission into a report older than this reopens the report."""
 INVALID_STORED: Final = "stored_measurement_invalid"
+BUSY: Final = "another_upload_running"
+"""Why a run sent nothing: this installation was already uploading from that database (the
+composition roots take :meth:`~measurements.store.store.Store.lock_uploads` first)."""
 _ABOUT_THE_PROBE: Final = frozenset({401, 403, 407, 429})
 """4xx answers that refuse the probe (its token) or its pace, not the measurement: failures."""
 _REPORT_GONE: Final = frozenset({404, 410})
@@ -86,7 +89,8 @@ class RunSummary:
     errors: Counter[str] = field(default_factory=Counter)
     stopped: str | None = None
     """Why the run ended before everything due was sent: the collector's failure, ``stopped``
-    (asked to stop), ``deadline``; ``None``: nothing due is left."""
+    (asked to stop), ``deadline``, :data:`BUSY` (it never began: another upload from the
+    same database was running); ``None``: nothing due is left."""
 
 
 @dataclass(slots=True)

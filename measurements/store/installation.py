@@ -1,4 +1,4 @@
-"""Who began a round, and whether it is still in flight: the installation id and round locks.
+"""Who began a round, and whether it is still in flight: the installation id and its locks.
 
 One database may be shared: several volunteers' probes writing to an operator's PostgreSQL,
 or ``probe run`` beside the daemon on one SQLite file. A round therefore records the
@@ -8,6 +8,11 @@ while it runs, the process that began it holds an exclusive ``flock`` on
 the process dies (``kill -9`` included). The crash clean-up
 (:meth:`measurements.store.store.Store.mark_interrupted`) marks only this installation's rounds
 whose lock it can take: never another probe's, never one still in flight.
+
+The same directory holds the upload lock of each database (``uploads/<database key>.lock``):
+the daemon's upload after a round and a ``probe upload`` from cron would otherwise send the
+same measurements side by side (the collector keeps each once, but the link carries them
+twice and each process records the other's answers over its own).
 
 An installation is one machine's data directory: copied to a second machine, both are one.
 """
@@ -28,7 +33,7 @@ from sqlalchemy import URL
 
 from probe.errors import StorageError
 
-__all__ = ["Installation", "RoundLock", "data_dir", "database_key"]
+__all__ = ["FileLock", "Installation", "RoundLock", "data_dir", "database_key"]
 
 
 def data_dir() -> Path:
@@ -75,36 +80,66 @@ class Installation:
         Raises:
             StorageError: the lock file cannot be created.
         """
-        path = self.directory / "rounds" / f"{database}-{round_id}.lock"
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            file = path.open("ab")
-        except OSError as exc:
-            raise StorageError(f"{path}: cannot lock round {round_id}: {exc.strerror or exc}") from exc
-        if _flock(file):
-            return RoundLock(round_id, path, file)
-        file.close()
-        return None
+        lock = _take(self.directory / "rounds" / f"{database}-{round_id}.lock", f"round {round_id}")
+        return None if lock is None else RoundLock(lock.path, lock.file, round_id)
+
+    def lock_uploads(self, database: str) -> FileLock | None:
+        """Take the upload lock of *database* (a :func:`database_key`) without waiting.
+
+        Returns:
+            The held lock, or ``None`` when a process holds it: an upload to the collector is
+            running (the daemon's, or a ``probe upload``).
+
+        Raises:
+            StorageError: the lock file cannot be created.
+        """
+        return _take(self.directory / "uploads" / f"{database}.lock", "the uploads")
 
 
 @dataclass(frozen=True, slots=True)
-class RoundLock:
-    """A held round lock: an open file with an exclusive ``flock`` on it."""
+class FileLock:
+    """A held lock: an open file with an exclusive ``flock`` on it."""
 
-    round_id: int
     path: Path
     file: IO[bytes]
 
     def release(self) -> None:
         """Remove the file, then drop the lock.
 
-        In that order: a process that opened the file before gets the lock, finds the round
-        no longer running and leaves it; one that opens the path later makes a new file.
+        In that order: a process that opened the file before gets the lock once it is dropped
+        (a round lock: finds the round no longer running and leaves it); one that opens the
+        path later makes a new file.
         """
         with contextlib.suppress(OSError):
             self.path.unlink()
         _flock(self.file, unlock=True)  # explicitly: a forked child may share the open file
         self.file.close()
+
+    def __enter__(self) -> FileLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def _take(path: Path, what: str) -> FileLock | None:
+    """Lock *path* (created if need be) without waiting; ``None`` if another process holds it."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        file = path.open("ab")
+    except OSError as exc:
+        raise StorageError(f"{path}: cannot lock {what}: {exc.strerror or exc}") from exc
+    if _flock(file):
+        return FileLock(path, file)
+    file.close()
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class RoundLock(FileLock):
+    """A held round lock: the round is in flight while it is held."""
+
+    round_id: int
 
 
 def database_key(url: URL) -> str:

@@ -48,7 +48,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from measurements.store import migrations
 from measurements.store.engine import create_engine_for, reason, upgrade_in_child
-from measurements.store.installation import Installation, RoundLock, database_key
+from measurements.store.installation import FileLock, Installation, RoundLock, database_key
 from measurements.store.queries import AnySelect, failing_query, measurement_query
 from measurements.store.rows import TARGET_METADATA, FailingTarget, MeasurementRow, RoundInfo
 from measurements.store.summary import NETWORK_INDEPENDENT, is_failed, stored_row
@@ -133,6 +133,18 @@ class Store:
         if self._installation is None:
             self._installation = Installation.load()
         return self._installation
+
+    def lock_uploads(self) -> FileLock | None:
+        """Take this database's upload lock in this :attr:`installation`, without waiting.
+
+        Returns:
+            The held lock (release it, or use it as a context manager), or ``None``: another
+            process of this installation is uploading from this database.
+
+        Raises:
+            StorageError: the installation or the lock file cannot be written.
+        """
+        return self.installation.lock_uploads(self._key)
 
     def close(self) -> None:
         """Release every connection.

@@ -3,7 +3,10 @@
 What is sent, where, and what happens on failure is :mod:`probe.upload`'s; this shell loads
 the settings, opens the store and prints what the run did: one line, or ``--json``. A
 collector that cannot be reached is not an error of the command (exit 0): the attempt is
-recorded, and the next run tries again after the back-off. No collector configured, or a bad
+recorded, and the next run tries again after the back-off. Neither is an upload already
+running from the same database on this machine (the daemon's, or an earlier cron run still
+going): this run sends nothing and says so (``stopped``: ``another_upload_running``), since
+two would send the same measurements side by side. No collector configured, or a bad
 settings file or ``--db``: exit 2; a store that cannot be read or written: exit 3.
 """
 
@@ -38,7 +41,7 @@ def upload(config_file: Path | None, db_url: str | None, retry_now: bool, as_jso
     from measurements.store import uploads
     from probe.cli.status import open_existing_store
     from probe.rounds.settings import load_settings
-    from probe.upload import upload_pending
+    from probe.upload import BUSY, RunSummary, upload_pending
 
     settings = load_settings(config_file)
     if settings.upload.collector_url is None:
@@ -48,9 +51,14 @@ def upload(config_file: Path | None, db_url: str | None, retry_now: bool, as_jso
             "(the [upload] section of the settings file, --config)"
         )
     with open_existing_store(db_url or settings.storage.database_url) as store:
-        summary = asyncio.run(
-            upload_pending(uploads.StoreUploads(store), settings.upload, retry_all=retry_now)
-        )
+        lock = store.lock_uploads()
+        if lock is None:
+            summary = RunSummary(stopped=BUSY)
+        else:
+            with lock:
+                summary = asyncio.run(
+                    upload_pending(uploads.StoreUploads(store), settings.upload, retry_all=retry_now)
+                )
         left = uploads.counts(store, now=datetime.now(UTC))
     doc = as_document(summary, left, collector=settings.upload.collector_url)
     if as_json:
@@ -97,7 +105,9 @@ def sentence(doc: dict[str, Any]) -> str:
         errors = ", ".join(f"{n} {error}" for error, n in doc["errors"].items())
         parts.append(f"{doc['failed']} failed ({errors}; tried again later)")
     stopped = doc["stopped"]
-    if stopped is not None and stopped not in doc["errors"]:
+    if stopped == "another_upload_running":
+        parts[0] = "another upload from this database is running (the daemon's?): sent nothing"
+    elif stopped is not None and stopped not in doc["errors"]:
         parts.append(f"stopped: {stopped}")
     left = doc["left"]
     waiting = left["pending"] + left["failed"]

@@ -36,4 +36,3 @@ def make_server(
     """
     tls = tls_context(tls_cert, tls_key) if tls_cert is not None else None
     return HelperServer(create_app(store, settings), idle_timeout_s=settings.limits.idle_timeout_s, tls=tls)
-

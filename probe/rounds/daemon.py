@@ -46,7 +46,9 @@ process:
 - **Upload.** With ``upload.collector_url`` set, each completed round is followed by an
   upload (:func:`probe.upload.upload_pending`) in a task of its own: the daemon never waits
   for it, so it never delays a round. Only one runs at a time (a round that ends while the
-  previous upload still runs starts none; the next round's end will). When the next round
+  previous upload still runs starts none; the next round's end will), nor beside a
+  ``probe upload`` from cron on the same database (the store's upload lock; the one that
+  finds it taken sends nothing this time). When the next round
   starts, the upload in flight is asked to stop after its current request, so that upload
   traffic never shares the link with the round's measurements; and it has a deadline of one
   interval. What it did not send stays pending (or failed, with its back-off) in the store,
@@ -251,8 +253,15 @@ class Daemon:
 
         settings = self.plan.settings.upload
         try:
-            async with asyncio.timeout(deadline):
-                summary = await upload_pending(StoreUploads(store), settings, stop=lambda: self._upload_stop)
+            lock = store.lock_uploads()
+            if lock is None:
+                log.info("upload: another upload from this database is running (probe upload?); none started")
+                return
+            with lock:
+                async with asyncio.timeout(deadline):
+                    summary = await upload_pending(
+                        StoreUploads(store), settings, stop=lambda: self._upload_stop
+                    )
         except TimeoutError:
             log.info("upload: stopped at its deadline (%g s); the rest goes next time", deadline)
             return

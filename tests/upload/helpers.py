@@ -47,3 +47,15 @@ def settings(url: str | None, **changes: object) -> Upload:
 def now() -> datetime:
     """The wall clock, aware UTC."""
     return datetime.now(UTC)
+
+
+HOLD_UPLOAD_LOCK = """
+import sys, time
+from measurements.store.store import open_store
+with open_store(sys.argv[1]) as store, store.lock_uploads() as lock:
+    assert lock is not None
+    print("held", flush=True)
+    time.sleep(60)
+"""
+"""Run with ``python -c`` and a database URL: hold that store's upload lock (as a ``probe
+upload`` in progress does) until killed; prints ``held`` once it holds it."""

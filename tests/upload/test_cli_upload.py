@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +14,7 @@ import pytest
 from measurements.store.store import open_store
 from probe.cli import main
 from tests.upload.fakecollector import fake_collector
-from tests.upload.helpers import fill
+from tests.upload.helpers import HOLD_UPLOAD_LOCK, fill
 
 
 def _settings(tmp_path: Path, url: str | None) -> Path:
@@ -124,3 +127,36 @@ def test_a_missing_database_is_bad_input_and_an_unreadable_one_a_storage_error(
     garbage.write_bytes(b"this is not a database" * 100)
     assert main(["upload", "--config", str(config), "--db", f"sqlite:///{garbage}"]) == 3
     assert capsys.readouterr().err.startswith(f"probe: error: {garbage}: cannot ")
+
+
+def test_an_upload_already_running_from_the_database_makes_the_next_send_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Cron's ``probe upload`` beside the daemon's upload: the second finds the lock taken."""
+    db = _store(tmp_path)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_UPLOAD_LOCK, db], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    with fake_collector() as (fake, url):
+        config = _settings(tmp_path, url)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            assert main(["upload", "--config", str(config), "--db", db]) == 0
+            assert capsys.readouterr().out == (
+                "another upload from this database is running (the daemon's?): sent nothing; "
+                "12 not uploaded yet\n"
+            )
+            assert main(["upload", "--config", str(config), "--db", db, "--json"]) == 0
+            doc = json.loads(capsys.readouterr().out)
+            assert (doc["stopped"], doc["uploaded"], doc["left"]["pending"]) == (
+                "another_upload_running",
+                0,
+                12,
+            )
+            assert fake.stores == 0
+        finally:
+            holder.kill()
+            holder.communicate()
+        assert main(["upload", "--config", str(config), "--db", db]) == 0  # the kernel dropped the lock
+        assert capsys.readouterr().out.startswith(f"uploaded 12 measurement(s) to {url} ")
+        assert fake.stores == 12

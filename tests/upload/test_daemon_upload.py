@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from measurements.store.store import open_store
 from measurements.store.uploads import counts
 from tests.daemon_harness import loopback_targets, running_daemon, write_settings
 from tests.upload.fakecollector import Reply, fake_collector
-from tests.upload.helpers import now
+from tests.upload.helpers import HOLD_UPLOAD_LOCK, now
 
 COMPLETE = r"probe\.daemon: round \d+ complete"
 
@@ -77,3 +80,31 @@ def test_a_collector_that_hangs_delays_no_round_and_no_shutdown(tmp_path: Path) 
         assert any(end in line for line in daemon.log for end in ends)
         with open_store(db) as store:
             assert counts(store, now=now()).uploaded == 0
+
+
+def test_no_daemon_upload_beside_another_upload_from_the_database(tmp_path: Path) -> None:
+    """While ``probe upload`` (here: a process holding the store's upload lock) runs, the
+    daemon's rounds start no upload; once it ends, the next round's upload sends everything."""
+    db = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    with fake_collector() as (fake, url), loopback_targets(answering=1, silent=0, refused=0) as targets:
+        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=1.0)
+        _with_upload(settings, url)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_UPLOAD_LOCK, db], stdout=subprocess.PIPE, text=True, env=os.environ
+        )
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+            with running_daemon(settings) as daemon:
+                daemon.wait_for(
+                    r"probe\.daemon: upload: another upload from this database is running", count=2
+                )
+                assert fake.stores == 0
+                holder.kill()
+                holder.communicate()
+                daemon.wait_for(r"probe\.daemon: upload: \d+ measurement\(s\) uploaded", timeout=60)
+                assert daemon.stop() == 0
+        finally:
+            if holder.poll() is None:
+                holder.kill()
+                holder.communicate()
+        assert fake.stores >= 2  # the rounds of the locked time, caught up
