@@ -233,8 +233,14 @@ class Daemon:
             network[report.network_up],
         )
         await self._prune()
-        await service.off_loop(release_memory)
+        await self._idle(store)
         self._start_upload()
+
+    async def _idle(self, store: Store) -> None:
+        """Give back what the round held before the daemon idles until the next: the store's
+        pooled connections (their page caches) and the memory the round freed."""
+        store.drop_connections()
+        await service.off_loop(release_memory)
 
     def _start_upload(self) -> None:
         """Start the upload of what is due, in a task of its own (never awaited by a round)."""
@@ -274,6 +280,8 @@ class Daemon:
         except Exception:  # a bug: logged with its traceback; the daemon and its rounds go on
             log.exception("upload failed")
             return
+        if self._round is None:  # no round began meanwhile: the daemon idles again
+            await self._idle(store)
         if summary.uploaded or summary.failed:
             errors = ", ".join(f"{n} {error}" for error, n in sorted(summary.errors.items()))
             log.info(

@@ -191,3 +191,21 @@ def test_no_lock_file_is_left_after_a_crash_is_cleaned_up(sqlite_url: str, tmp_p
         assert store.mark_interrupted() == 1
     assert _locks(mine) == []
     assert statuses(sqlite_url) == {rid: "interrupted"}
+
+
+def test_dropping_connections_keeps_the_round_in_flight(store_url: str, tmp_path: Path) -> None:
+    """What the daemon does before it idles: the pool is emptied (no page caches held), the round
+    it may still have in flight stays locked, not given up as :meth:`Store.close` gives it up."""
+    home = Installation.load(tmp_path / "probe")
+    with open_store(store_url, installation=home) as store:
+        in_flight = store.begin_round()
+        store.drop_connections()
+        assert store._engine.pool.checkedin() == 0
+        with open_store(store_url, installation=home) as beside:  # a second process would see it locked
+            assert beside.mark_interrupted() == 0
+        store.finish_round(in_flight, [make_measurement(0)])  # the store reconnects
+        store.begin_round()
+        store.close()
+        with open_store(store_url, installation=home) as after:
+            assert after.mark_interrupted() == 1  # close() gave that one up
+    assert sorted(statuses(store_url).values()) == ["complete", "interrupted"]
