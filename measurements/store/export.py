@@ -20,14 +20,13 @@ Speed (``bench/store.py`` compares the CSV export with ``sqlite3 -csv`` running 
 SELECT, on rows whose test-list notes, descriptions and URLs hold commas, quotes, line breaks
 and non-ASCII text, or with ``--plain`` on rows that need none of it): SQL does the
 formatting (times, booleans, ``NULL`` as ``''``), and Python's csv writer, which examines every
-character of every cell, only writes the rows that need it. Most rows of most stores are plain
-— no cell holds a comma, a double quote or a line break, or starts like a formula — and csv
-would write them as they are, with commas between the cells. So a batch of rows is joined
-that way, and a few passes over the joined text check that csv would have written the same
-(:func:`_plain_csv`). A batch that fails is written by csv at once (its C writer quotes what
-needs it), unless a cell in csv's text may start like a formula (:func:`_quoted_csv`); only
-then the batch goes row by row, with :func:`safe_cell` for the rows that need it. When a batch
-needed quoting, the next is given to csv first: test lists with notes quote most batches.
+character of every cell, only writes the cells that need it. A page of rows is handled a
+column at a time (:func:`_csv_text`): most columns of most stores — ids, times, networks,
+verdicts, failure strings, and the test-list columns of a list without notes — hold no comma,
+double quote or line break and start like no formula, which one join and a few scans of the
+column (at C speed) establish; csv would write those cells as they are. A column that fails
+goes cell by cell through csv and :func:`safe_cell`, remembered per export: a test list's
+values repeat on every round, so each is written once (:class:`_CellText`).
 
 JSONL: each stored measurement's OONI JSON on its own line, byte for byte as stored.
 
@@ -55,7 +54,7 @@ import re
 from collections.abc import Generator, Iterable, Sequence
 from contextlib import closing
 from datetime import datetime
-from itertools import islice, starmap
+from itertools import islice
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -95,19 +94,16 @@ class Writable(Protocol):
 
 _FORMULA_START = frozenset("=+-@\t\r")
 _BATCH = 1000
-"""Rows fetched per round trip, and joined and checked at a time (:func:`_plain_csv`)."""
-_LINE = ",".join(["{}"] * len(CSV_COLUMNS)) + "\r\n"
-"""One CSV line of plain cells: for text and numbers, ``format(cell, "")`` is ``str(cell)``,
-which is what the csv writer writes."""
-# Two patterns rather than "[,\n][=+\-@\t]": re searches much faster for a pattern that starts
-# with one literal character. (A cell starting with CR already fails _plain_csv's CR count.)
-_FORMULA_AFTER_COMMA = re.compile(",[=+\\-@\t]")
-_FORMULA_AFTER_LF = re.compile("\n[=+\\-@\t]")
-_FORMULA_STARTS = tuple(
-    re.compile(p) for p in (",[=+\\-@\t\r]", ',"[=+\\-@\t\r]', "\n[=+\\-@\t\r]", '\n"[=+\\-@\t\r]')
-)
-"""Where a cell that csv has written may start like a formula (:func:`_quoted_csv`); each
-pattern starts with one literal character, which re searches fast."""
+"""Rows fetched per round trip, and turned into CSV text at a time (:func:`_csv_text`)."""
+_SEP = "\x1f"
+"""Joins a column's cells for the checks of :func:`_csv_text` (any character would do: a cell
+that holds it can only make a check fail, which sends the column to the exact path)."""
+_FORMULA_AFTER_SEP = re.compile(_SEP + "[=+\\-@\t\r]")
+"""A cell that starts like a formula, after the first (one literal first character: re
+searches that fast)."""
+_CELL_MEMO_MAX = 50_000
+"""Distinct cells :class:`_CellText` keeps before it starts again (a column of unique
+values that all need quoting would otherwise grow it with the export)."""
 
 
 def safe_cell(text: str) -> str:
@@ -167,17 +163,20 @@ def csv_query(
     return typed.with_only_columns(*columns, maintain_column_froms=True)
 
 
-def committed_rows(
+def committed_pages(
     store: Store, stmt: AnySelect, *, batch: int = _BATCH, raw: bool = False
-) -> Generator[Sequence[Any], None, None]:
-    """Stream the rows of *stmt* that were committed when the call began, in its order.
+) -> Generator[tuple[Sequence[Sequence[Any]], int], None, None]:
+    """Stream the rows of *stmt* that were committed when the call began, a page at a time.
 
     *stmt* is :func:`~measurements.store.queries.measurement_query` or built on it (its rows
     ordered by ``(measured_at, id)``). See the module docstring for what the rows are, and
-    why SQLite reads them in batches of *batch*, each in its own read transaction. With
-    *raw*, SQLite's rows come as the driver gives them (plain tuples, no result processing):
-    right for a SELECT whose SQL already made every cell text or a number (:func:`csv_query`),
-    and a fifth of the CSV export's time saved.
+    why SQLite reads them in pages of *batch*, each in its own read transaction. With *raw*,
+    SQLite's rows come as the driver gives them (plain tuples, no result processing): right
+    for a SELECT whose SQL already made every cell text or a number (:func:`csv_query`).
+
+    Yields:
+        ``(rows, extra)``: each row holds *stmt*'s cells, then *extra* more (on SQLite, the
+        page's key, which :func:`committed_rows` cuts off; a CSV page ignores them).
 
     Raises:
         StorageError: the store cannot be read (also while iterating).
@@ -187,7 +186,7 @@ def committed_rows(
         if conn.dialect.name != "sqlite":
             with conn.execution_options(yield_per=batch).execute(stmt) as result:
                 for rows in result.partitions():
-                    yield from rows
+                    yield rows, 0
             return
         last_id = conn.execute(select(func.max(m.id))).scalar()
     if last_id is None:
@@ -198,16 +197,30 @@ def committed_rows(
     after = tuple_(bindparam("after_at", type_=Text), bindparam("after_id", type_=Integer))
     page = stmt.add_columns(at, m.id).where(m.id <= last_id, tuple_(at, m.id) > after).limit(batch)
     key: dict[str, Any] = {"after_at": "", "after_id": 0}
-    cut = itemgetter(slice(None, -2))
     while True:
         with store.snapshot() as conn:
             result = conn.execute(page, key)
             rows = result.cursor.fetchall() if raw else result.all()
             result.close()
-        yield from map(cut, rows)
+        if rows:
+            yield rows, 2
         if len(rows) < batch:
             return
         key["after_at"], key["after_id"] = rows[-1][-2:]
+
+
+def committed_rows(
+    store: Store, stmt: AnySelect, *, batch: int = _BATCH, raw: bool = False
+) -> Generator[Sequence[Any], None, None]:
+    """Stream the rows of *stmt* that were committed when the call began, in its order:
+    :func:`committed_pages`, a row at a time, each exactly *stmt*'s cells.
+
+    Raises:
+        StorageError: the store cannot be read (also while iterating).
+    """
+    with closing(committed_pages(store, stmt, batch=batch, raw=raw)) as pages:
+        for rows, extra in pages:
+            yield from map(itemgetter(slice(None, -extra)), rows) if extra else rows
 
 
 def csv_rows(
@@ -267,67 +280,92 @@ def export_csv(rows: Iterable[Sequence[Any]], out: Writable) -> int:
         StorageError: reading *rows* from the store failed part-way.
         OSError: *out* cannot be written.
     """
-    writer = csv.writer(out, dialect="excel")
-    writer.writerow(CSV_COLUMNS)
     rows = iter(rows)
+    return _write_pages(iter(lambda: (list(islice(rows, _BATCH)), 0), ([], 0)), out)
+
+
+def _write_pages(pages: Iterable[tuple[Sequence[Sequence[Any]], int]], out: Writable) -> int:
+    """The header, then each page of :func:`committed_pages` (or rows batched so) as CSV."""
+    csv.writer(out, dialect="excel").writerow(CSV_COLUMNS)
+    cells = _CellText()
     n = 0
-    quoting = False  # did the last batch need csv's quoting? Then so will this one, likely
-    while batch := list(islice(rows, _BATCH)):  # the export's hot path: see the module docstring
-        text = None if quoting else _plain_csv(batch)
-        if text is None:
-            text = _quoted_csv(batch)
-            quoting = text is not None
-        if text is None:
-            for row in batch:
-                line = _plain_csv([row])
-                if line is not None:
-                    out.write(line)
-                else:
-                    writer.writerow([safe_cell(v) if isinstance(v, str) else v for v in row])
-        else:
-            out.write(text)
-        n += len(batch)
+    for rows, extra in pages:
+        out.write(_csv_text(rows, extra, cells))
+        n += len(rows)
     return n
 
 
-def _quoted_csv(rows: list[Sequence[Any]]) -> str | None:
-    """*rows* as the csv writer writes them, if no cell needs :func:`safe_cell`.
+class _CellText(dict[str, str]):
+    """Text cell → its CSV text: :func:`safe_cell`, then the excel dialect's quoting (the csv
+    module's own writer, so the two can never differ). Kept per export: test-list columns
+    repeat the same few thousand values, each written once."""
 
-    Returns ``None`` when a cell may start like a formula: its first character is one of
-    :func:`safe_cell`'s, at the start of the text or after a comma or LF, quoted or not (text
-    inside a quoted cell can look so too: those rows go one by one).
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = io.StringIO(newline="")
+        self._writer = csv.writer(self._buffer, dialect="excel")
+
+    def __missing__(self, cell: str) -> str:
+        if len(self) >= _CELL_MEMO_MAX:
+            self.clear()
+        text = self[cell] = self.any(safe_cell(cell)) if cell else ""
+        return text
+
+    def any(self, cell: object) -> str:
+        """*cell* (any value, no :func:`safe_cell`) as the csv writer writes it in a row of
+        several (alone in a row, an empty one would be written ``""``)."""
+        if cell is None or cell == "":
+            return ""
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._writer.writerow([cell])
+        return self._buffer.getvalue()[:-2]
+
+    def of(self, cell: object) -> str:
+        """Any cell as :func:`export_csv` writes it: text through :func:`safe_cell` (memoized)."""
+        return self[cell] if isinstance(cell, str) else self.any(cell)
+
+
+def _csv_text(rows: Sequence[Sequence[Any]], extra: int, cells: _CellText) -> str:
+    """*rows* (each with *extra* cells past :data:`CSV_COLUMNS` to ignore) as CSV lines.
+
+    A column at a time, since a column's cells are alike: one join of a text column and a few
+    scans of it (C speed) say whether every cell stays as it is — holds no comma, ``"``, CR or
+    LF, and starts like no formula — as in most columns of most stores. Only a column that
+    fails goes cell by cell through :class:`_CellText` (whose memo makes repeated test-list
+    values cheap). Numbers are written as ``str()`` writes them, as the csv writer does.
+    Rows of another length than the header's go row by row through the csv writer.
     """
+    width = len(CSV_COLUMNS)
+    if set(map(len, rows)) != {width + extra}:
+        return _csv_rows_one_by_one(rows, extra)
+    columns: list[Sequence[Any]] = list(islice(zip(*rows, strict=True), width))  # transposed
+    for i, column in enumerate(columns):
+        try:
+            joined = _SEP.join(column)
+        except TypeError:  # not all text
+            kinds = set(map(type, column))
+            columns[i] = list(map(str, column)) if kinds <= {int, float} else list(map(cells.of, column))
+            continue
+        if (
+            '"' in joined
+            or "," in joined
+            or "\n" in joined
+            or "\r" in joined
+            or joined[:1] in _FORMULA_START
+            or _FORMULA_AFTER_SEP.search(joined) is not None
+        ):
+            columns[i] = list(map(cells.__getitem__, column))
+    return "\r\n".join(map(",".join, zip(*columns, strict=True))) + "\r\n"
+
+
+def _csv_rows_one_by_one(rows: Sequence[Sequence[Any]], extra: int) -> str:
     out = io.StringIO(newline="")
-    csv.writer(out, dialect="excel").writerows(rows)
-    text = out.getvalue()
-    if text.lstrip('"')[:1] in _FORMULA_START or any(p.search(text) for p in _FORMULA_STARTS):
-        return None
-    return text
-
-
-def _plain_csv(rows: list[Sequence[Any]]) -> str | None:
-    """*rows* as the csv writer writes them, if that needs neither its quoting nor :func:`safe_cell`.
-
-    Returns ``None`` otherwise. The excel dialect writes a cell as ``str(cell)`` unless the
-    cell is ``None`` (an empty cell) or its text holds a comma, ``"``, CR or LF (then it
-    quotes it). Joining the cells with commas (:data:`_LINE`) is right, then, when the
-    result holds no ``"``, no ``None`` (a cell that merely contains the word goes to csv
-    too), and no more commas, CRs and LFs than the joins put there. Each cell then starts at
-    the start of the text or after a comma or LF: where formula characters are looked for.
-    """
-    if set(map(len, rows)) != {len(CSV_COLUMNS)}:
-        return None  # _LINE has one field per column
-    text = "".join(starmap(_LINE.format, rows))
-    plain = (
-        '"' not in text
-        and "None" not in text
-        and text.count(",") == len(rows) * (len(CSV_COLUMNS) - 1)
-        and text.count("\r") == text.count("\n") == len(rows)
-        and text[:1] not in _FORMULA_START
-        and _FORMULA_AFTER_COMMA.search(text) is None
-        and _FORMULA_AFTER_LF.search(text) is None
-    )
-    return text if plain else None
+    writer = csv.writer(out, dialect="excel")
+    for row in rows:
+        cells = row[: len(row) - extra]
+        writer.writerow([safe_cell(v) if isinstance(v, str) else v for v in cells])
+    return out.getvalue()
 
 
 def export_jsonl(rows: Iterable[MeasurementRow], out: Writable) -> int:
@@ -376,8 +414,9 @@ def export(
         OSError: *out* cannot be written.
     """
     if format == "csv":
-        with closing(csv_rows(store, since=since, until=until, target=target, asn=asn)) as cells:
-            return export_csv(cells, out)
+        stmt = csv_query(since=since, until=until, target=target, asn=asn)
+        with closing(committed_pages(store, stmt, raw=True)) as pages:
+            return _write_pages(pages, out)
     if format == "jsonl":
         rows = measurement_rows(store, since=since, until=until, target=target, asn=asn, with_body=True)
         with closing(rows):  # on an error in *out*, release the database cursor now, not at GC
