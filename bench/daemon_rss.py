@@ -19,9 +19,11 @@ requirements do not pull in is hidden from the daemon (:func:`hide_dev_only`: a 
 the front of ``PYTHONPATH`` whose stand-ins raise ``ImportError``), and the output lists them;
 ``--dev-env`` measures the development environment as it is.
 
-Printed, measured in the same run: the baseline, a bare ``python`` interpreter's RSS, and the
+Printed, measured in the same run: the baseline, a bare ``python`` interpreter's RSS, the
 RSS of a Python that has only imported the ``probe daemon`` command (with the same packages
-hidden).
+hidden), then also a round's modules, then also the HTTP/3 test's (aioquic and
+cryptography): the measured daemons run the web test only (the families would reach the real
+services), and a daemon whose round runs HTTP/3, on by default, keeps those modules.
 
 Asserts nothing (Linux only: /proc).
 """
@@ -191,6 +193,11 @@ def main() -> None:
 
         bare = python_rss("pass", env)
         imported = python_rss("from probe.cli import daemon", env)
+        # The round's own imports, without and with the HTTP/3 test's (aioquic, cryptography):
+        # the measured daemons run the web test only; a volunteer's default round runs HTTP/3 too.
+        round_code = "from probe.cli import daemon\nimport probe.rounds.service"
+        web = python_rss(round_code, env)
+        with_h3 = python_rss(round_code + "\nimport probe.nettests.http3", env)
     size = f"{args.page_bytes / 1024:g} KB pages" if args.page_bytes else "the small / page"
     print(f"daemon: loopback targets answering {size}, one round, then idle {IDLE_WAIT_S:g} s")
     if args.dev_env:
@@ -205,6 +212,11 @@ def main() -> None:
         )
     print(f"baseline  bare python:               {bare:5.1f} MB")
     print(f"baseline  python + the daemon command:  {imported:5.1f} MB")
+    print(f"baseline  ... + the round's imports:     {web:5.1f} MB")
+    print(
+        f"baseline  ... + the HTTP/3 test's:       {with_h3:5.1f} MB "
+        f"(+{with_h3 - web:.1f} MB once the family has run: on by default, off in these settings)"
+    )
 
 
 if __name__ == "__main__":
