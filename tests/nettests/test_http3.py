@@ -47,10 +47,10 @@ def route(host: str, path: str) -> tuple[int, bytes, tuple[tuple[str, str], ...]
 
 
 def run(site: HTTPServer, ca_file: Path, path: str = "/", **options: object) -> OONIMeasurement:
-    config = http3.HTTP3Config(
-        ca_file=ca_file, allow_loopback=True, lookup=_lookup, quic_timeout=1.0, deadline=20.0,
-        **options,  # type: ignore[arg-type]  # keyword arguments of the config
-    )  # fmt: skip
+    settings: dict[str, object] = {
+        "ca_file": ca_file, "allow_loopback": True, "lookup": _lookup, "quic_timeout": 1.0, "deadline": 20.0,
+    }  # fmt: skip
+    config = http3.HTTP3Config(**{**settings, **options})  # type: ignore[arg-type]  # the config's keywords
     return asyncio.run(
         http3.measure(site.url(path), context=Context(probe_asn="AS17557", probe_cc="PK"), config=config)
     )
@@ -192,3 +192,46 @@ def test_a_large_page_costs_little_more_than_the_cap(ca: trustme.CA, ca_file: Pa
     # The server had 16 KiB of credit beyond the cap: what came is bounded by it, not by the page.
     assert 16 * 1024 < get["x_body_bytes_received"] <= 32 * 1024
     assert m.summary.mechanism == Mechanism.OK
+
+
+def _two_addresses(host: str, port: int) -> list[tuple[int, str]]:
+    assert host == "example.com"
+    return [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET, "127.0.0.2")]  # nothing on .2: refused
+
+
+def test_every_address_is_measured_and_one_answering_is_enough(
+    ca: trustme.CA, ca_file: Path, site: HTTPServer
+) -> None:
+    with served(ca, site):
+        m = run(site, ca_file, lookup=_two_addresses)
+    keys = m.document["test_keys"]
+    by_address = {c["ip"]: c["status"]["failure"] for c in keys["tcp_connect"]}
+    assert by_address == {"127.0.0.1": None, "127.0.0.2": "connection_refused"}
+    quic = {q["address"]: (q["failure"], q["transaction_id"]) for q in keys["quic_handshakes"]}
+    assert quic == {
+        f"127.0.0.1:{site.port}": (None, 3),
+        f"127.0.0.2:{site.port}": ("connection_refused", 5),
+    }
+    assert (keys["failure"], keys["x_mechanism"]) == (None, "ok")
+    assert (m.summary.blocking, m.summary.accessible, m.summary.tcp_failure) == (False, True, None)
+
+
+def test_quic_is_blocked_only_if_it_fails_wherever_tls_over_tcp_passes(
+    ca: trustme.CA, ca_file: Path, site: HTTPServer
+) -> None:
+    # .1: TLS over TCP passes, UDP silent (a drop); .2: nothing at all (refused, both paths).
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", site.port))
+        m = run(site, ca_file, lookup=_two_addresses, expect_h3=True)
+    keys = m.document["test_keys"]
+    assert [q["failure"] for q in keys["quic_handshakes"]] == ["generic_timeout_error", "connection_refused"]
+    assert (m.summary.blocking, m.summary.accessible, m.summary.mechanism) == (
+        "tcp_ip",
+        False,
+        Mechanism.QUIC_TIMEOUT,
+    )
+    assert (m.summary.tls_failure, m.summary.tcp_failure, keys["failure"]) == (
+        "generic_timeout_error",
+        None,
+        "generic_timeout_error",
+    )
