@@ -9,10 +9,13 @@ the process dies (``kill -9`` included). The crash clean-up
 (:meth:`measurements.store.store.Store.mark_interrupted`) marks only this installation's rounds
 whose lock it can take: never another probe's, never one still in flight.
 
-The same directory holds the upload lock of each database (``uploads/<database key>.lock``):
-the daemon's upload after a round and a ``probe upload`` from cron would otherwise send the
-same measurements side by side (the collector keeps each once, but the link carries them
-twice and each process records the other's answers over its own).
+Uploads are locked too (:func:`take_lock`): the daemon's upload after a round and a ``probe
+upload`` from cron would otherwise send the same measurements side by side (the collector
+keeps each once, but the link carries them twice and each process records the other's
+answers over its own). A SQLite store's upload lock lies beside its file (the store's
+:meth:`~measurements.store.store.Store.lock_uploads`), so every process that can write the
+database takes the same lock, whichever user runs it; another database's lies in this
+directory (``uploads/<database key>.lock``).
 
 An installation is one machine's data directory: copied to a second machine, both are one.
 """
@@ -33,7 +36,7 @@ from sqlalchemy import URL
 
 from probe.errors import StorageError
 
-__all__ = ["FileLock", "Installation", "RoundLock", "data_dir", "database_key"]
+__all__ = ["FileLock", "Installation", "RoundLock", "data_dir", "database_key", "take_lock"]
 
 
 def data_dir() -> Path:
@@ -80,38 +83,35 @@ class Installation:
         Raises:
             StorageError: the lock file cannot be created.
         """
-        lock = _take(self.directory / "rounds" / f"{database}-{round_id}.lock", f"round {round_id}")
+        lock = take_lock(self.directory / "rounds" / f"{database}-{round_id}.lock", f"round {round_id}")
         return None if lock is None else RoundLock(lock.path, lock.file, round_id)
 
     def lock_uploads(self, database: str) -> FileLock | None:
-        """Take the upload lock of *database* (a :func:`database_key`) without waiting.
+        """Take the upload lock of *database* (a :func:`database_key`) in this directory,
+        without waiting: for a database with no file of its own beside which to lock
+        (:meth:`~measurements.store.store.Store.lock_uploads` locks beside a SQLite file).
 
         Returns:
             The held lock, or ``None`` when a process holds it: an upload to the collector is
             running (the daemon's, or a ``probe upload``).
 
         Raises:
-            StorageError: the lock file cannot be created.
+            StorageError: the lock file cannot be created or opened.
         """
-        return _take(self.directory / "uploads" / f"{database}.lock", "the uploads")
+        return take_lock(self.directory / "uploads" / f"{database}.lock", "the uploads")
 
 
 @dataclass(frozen=True, slots=True)
 class FileLock:
-    """A held lock: an open file with an exclusive ``flock`` on it."""
+    """A held lock: an open file with an exclusive ``flock`` on it. The file stays: a process
+    that opened it meanwhile gets the lock once it is dropped, on the same file, never on
+    a second file made at the same path."""
 
     path: Path
     file: IO[bytes]
 
     def release(self) -> None:
-        """Remove the file, then drop the lock.
-
-        In that order: a process that opened the file before gets the lock once it is dropped
-        (a round lock: finds the round no longer running and leaves it); one that opens the
-        path later makes a new file.
-        """
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        """Drop the lock and close the file."""
         _flock(self.file, unlock=True)  # explicitly: a forked child may share the open file
         self.file.close()
 
@@ -122,24 +122,44 @@ class FileLock:
         self.release()
 
 
-def _take(path: Path, what: str) -> FileLock | None:
-    """Lock *path* (created if need be) without waiting; ``None`` if another process holds it."""
+@dataclass(frozen=True, slots=True)
+class RoundLock(FileLock):
+    """A held round lock: the round is in flight while it is held."""
+
+    round_id: int
+
+    def release(self) -> None:
+        """Remove the file, then drop the lock (one file per round: they must not pile up).
+
+        In that order: a process that opened the file before gets the lock, finds the round
+        no longer running and leaves it; one that opens the path later makes a new file.
+        """
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        FileLock.release(self)
+
+
+def take_lock(path: Path, what: str) -> FileLock | None:
+    """Lock *path* (created, with its directory, if need be) without waiting.
+
+    The file is opened read-only when it exists (``flock`` needs no more), so a lock file
+    another user made (a cron job as root beside the daemon's user) can still be taken.
+
+    Returns:
+        The held lock, or ``None`` if another process holds it.
+
+    Raises:
+        StorageError: the file cannot be created or opened (one line naming it).
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        file = path.open("ab")
+        file = os.fdopen(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644), "rb")
     except OSError as exc:
         raise StorageError(f"{path}: cannot lock {what}: {exc.strerror or exc}") from exc
     if _flock(file):
         return FileLock(path, file)
     file.close()
     return None
-
-
-@dataclass(frozen=True, slots=True)
-class RoundLock(FileLock):
-    """A held round lock: the round is in flight while it is held."""
-
-    round_id: int
 
 
 def database_key(url: URL) -> str:

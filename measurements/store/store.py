@@ -29,6 +29,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -48,7 +49,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from measurements.store import migrations
 from measurements.store.engine import create_engine_for, reason, upgrade_in_child
-from measurements.store.installation import FileLock, Installation, RoundLock, database_key
+from measurements.store.installation import FileLock, Installation, RoundLock, database_key, take_lock
 from measurements.store.queries import AnySelect, failing_query, measurement_query
 from measurements.store.rows import TARGET_METADATA, FailingTarget, MeasurementRow, RoundInfo
 from measurements.store.summary import NETWORK_INDEPENDENT, is_failed, stored_row
@@ -135,15 +136,25 @@ class Store:
         return self._installation
 
     def lock_uploads(self) -> FileLock | None:
-        """Take this database's upload lock in this :attr:`installation`, without waiting.
+        """Take this database's upload lock, without waiting.
+
+        A SQLite file's lock is the file ``<database>-upload.lock`` beside it (as its ``-wal``
+        is), taken by every process that can write the database, whatever its user or data
+        directory; another database's is in this :attr:`installation`'s directory
+        (:meth:`Installation.lock_uploads`).
 
         Returns:
             The held lock (release it, or use it as a context manager), or ``None``: another
-            process of this installation is uploading from this database.
+            process is uploading from this database.
 
         Raises:
-            StorageError: the installation or the lock file cannot be written.
+            StorageError: the lock file cannot be created or opened.
         """
+        url = self._engine.url
+        name = url.database or ""
+        a_file = name not in ("", ":memory:") and not name.startswith("file:")
+        if url.get_backend_name() == "sqlite" and a_file:
+            return take_lock(Path(name + "-upload.lock"), "the uploads")
         return self.installation.lock_uploads(self._key)
 
     def drop_connections(self) -> None:
@@ -151,8 +162,9 @@ class Store:
 
         Rounds in flight are left as they are (unlike :meth:`close`). A daemon does this before
         it idles: each pooled SQLite connection keeps a page cache of up to 2 MB for the hour
-        until the next round. A connection in use elsewhere (the upload's) closes when it is
-        returned.
+        until the next round. A connection checked out elsewhere at that moment stays open
+        until it is returned to the old pool and that pool is collected. Blocking (closing
+        the last SQLite connection checkpoints the WAL): call it off the event loop.
         """
         self._engine.dispose()
 

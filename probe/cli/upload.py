@@ -4,9 +4,10 @@ What is sent, where, and what happens on failure is :mod:`probe.upload`'s; this 
 the settings, opens the store and prints what the run did: one line, or ``--json``. A
 collector that cannot be reached is not an error of the command (exit 0): the attempt is
 recorded, and the next run tries again after the back-off. Neither is an upload already
-running from the same database on this machine (the daemon's, or an earlier cron run still
-going): this run sends nothing and says so (``stopped``: ``another_upload_running``), since
-two would send the same measurements side by side. No collector configured, or a bad
+running from the same database (the daemon's, or an earlier cron run still going; the
+store's :meth:`~measurements.store.store.Store.lock_uploads`): this run sends nothing and
+says so (``stopped``: ``another_upload_running``), since two would send the same
+measurements side by side. No collector configured, or a bad
 settings file or ``--db``: exit 2; a store that cannot be read or written: exit 3.
 """
 

@@ -47,8 +47,8 @@ process:
   upload (:func:`probe.upload.upload_pending`) in a task of its own: the daemon never waits
   for it, so it never delays a round. Only one runs at a time (a round that ends while the
   previous upload still runs starts none; the next round's end will), nor beside a
-  ``probe upload`` from cron on the same database (the store's upload lock; the one that
-  finds it taken sends nothing this time). When the next round
+  ``probe upload`` from cron on the same database (the store's upload lock, beside a SQLite
+  file; the one that finds it taken sends nothing this time). When the next round
   starts, the upload in flight is asked to stop after its current request, so that upload
   traffic never shares the link with the round's measurements; and it has a deadline of one
   interval. What it did not send stays pending (or failed, with its back-off) in the store,
@@ -239,7 +239,7 @@ class Daemon:
     async def _idle(self, store: Store) -> None:
         """Give back what the round held before the daemon idles until the next: the store's
         pooled connections (their page caches) and the memory the round freed."""
-        store.drop_connections()
+        await service.off_loop(store.drop_connections)
         await service.off_loop(release_memory)
 
     def _start_upload(self) -> None:

@@ -202,11 +202,12 @@ def _with(cell: Any, i: int) -> tuple[Any, ...]:
 @pytest.mark.parametrize("cell", TRICKY_CELLS + HARMLESS_CELLS, ids=repr)
 def test_a_text_column_goes_cell_by_cell_only_when_csv_would_change_a_cell(cell: Any) -> None:
     for i in range(len(CSV_COLUMNS)):
-        rows = [PLAIN_ROW, _with(cell, i), PLAIN_ROW]
-        cells = _CellText()
-        assert _csv_text(rows, 0, cells) == _reference_csv(rows).split("\r\n", 1)[1], f"column {i}"
-        if isinstance(cell, str) and isinstance(PLAIN_ROW[i], str):  # a text column
-            assert bool(cells) == (cell in TRICKY_CELLS), f"column {i}"
+        # The odd cell inside a page, and first (no separator before it).
+        for rows in ([PLAIN_ROW, _with(cell, i), PLAIN_ROW], [_with(cell, i), PLAIN_ROW]):
+            cells = _CellText()
+            assert _csv_text(rows, 0, cells) == _reference_csv(rows).split("\r\n", 1)[1], f"column {i}"
+            if isinstance(cell, str) and isinstance(PLAIN_ROW[i], str):  # a text column
+                assert bool(cells) == (cell in TRICKY_CELLS), f"column {i}"
 
 
 def test_csv_export_equals_csv_writer_and_safe_cell() -> None:

@@ -7,6 +7,7 @@ with SIGKILL in the middle of its round (tests/storage/workers.py).
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
 import os
@@ -199,8 +200,11 @@ def test_dropping_connections_keeps_the_round_in_flight(store_url: str, tmp_path
     home = Installation.load(tmp_path / "probe")
     with open_store(store_url, installation=home) as store:
         in_flight = store.begin_round()
+        store.last_rounds()  # a connection back in the pool
+        pool = store._engine.pool
+        assert pool.checkedin() == 1
         store.drop_connections()
-        assert store._engine.pool.checkedin() == 0
+        assert pool.checkedin() == 0
         with open_store(store_url, installation=home) as beside:  # a second process would see it locked
             assert beside.mark_interrupted() == 0
         store.finish_round(in_flight, [make_measurement(0)])  # the store reconnects
@@ -209,3 +213,35 @@ def test_dropping_connections_keeps_the_round_in_flight(store_url: str, tmp_path
         with open_store(store_url, installation=home) as after:
             assert after.mark_interrupted() == 1  # close() gave that one up
     assert sorted(statuses(store_url).values()) == ["complete", "interrupted"]
+
+
+def test_a_sqlite_files_upload_lock_is_beside_it_whoever_takes_it(tmp_path: Path) -> None:
+    """The daemon (its own data directory) and a cron job (another user's) lock the same file."""
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    daemon = open_store(url, installation=Installation.load(tmp_path / "daemon-home"))
+    cron = open_store(url, installation=Installation.load(tmp_path / "cron-home"))
+    with daemon, cron:
+        held = daemon.lock_uploads()
+        assert held is not None and held.path == tmp_path / "probe.sqlite3-upload.lock"
+        assert cron.lock_uploads() is None
+        held.release()
+        again = cron.lock_uploads()
+        assert again is not None
+        again.release()
+
+
+def test_an_upload_lock_released_while_another_process_opens_it_is_still_one_lock(tmp_path: Path) -> None:
+    """A released lock keeps its file: a process that had opened it before the release, and
+    one that opens it after, contend for one lock (a removed file would give them one each)."""
+    url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
+    with open_store(url, installation=Installation.load(tmp_path / "home")) as store:
+        first = store.lock_uploads()
+        assert first is not None
+        with first.path.open("rb") as opened_before:  # another process, between open and flock
+            first.release()
+            second = store.lock_uploads()
+            assert second is not None
+            with pytest.raises(BlockingIOError):
+                fcntl.flock(opened_before.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            second.release()
+            fcntl.flock(opened_before.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # free now
