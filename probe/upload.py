@@ -58,7 +58,7 @@ REPORT_MAX_AGE_S: Final = 3600.0
 """The spec's hour: a 4xx to a submission into a report older than this reopens the report."""
 INVALID_STORED: Final = "stored_measurement_invalid"
 BUSY: Final = "another_upload_running"
-"""Why a run sent nothing: this installation was already uploading from that database (the
+"""Why a run sent nothing: another process was already uploading from that database (the
 composition roots take :meth:`~measurements.store.store.Store.lock_uploads` first)."""
 _ABOUT_THE_PROBE: Final = frozenset({401, 403, 407, 429})
 """4xx answers that refuse the probe (its token) or its pace, not the measurement: failures."""

@@ -106,7 +106,7 @@ def sentence(doc: dict[str, Any]) -> str:
         errors = ", ".join(f"{n} {error}" for error, n in doc["errors"].items())
         parts.append(f"{doc['failed']} failed ({errors}; tried again later)")
     stopped = doc["stopped"]
-    if stopped == "another_upload_running":
+    if stopped == "another_upload_running":  # probe.upload.BUSY (not imported: it loads httpx)
         parts[0] = "another upload from this database is running (the daemon's?): sent nothing"
     elif stopped is not None and stopped not in doc["errors"]:
         parts.append(f"stopped: {stopped}")
