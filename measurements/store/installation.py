@@ -9,13 +9,9 @@ the process dies (``kill -9`` included). The crash clean-up
 (:meth:`measurements.store.store.Store.mark_interrupted`) marks only this installation's rounds
 whose lock it can take: never another probe's, never one still in flight.
 
-Uploads are locked too (:func:`take_lock`): the daemon's upload after a round and a ``probe
-upload`` from cron would otherwise send the same measurements side by side (the collector
-keeps each once, but the link carries them twice and each process records the other's
-answers over its own). A SQLite store's upload lock lies beside its file (the store's
-:meth:`~measurements.store.store.Store.lock_uploads`), so every process that can write the
-database takes the same lock, whichever user runs it; another database's lies in this
-directory (``uploads/<database key>.lock``).
+A database's upload lock (:mod:`measurements.store.uploadlock`) lies beside a SQLite file or
+in PostgreSQL; only a database with neither (an in-memory SQLite) has it in this directory
+(``uploads/<database key>.lock``).
 
 An installation is one machine's data directory: copied to a second machine, both are one.
 """
@@ -88,8 +84,8 @@ class Installation:
 
     def lock_uploads(self, database: str) -> FileLock | None:
         """Take the upload lock of *database* (a :func:`database_key`) in this directory,
-        without waiting: for a database with no file of its own beside which to lock
-        (:meth:`~measurements.store.store.Store.lock_uploads` locks beside a SQLite file).
+        without waiting: for a database with neither a file beside which to lock nor a lock
+        of its own (:mod:`measurements.store.uploadlock`).
 
         Returns:
             The held lock, or ``None`` when a process holds it: an upload to the collector is

@@ -29,7 +29,6 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
@@ -49,11 +48,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from measurements.store import migrations
 from measurements.store.engine import create_engine_for, reason, upgrade_in_child
-from measurements.store.installation import FileLock, Installation, RoundLock, database_key, take_lock
+from measurements.store.installation import Installation, RoundLock, database_key
 from measurements.store.queries import AnySelect, failing_query, measurement_query
 from measurements.store.rows import TARGET_METADATA, FailingTarget, MeasurementRow, RoundInfo
 from measurements.store.summary import NETWORK_INDEPENDENT, is_failed, stored_row
 from measurements.store.tables import MeasurementRecord, Network, Round, Target
+from measurements.store.uploadlock import HeldLock, lock_uploads
 from probe.errors import StorageError
 from probe.model import AnyMeasurement
 from probe.outcome import Outcome
@@ -135,27 +135,18 @@ class Store:
             self._installation = Installation.load()
         return self._installation
 
-    def lock_uploads(self) -> FileLock | None:
-        """Take this database's upload lock, without waiting.
-
-        A SQLite file's lock is the file ``<database>-upload.lock`` beside it (as its ``-wal``
-        is), taken by every process that can write the database, whatever its user or data
-        directory; another database's is in this :attr:`installation`'s directory
-        (:meth:`Installation.lock_uploads`).
+    def lock_uploads(self) -> HeldLock | None:
+        """Take this database's upload lock without waiting (:mod:`~measurements.store.uploadlock`:
+        beside a SQLite file, an advisory lock in PostgreSQL).
 
         Returns:
             The held lock (release it, or use it as a context manager), or ``None``: another
             process is uploading from this database.
 
         Raises:
-            StorageError: the lock file cannot be created or opened.
+            StorageError: the lock cannot be taken.
         """
-        url = self._engine.url
-        name = url.database or ""
-        a_file = name not in ("", ":memory:") and not name.startswith("file:")
-        if url.get_backend_name() == "sqlite" and a_file:
-            return take_lock(Path(name + "-upload.lock"), "the uploads")
-        return self.installation.lock_uploads(self._key)
+        return lock_uploads(self._engine, self.installation)
 
     def drop_connections(self) -> None:
         """Close the pooled connections; the next call opens new ones.

@@ -43,18 +43,18 @@ process:
   Waiting for the round instead could take its whole timeout budget, longer than
   ``docker stop`` (10 s) grants. A prune under way stops after its current small
   transaction (the rest goes at the next prune).
-- **Upload.** With ``upload.collector_url`` set, each completed round is followed by an
-  upload (:func:`probe.upload.upload_pending`) in a task of its own: the daemon never waits
-  for it, so it never delays a round. Only one runs at a time (a round that ends while the
-  previous upload still runs starts none; the next round's end will), nor beside a
-  ``probe upload`` from cron on the same database (the store's upload lock, beside a SQLite
-  file; the one that finds it taken sends nothing this time). When the next round
-  starts, the upload in flight is asked to stop after its current request, so that upload
-  traffic never shares the link with the round's measurements; and it has a deadline of one
-  interval. What it did not send stays pending (or failed, with its back-off) in the store,
-  and the next upload goes on from there. A shutdown cancels it at once: what the collector
-  acknowledged is recorded first, a measurement in flight is sent again next time (the
-  collector acknowledges it once).
+- **Upload.** With ``upload.collector_url`` set, each completed round is followed by an upload
+  (:func:`probe.upload.upload_pending`) in a task of its own: the daemon never waits for it,
+  so it never delays a round. Only one runs at a time (a round that ends while the previous
+  upload still runs starts none; the next round's end will), nor beside a ``probe upload``
+  from cron on the same database (the database's upload lock,
+  :mod:`measurements.store.uploadlock`; the one that finds it taken sends nothing this time).
+  When the next round starts, the upload in flight is asked to stop after its current request,
+  so that upload traffic never shares the link with the round's measurements; and it has a
+  deadline of one interval. What it did not send stays pending (or failed, with its back-off)
+  in the store, and the next upload goes on from there. A shutdown cancels it at once: what
+  the collector acknowledged is recorded first, a measurement in flight is sent again next
+  time (the collector acknowledges it once).
 - **Logging** goes to stderr through :mod:`logging`. It names rounds, counts and the database,
   never an address of the volunteer's (the store does not even know it).
 """

@@ -245,3 +245,24 @@ def test_an_upload_lock_released_while_another_process_opens_it_is_still_one_loc
                 fcntl.flock(opened_before.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             second.release()
             fcntl.flock(opened_before.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # free now
+
+
+def test_one_upload_lock_per_database_on_each_backend(store_url: str, tmp_path: Path) -> None:
+    """Two probes' processes (their own data directories) contend for one lock per database:
+    beside a SQLite file, an advisory lock in PostgreSQL."""
+    first = open_store(store_url, installation=Installation.load(tmp_path / "daemon-home"))
+    second = open_store(store_url, installation=Installation.load(tmp_path / "cron-home"))
+    with first, second:
+        held = first.lock_uploads()
+        assert held is not None
+        assert second.lock_uploads() is None
+        first.drop_connections()  # the daemon idling meanwhile: the lock's connection is its own
+        assert second.lock_uploads() is None
+        held.release()
+        again = second.lock_uploads()
+        assert again is not None
+        with again:
+            assert first.lock_uploads() is None
+        later = first.lock_uploads()
+        assert later is not None
+        later.release()
