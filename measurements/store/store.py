@@ -45,6 +45,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import QueuePool
 
 from measurements.store import migrations
 from measurements.store.engine import create_engine_for, reason, upgrade_in_child
@@ -148,16 +149,36 @@ class Store:
         """
         return lock_uploads(self._engine, self.installation)
 
-    def drop_connections(self) -> None:
-        """Close the pooled connections; the next call opens new ones.
+    def shrink(self) -> None:
+        """Free what the idle pooled connections hold in memory; best effort (a failure here
+        costs memory, never data). Blocking: call it off the event loop.
 
-        Rounds in flight are left as they are (unlike :meth:`close`). A daemon does this before
-        it idles: each pooled SQLite connection keeps a page cache of up to 2 MB for the hour
-        until the next round. A connection checked out elsewhere at that moment stays open
-        until it is returned to the old pool and that pool is collected. Blocking (closing
-        the last SQLite connection checkpoints the WAL): call it off the event loop.
+        A daemon does this before it idles for the hour until the next round. SQLite: each
+        pooled connection gives back its page cache (up to 2 MB) with ``PRAGMA
+        shrink_memory`` and stays open. Closing them instead would make the last close
+        checkpoint the WAL and delete the ``-wal`` and ``-shm`` files, and on a full disk the
+        next connection could not make its ``-shm`` again: the volunteer would read an I/O
+        error where "disk is full" is the truth. Rounds in flight are left as they are.
+        Another database: the pool is emptied (a connection in use stays open until returned
+        to the old pool and that pool is collected).
         """
-        self._engine.dispose()
+        if self._engine.url.get_backend_name() != "sqlite":
+            self._engine.dispose()
+            return
+        pool = self._engine.pool
+        idle = pool.checkedin() if isinstance(pool, QueuePool) else 1
+        taken: list[Connection] = []
+        try:
+            for _ in range(idle):  # the pool's idle connections, each in turn
+                taken.append(self._engine.connect())
+            for conn in taken:
+                conn.exec_driver_sql("PRAGMA shrink_memory")
+                conn.rollback()
+        except SQLAlchemyError:
+            pass  # the next round meets the database's trouble and reports it
+        finally:
+            for conn in taken:
+                conn.close()
 
     def close(self) -> None:
         """Release every connection.
@@ -167,7 +188,7 @@ class Store:
         Rounds still in flight are given up (unlocked, left ``running``): a clean-up may
         mark them interrupted, and :meth:`finish_round` still completes them.
         """
-        self.drop_connections()
+        self._engine.dispose()
         for round_id in list(self._in_flight):
             self._release(round_id)
 

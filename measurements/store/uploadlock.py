@@ -89,8 +89,8 @@ class _AdvisoryLock:
         """End the lock's session: PostgreSQL drops a session's advisory locks with it.
 
         The connection is closed for good, not returned to the pool: the daemon may have
-        emptied the pool meanwhile (:meth:`~measurements.store.store.Store.drop_connections`),
-        and a connection returned to an emptied pool would stay open until it is collected.
+        emptied the pool meanwhile (:meth:`~measurements.store.store.Store.shrink`), and a
+        connection returned to an emptied pool would stay open until it is collected.
         """
         self._conn.invalidate()
         self._conn.close()

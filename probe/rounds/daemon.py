@@ -238,8 +238,8 @@ class Daemon:
 
     async def _idle(self, store: Store) -> None:
         """Give back what the round held before the daemon idles until the next: the store's
-        pooled connections (their page caches) and the memory the round freed."""
-        await service.off_loop(store.drop_connections)
+        page caches and the memory the round freed."""
+        await service.off_loop(store.shrink)
         await service.off_loop(release_memory)
 
     def _start_upload(self) -> None:
