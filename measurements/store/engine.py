@@ -31,6 +31,7 @@ __all__ = [
     "display_name",
     "parse_url",
     "reason",
+    "sqlite_file",
     "upgrade_in_child",
 ]
 
@@ -119,6 +120,15 @@ def _engine(url: URL) -> Engine:
         conn.exec_driver_sql(conn.get_execution_options().get("sqlite_begin", "BEGIN"))
 
     return engine
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite database at *url*; ``None`` for another database, an in-memory
+    one, or a ``file:`` URI (whose path SQLite resolves itself)."""
+    name = url.database or ""
+    if url.get_backend_name() != "sqlite" or name in ("", ":memory:") or name.startswith("file:"):
+        return None
+    return Path(name)
 
 
 def display_name(url: URL) -> str:

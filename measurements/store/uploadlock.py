@@ -17,12 +17,12 @@ the database, so that every process that writes it takes the same one:
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 from typing import Final, Protocol
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from measurements.store.engine import sqlite_file
 from measurements.store.installation import Installation, database_key, take_lock
 from probe.errors import StorageError
 
@@ -53,9 +53,9 @@ def lock_uploads(engine: Engine, installation: Installation) -> HeldLock | None:
             that does not answer).
     """
     url = engine.url
-    name = url.database or ""
-    if url.get_backend_name() == "sqlite" and name not in ("", ":memory:") and not name.startswith("file:"):
-        return take_lock(Path(name + "-upload.lock"), "the uploads")
+    file = sqlite_file(url)
+    if file is not None:
+        return take_lock(file.with_name(file.name + "-upload.lock"), "the uploads")
     if url.get_backend_name() == "postgresql":
         return _AdvisoryLock.take(engine)
     return installation.lock_uploads(database_key(url))

@@ -109,14 +109,13 @@ def _sqlite_path(url: str) -> Path | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from measurements.store.engine import sqlite_file
+
     try:
         parsed = make_url(url)
     except ArgumentError:
         return None  # open_store says what is wrong with it
-    name = parsed.database
-    if parsed.get_backend_name() != "sqlite" or not name or name == ":memory:" or name.startswith("file:"):
-        return None
-    return Path(name)
+    return sqlite_file(parsed)
 
 
 def collect(
