@@ -259,7 +259,7 @@ class Daemon:
 
         settings = self.plan.settings.upload
         try:
-            lock = store.lock_uploads()
+            lock = await service.off_loop(store.lock_uploads)  # PostgreSQL: a round trip
             if lock is None:
                 log.info("upload: another upload from this database is running (probe upload?); none started")
                 return
