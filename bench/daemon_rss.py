@@ -19,11 +19,17 @@ requirements do not pull in is hidden from the daemon (:func:`hide_dev_only`: a 
 the front of ``PYTHONPATH`` whose stand-ins raise ``ImportError``), and the output lists them;
 ``--dev-env`` measures the development environment as it is.
 
-Printed, measured in the same run: the baseline, a bare ``python`` interpreter's RSS, the
-RSS of a Python that has only imported the ``probe daemon`` command (with the same packages
-hidden), then also a round's modules, then also the HTTP/3 test's (aioquic and
-cryptography): the measured daemons run the web test only (the families would reach the real
-services), and a daemon whose round runs HTTP/3, on by default, keeps those modules.
+The daemon measures in processes of its own (:mod:`probe.rounds.process`), so the figures are
+the daemon's RSS idle after the round, its own peak, the round's process's peak (its
+``VmHWM``, read until it exits) and the peak of the two together (sampled every
+:data:`SAMPLE_S`: what the machine must have free while a round runs).
+
+Printed, measured in the same run: the baselines, a bare ``python`` interpreter's RSS, the
+RSS of a Python that has only imported the ``probe daemon`` command and the daemon's own
+modules (with the same packages hidden), and that of a round's process before it measures:
+its modules, then also the HTTP/3 test's (aioquic and cryptography): the measured rounds run
+the web test only (the families would reach the real services), and a round that runs
+HTTP/3, on by default, imports those too.
 
 Asserts nothing (Linux only: /proc).
 """
@@ -37,6 +43,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -122,8 +129,47 @@ def python_rss(code: str, env: dict[str, str]) -> float:
         proc.wait()
 
 
-def idle_daemon(work: Path, env: dict[str, str]) -> tuple[float, float, float]:
-    """Start the daemon on *work*'s settings; after its first round: (seconds to it, RSS, peak RSS)."""
+def children(pid: int) -> list[int]:
+    """The processes *pid* started (its rounds' processes), from ``/proc``."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
+class RoundSampler(threading.Thread):
+    """Samples, every :data:`SAMPLE_S`, the RSS of the daemon plus its rounds' processes, and
+    the round's process's own peak (``VmHWM``: the kernel's, not a sample)."""
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.peak_sum_mb = 0.0
+        self.peak_round_mb = 0.0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(SAMPLE_S):
+            try:
+                total = rss_mb(self.pid)[0]
+                for child in children(self.pid):
+                    now, peak = rss_mb(child)
+                    total += now
+                    self.peak_round_mb = max(self.peak_round_mb, peak)
+            except (OSError, KeyError):  # a process ended between the listing and the read
+                continue
+            self.peak_sum_mb = max(self.peak_sum_mb, total)
+
+
+SAMPLE_S = 0.01
+
+
+def idle_daemon(work: Path, env: dict[str, str]) -> tuple[float, float, float, float, float]:
+    """Start the daemon on *work*'s settings; after its first round: (seconds to it, RSS, peak
+    RSS, the round process's peak RSS, the sampled peak of the daemon's and its round's sum)."""
     env = {**env, "XDG_DATA_HOME": str(work / "data")}
     probe = Path(sys.executable).with_name("probe")
     daemon = subprocess.Popen(
@@ -132,6 +178,8 @@ def idle_daemon(work: Path, env: dict[str, str]) -> tuple[float, float, float]:
         text=True,
         env=env,
     )
+    sampler = RoundSampler(daemon.pid)
+    sampler.start()
     try:
         assert daemon.stderr is not None
         t0 = time.monotonic()
@@ -141,9 +189,11 @@ def idle_daemon(work: Path, env: dict[str, str]) -> tuple[float, float, float]:
         else:
             raise SystemExit(f"the daemon exited before a round completed (exit {daemon.wait()})")
         first_round_s = time.monotonic() - t0
+        sampler.done.set()
         time.sleep(IDLE_WAIT_S)
-        return (first_round_s, *rss_mb(daemon.pid))
+        return (first_round_s, *rss_mb(daemon.pid), sampler.peak_round_mb, sampler.peak_sum_mb)
     finally:
+        sampler.done.set()
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(30)
 
@@ -157,7 +207,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     page = f"size/{args.page_bytes}" if args.page_bytes else ""
-    results: dict[str, tuple[float, float, float]] = {}
+    results: dict[str, tuple[float, float, float, float, float]] = {}
     with tempfile.TemporaryDirectory(prefix="reachprobe-bench-") as tmp, http_server() as web:
         env = dict(os.environ)
         hidden: list[str] = []
@@ -192,12 +242,12 @@ def main() -> None:
             web.requests.clear()  # the server remembers every request
 
         bare = python_rss("pass", env)
-        imported = python_rss("from probe.cli import daemon", env)
-        # The round's own imports, without and with the HTTP/3 test's (aioquic, cryptography):
-        # the measured daemons run the web test only; a volunteer's default round runs HTTP/3 too.
-        round_code = "from probe.cli import daemon\nimport probe.rounds.service"
-        web = python_rss(round_code, env)
-        with_h3 = python_rss(round_code + "\nimport probe.nettests.http3", env)
+        imported = python_rss("from probe.cli import daemon\nimport probe.rounds.daemon", env)
+        # A round's process: its modules, without and with the HTTP/3 test's (aioquic,
+        # cryptography): the measured daemons run the web test only.
+        job_code = "import probe.rounds.jobs"
+        web = python_rss(job_code, env)
+        with_h3 = python_rss(job_code + "\nimport probe.nettests.http3", env)
     size = f"{args.page_bytes / 1024:g} KB pages" if args.page_bytes else "the small / page"
     print(f"daemon: loopback targets answering {size}, one round, then idle {IDLE_WAIT_S:g} s")
     if args.dev_env:
@@ -205,17 +255,18 @@ def main() -> None:
     else:
         names = ", ".join(hidden)
         print(f"(as a volunteer's install: {len(hidden)} development-only distributions hidden: {names})")
-    for case, (first_round_s, now_mb, peak_mb) in results.items():
+    for case, (first_round_s, now_mb, peak_mb, round_mb, sum_mb) in results.items():
         print(
-            f"idle RSS {now_mb:5.1f} MB (peak {peak_mb:6.1f} MB; first round {first_round_s:6.1f} s)"
+            f"idle RSS {now_mb:5.1f} MB (daemon's peak {peak_mb:5.1f} MB; round's process peak"
+            f" {round_mb:5.1f} MB; both, sampled peak {sum_mb:5.1f} MB; first round {first_round_s:5.1f} s)"
             f" with {case}"
         )
-    print(f"baseline  bare python:               {bare:5.1f} MB")
-    print(f"baseline  python + the daemon command:  {imported:5.1f} MB")
-    print(f"baseline  ... + the round's imports:     {web:5.1f} MB")
+    print(f"baseline  bare python:                                  {bare:5.1f} MB")
+    print(f"baseline  python + the daemon's modules (what it idles with): {imported:5.1f} MB")
+    print(f"baseline  a round's process, its modules before it measures:  {web:5.1f} MB")
     print(
-        f"baseline  ... + the HTTP/3 test's:       {with_h3:5.1f} MB "
-        f"(+{with_h3 - web:.1f} MB once the family has run: on by default, off in these settings)"
+        f"baseline  ... + the HTTP/3 test's:                          {with_h3:5.1f} MB "
+        f"(+{with_h3 - web:.1f} MB in a round's process once the family runs: on by default, off here)"
     )
 
 

@@ -197,6 +197,11 @@ class MMDBLookup:
             self._reader: Any = maxminddb.open_database(str(path))
         except (OSError, ValueError, RuntimeError) as exc:  # InvalidDatabaseError is a RuntimeError
             raise ConfigError(f"{path}: cannot read MaxMind database: {exc}") from None
+        self._path = path
+
+    def __reduce__(self) -> tuple[type[MMDBLookup], tuple[Path]]:
+        # The reader maps the file and cannot be pickled: a round's process opens it again.
+        return (MMDBLookup, (self._path,))
 
     def __call__(self, ip: str) -> int:
         """The ASN of *ip*; 0 when the database has no (or no ASN) record for it."""

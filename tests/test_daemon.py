@@ -66,6 +66,7 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_start_continues(tmp
     url = f"sqlite:///{db}"
     rng = random.Random(20240120)
     kinds = {"spawn": 0, "rounds": 0, "transaction": 0}
+    logged_complete = 0
     with loopback_targets(answering=4, silent=2, refused=2) as targets:
         settings = write_settings(tmp_path, targets.all, db_url=url, interval_s=1.0, timeout_s=0.4)
         for i in range(21):
@@ -80,7 +81,9 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_start_continues(tmp
                     # The start marked what the previous kill left running.
                     assert not left_running & {r for r, s in statuses(url).items() if s == "running"}
                     if kind == "rounds":
-                        time.sleep(rng.uniform(0.0, 2.0))  # round 1 runs from 0 s, round 2 from 1 s
+                        # Each round's process starts ~1 s after its fire time (its imports):
+                        # round 1 ends ~1.5 s after the start line, round 2 ~1.5 s later.
+                        time.sleep(rng.uniform(1.0, 4.0))
                     else:  # past begin_round, so mostly inside finish_round's transaction (or prune's)
                         time.sleep(rng.uniform(0.1, 0.35))
                         deadline = time.monotonic() + 10
@@ -95,6 +98,7 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_start_continues(tmp
                     daemon.proc.kill()
                 daemon.wait()
             assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
+            logged_complete += sum(1 for line in daemon.log if re.search(COMPLETE, line))
             if db.exists():
                 assert _integrity(db) == [("ok",)], f"after kill {i + 1}"
                 assert round_violations(url) == [], f"after kill {i + 1}"
@@ -104,10 +108,13 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_start_continues(tmp
             daemon.wait_for(STARTED)
             daemon.wait_for(COMPLETE)
             assert daemon.stop() == 0
+        logged_complete += sum(1 for line in daemon.log if re.search(COMPLETE, line))
     done = statuses(url)
     assert kinds == {"spawn": 7, "rounds": 7, "transaction": 7}
     assert set(done.values()) <= {"complete", "interrupted"}
-    assert sum(1 for s in done.values() if s == "complete") >= 5, done
+    # Every round logged complete stayed so through the kills (one may be complete unlogged:
+    # killed between its commit and its log line); and the rounds did progress between kills.
+    assert sum(1 for s in done.values() if s == "complete") >= logged_complete >= 3, done
     assert _integrity(db) == [("ok",)]
     assert round_violations(url) == []
 
@@ -319,6 +326,8 @@ def test_a_full_disk_costs_rounds_not_the_daemon(tmp_path: Path, small_tmpfs: Pa
             assert daemon.stop() == 0
     assert all(re.fullmatch(rf"\S+ ERROR probe\.daemon: {re.escape(str(db))}: cannot .+", e) for e in errors)
     assert not any("Traceback" in line for line in daemon.log), "\n".join(daemon.log)
+    # Not SQLite's I/O error of a -shm file it could not make again (the daemon keeps them).
+    assert not any("disk I/O error" in line for line in daemon.log), "\n".join(daemon.log)
     assert _integrity(db) == [("ok",)]
     assert round_violations(url) == []
     assert "running" not in statuses(url).values()  # a round the full disk left running was marked

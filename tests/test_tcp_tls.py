@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import pickle
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -28,7 +30,14 @@ def connect(port: int, timeout: float = 2.0) -> TCPConnect:
     return asyncio.run(run())
 
 
-def handshake(port: int, server_name: str, ca_file: Path | None, timeout: float = 2.0) -> TLSHandshake:
+def handshake(
+    port: int,
+    server_name: str,
+    ca_file: Path | None,
+    timeout: float = 2.0,
+    *,
+    context: ssl.SSLContext | None = None,
+) -> TLSHandshake:
     async def run() -> TLSHandshake:
         clock = relative_clock()
         record, connection = await tcp.connect("127.0.0.1", port, timeout=timeout, clock=clock)
@@ -38,7 +47,7 @@ def handshake(port: int, server_name: str, ca_file: Path | None, timeout: float 
                 connection,
                 address=urls.endpoint("127.0.0.1", port),
                 server_name=server_name,
-                ssl_context=tls.make_ssl_context(ca_file),
+                ssl_context=context or tls.make_ssl_context(ca_file),
                 timeout=timeout,
                 clock=clock,
                 transaction_id=7,
@@ -180,3 +189,42 @@ def test_unreadable_ca_file_is_a_config_error(tmp_path: Path) -> None:
     garbage.write_text("not a certificate\n")
     with pytest.raises(ConfigError, match="not a PEM CA file"):
         tls.make_ssl_context(garbage)
+
+
+def test_load_client_contexts_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^--ca-file .*missing\.pem: No such file or directory$"):
+        tls.load_client_contexts(tmp_path / "missing.pem")
+    bad = [("garbage.pem", b"not a certificate\n"), ("empty.pem", b""), ("der.pem", b"\x30\x82\x01")]
+    for name, content in bad:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ConfigError, match=rf"^--ca-file .*{name}: not a PEM CA file$"):
+            tls.load_client_contexts(tmp_path / name)
+
+
+def test_contexts_cross_a_pickle_trusting_what_was_read(ca: trustme.CA, tmp_path: Path) -> None:
+    """A round's process gets the contexts its daemon built: they trust the CA file as the
+    daemon read it, even once the file is gone, and nothing else."""
+    bundle = tmp_path / "bundle.pem"
+    # curl's cacert.pem has UTF-8 in its comments: OpenSSL skips them, and so must the loader.
+    bundle.write_bytes("# Főtanúsítvány\n".encode() + ca.cert_pem.bytes())
+    contexts = tls.load_client_contexts(bundle)
+    bundle.unlink()
+    copy = pickle.loads(pickle.dumps(contexts))
+    assert copy.trust == contexts.trust and copy.handshake is not contexts.handshake
+    assert copy.handshake.get_ca_certs() == contexts.handshake.get_ca_certs() != []
+    with tcp_server("tls", ca.issue_cert("example.com")) as port:
+        trusted = handshake(port, "example.com", None, context=copy.handshake)
+    with tcp_server("tls", trustme.CA().issue_cert("example.com")) as port:
+        stranger = handshake(port, "example.com", None, context=copy.handshake)
+    assert (trusted.failure, stranger.failure) == (None, "ssl_unknown_authority")
+    assert copy.handshake.get_ca_certs() == copy.httpx.get_ca_certs()
+
+    system = pickle.loads(pickle.dumps(tls.load_client_contexts()))
+    assert system.trust == tls.SYSTEM_STORE
+    assert system.handshake.cert_store_stats() == tls.make_ssl_context().cert_store_stats()
+
+
+def test_contexts_made_by_hand_refuse_to_be_pickled() -> None:
+    context = tls.make_ssl_context()
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(tls.ClientContexts(context, context))

@@ -29,6 +29,7 @@ __all__ = [
     "database_name",
     "default_path",
     "display_name",
+    "in_memory",
     "parse_url",
     "reason",
     "sqlite_file",
@@ -131,6 +132,13 @@ def sqlite_file(url: URL) -> Path | None:
     return Path(name)
 
 
+def in_memory(url: URL) -> bool:
+    """Whether *url* is an in-memory SQLite database: one only the process that opens it sees."""
+    name = url.database or ""
+    uri_in_memory = name.startswith("file:") and ("mode=memory" in name or name.startswith("file::memory:"))
+    return url.get_backend_name() == "sqlite" and (name in ("", ":memory:") or uri_in_memory)
+
+
 def display_name(url: URL) -> str:
     """The database as messages show it: the SQLite file, or the URL without its password."""
     if url.get_backend_name() == "sqlite":
@@ -187,8 +195,7 @@ def upgrade_in_child(engine: Engine) -> bool:
     """
     from measurements.store import migrations
 
-    url = engine.url
-    if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+    if in_memory(engine.url):
         return False
     try:
         with engine.connect() as conn:
@@ -199,7 +206,7 @@ def upgrade_in_child(engine: Engine) -> bool:
     try:
         child = subprocess.run(
             [sys.executable, "-c", _MIGRATE],
-            input=url.render_as_string(hide_password=False),
+            input=engine.url.render_as_string(hide_password=False),
             capture_output=True,
             text=True,
             timeout=MIGRATION_TIMEOUT_S,

@@ -149,37 +149,6 @@ class Store:
         """
         return lock_uploads(self._engine, self.installation)
 
-    def shrink(self) -> None:
-        """Free what the idle pooled connections hold in memory; best effort (a failure here
-        costs memory, never data). Blocking: call it off the event loop.
-
-        A daemon does this before it idles for the hour until the next round. SQLite: each
-        pooled connection gives back its page cache (up to 2 MB) with ``PRAGMA
-        shrink_memory`` and stays open. Closing them instead would make the last close
-        checkpoint the WAL and delete the ``-wal`` and ``-shm`` files, and on a full disk the
-        next connection could not make its ``-shm`` again: the volunteer would read an I/O
-        error where "disk is full" is the truth. Rounds in flight are left as they are.
-        Another database: the pool is emptied (a connection in use stays open until returned
-        to the old pool and that pool is collected).
-        """
-        if self._engine.url.get_backend_name() != "sqlite":
-            self._engine.dispose()
-            return
-        pool = self._engine.pool
-        idle = pool.checkedin() if isinstance(pool, QueuePool) else 1
-        taken: list[Connection] = []
-        try:
-            for _ in range(idle):  # the pool's idle connections, each in turn
-                taken.append(self._engine.connect())
-            for conn in taken:
-                conn.exec_driver_sql("PRAGMA shrink_memory")
-                conn.rollback()
-        except SQLAlchemyError:
-            pass  # the next round meets the database's trouble and reports it
-        finally:
-            for conn in taken:
-                conn.close()
-
     def close(self) -> None:
         """Release every connection.
 

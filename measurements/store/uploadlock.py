@@ -88,9 +88,9 @@ class _AdvisoryLock:
     def release(self) -> None:
         """End the lock's session: PostgreSQL drops a session's advisory locks with it.
 
-        The connection is closed for good, not returned to the pool: the daemon may have
-        emptied the pool meanwhile (:meth:`~measurements.store.store.Store.shrink`), and a
-        connection returned to an emptied pool would stay open until it is collected.
+        The connection is closed for good, not returned to the pool: the pool may have been
+        emptied meanwhile (``Engine.dispose``, :meth:`~measurements.store.store.Store.close`),
+        and a connection returned to an emptied pool would stay open until it is collected.
         """
         self._conn.invalidate()
         self._conn.close()

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-import sys
-import time
 from pathlib import Path
 
 import click
 
 from probe.cli.options import config_option, db_option
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 @click.command()
@@ -25,26 +20,10 @@ def daemon(config_file: Path | None, db_url: str | None) -> None:
     costs that round only, and the next one tries again. Bad settings, target lists or
     database URL: one line and exit 2 before anything runs.
     """
-    # Loaded here, not for ``--help``.
-    from probe.rounds import service
+    # Loaded here, not for ``--help``; and no more: the daemon measures in processes of its own.
     from probe.rounds.daemon import run_daemon
-    from probe.rounds.settings import load_settings
+    from probe.rounds.logs import setup_logging
 
-    setup_logging()  # first: a skipped target-list row is logged in the daemon's format
-    settings = load_settings(config_file)
-    plan = service.plan_round(settings)  # bad settings or target lists: exit 2 before anything runs
-    run_daemon(plan, db_url or settings.storage.database_url)
-
-
-def setup_logging(level: int = logging.INFO) -> None:
-    """One line per record on stderr, UTC timestamps (journald and ``docker logs`` add none of ours)."""
-    handler = logging.StreamHandler(sys.stderr)
-    formatter = logging.Formatter(LOG_FORMAT, datefmt="%Y-%m-%dT%H:%M:%SZ")
-    formatter.converter = time.gmtime
-    handler.setFormatter(formatter)
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    # Libraries speak up only for warnings: APScheduler logs every job start, httpx every
-    # request and Alembic every migration step at INFO; our round lines say what matters.
-    root.setLevel(logging.WARNING)
-    logging.getLogger("probe").setLevel(level)
+    setup_logging()
+    # Bad settings, target lists or database URL: exit 2 before anything runs.
+    run_daemon(config_file=config_file, database_url=db_url)

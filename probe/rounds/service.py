@@ -203,7 +203,7 @@ async def run_round(
     )
     begun = asyncio.ensure_future(asyncio.to_thread(begin))
     try:
-        round_id = await _settled(begun)
+        round_id = await settled(begun)
     except asyncio.CancelledError:
         if begun.done() and not begun.cancelled() and begun.exception() is None:
             await _give_up(store, begun.result())  # begun as the cancellation came: end it
@@ -333,11 +333,13 @@ async def off_loop(call: Callable[[], T]) -> T:
     Returns:
         What *call* returned.
     """
-    return await _settled(asyncio.ensure_future(asyncio.to_thread(call)))
+    return await settled(asyncio.ensure_future(asyncio.to_thread(call)))
 
 
-async def _settled(work: asyncio.Future[T]) -> T:
+async def settled(work: asyncio.Future[T]) -> T:
     """*work*'s result once it is done, however often the waiting task is cancelled meanwhile.
+
+    What must end before its caller does (a write, a process being stopped) is awaited so.
 
     Raises:
         asyncio.CancelledError: the task was cancelled while it waited (after *work* ended).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import pickle
 import re
 import sys
 from pathlib import Path
@@ -164,7 +165,10 @@ def test_mmdb_lookup(tmp_path: Path) -> None:
     lookup = load_asn_database(path)
     assert isinstance(lookup, MMDBLookup)
     found = [lookup(ip) for ip in ("10.1.2.3", "203.82.48.83", "93.184.215.14", "8.8.8.8", "bogus")]
+    copy = pickle.loads(pickle.dumps(lookup))  # what a daemon hands its round's process
     lookup.close()
+    assert [copy(ip) for ip in ("10.1.2.3", "203.82.48.83", "8.8.8.8")] == [*found[:2], 0]
+    copy.close()
     assert found == [
         64500,
         23674,

@@ -194,31 +194,6 @@ def test_no_lock_file_is_left_after_a_crash_is_cleaned_up(sqlite_url: str, tmp_p
     assert statuses(sqlite_url) == {rid: "interrupted"}
 
 
-def test_shrinking_keeps_the_connections_and_the_round_in_flight(store_url: str, tmp_path: Path) -> None:
-    """What the daemon does before it idles: the round it may still have in flight stays
-    locked, not given up as :meth:`Store.close` gives it up; on SQLite the connections stay
-    open, so the ``-wal`` and ``-shm`` files stay (a full disk could not make them again)."""
-    home = Installation.load(tmp_path / "probe")
-    with open_store(store_url, installation=home) as store:
-        in_flight = store.begin_round()
-        store.last_rounds()  # a connection back in the pool
-        sqlite = store_url.startswith("sqlite")
-        if sqlite:
-            shm = Path(store_url.removeprefix("sqlite:///") + "-shm")
-            assert shm.exists() and store._engine.pool.checkedin() == 1
-        store.shrink()
-        if sqlite:
-            assert shm.exists() and store._engine.pool.checkedin() == 1
-        with open_store(store_url, installation=home) as beside:  # a second process would see it locked
-            assert beside.mark_interrupted() == 0
-        store.finish_round(in_flight, [make_measurement(0)])
-        store.begin_round()
-        store.close()
-        with open_store(store_url, installation=home) as after:
-            assert after.mark_interrupted() == 1  # close() gave that one up
-    assert sorted(statuses(store_url).values()) == ["complete", "interrupted"]
-
-
 def test_a_sqlite_files_upload_lock_is_beside_it_whoever_takes_it(tmp_path: Path) -> None:
     """The daemon (its own data directory) and a cron job (another user's) lock the same file."""
     url = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
@@ -260,7 +235,7 @@ def test_one_upload_lock_per_database_on_each_backend(store_url: str, tmp_path: 
         held = first.lock_uploads()
         assert held is not None
         assert second.lock_uploads() is None
-        first.shrink()  # the daemon idling meanwhile: the lock's connection is its own
+        first._engine.dispose()  # the pool emptied meanwhile: the lock's connection is its own
         assert second.lock_uploads() is None
         held.release()
         again = second.lock_uploads()
