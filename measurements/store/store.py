@@ -45,7 +45,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import QueuePool
 
 from measurements.store import migrations
 from measurements.store.engine import create_engine_for, reason, upgrade_in_child
