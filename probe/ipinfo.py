@@ -24,6 +24,7 @@ import csv
 import importlib
 import io
 import ipaddress
+import logging
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -196,12 +197,13 @@ class MMDBLookup:
         try:
             self._reader: Any = maxminddb.open_database(str(path))
         except (OSError, ValueError, RuntimeError) as exc:  # InvalidDatabaseError is a RuntimeError
-            raise ConfigError(f"{path}: cannot read MaxMind database: {exc}") from None
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            raise ConfigError(f"{path}: cannot read MaxMind database: {reason}") from None
         self._path = path
 
-    def __reduce__(self) -> tuple[type[MMDBLookup], tuple[Path]]:
+    def __reduce__(self) -> tuple[Callable[[Path], AsnLookup], tuple[Path]]:
         # The reader maps the file and cannot be pickled: a round's process opens it again.
-        return (MMDBLookup, (self._path,))
+        return (_reopened, (self._path,))
 
     def __call__(self, ip: str) -> int:
         """The ASN of *ip*; 0 when the database has no (or no ASN) record for it."""
@@ -228,6 +230,17 @@ def first_known(*lookups: AsnLookup) -> AsnLookup:
         return 0
 
     return asn_of
+
+
+def _reopened(path: Path) -> AsnLookup:
+    """The MaxMind database at *path* opened again where a plan is unpickled (a round's
+    process); if it no longer can be, no lookup, said once in the log: the round still runs,
+    with every network address's ASN unknown (0), as without a database."""
+    try:
+        return MMDBLookup(path)
+    except ConfigError as exc:
+        logging.getLogger("probe.daemon").error("%s (measuring without it: every ASN unknown)", exc)
+        return no_asn
 
 
 def load_asn_database(path: Path | None) -> AsnLookup:

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import trustme
 
 from tests.daemon_harness import DaemonProcess, loopback_targets, running_daemon, start_daemon, write_settings
@@ -143,7 +144,12 @@ def test_a_daemon_killed_outright_takes_its_round_process_along(tmp_path: Path) 
 
 
 def test_an_in_memory_database_exits_2_at_start(tmp_path: Path) -> None:
-    for db_url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file::memory:?uri=true"):
+    for db_url in (
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file:memdb1?mode=memory&cache=shared&uri=true",
+    ):
         settings = write_settings(tmp_path, ["http://127.0.0.1:9/"], db_url=db_url)
         daemon = start_daemon(settings)
         assert daemon.wait() == 2
@@ -180,3 +186,25 @@ def test_the_hold_never_creates_the_database(tmp_path: Path) -> None:
     hold.keep()
     assert not hold.held and list(tmp_path.iterdir()) == []
     WalHold(None).keep()  # another database: nothing to hold
+
+
+def test_a_stop_request_that_comes_while_a_job_imports_waits_for_it(tmp_path: Path) -> None:
+    """SIGUSR1 (a round began: the upload stops after its request) kills a process that has no
+    handler yet; the daemon's jobs start with it blocked, and take it once they have one."""
+    import asyncio
+
+    from probe.rounds import process
+
+    settings = tmp_path / "settings.toml"
+    settings.write_text("[schedule]\ninterval_minutes = -1\n", encoding="utf-8")
+    job = process.StartJob(config_file=settings, database_url=None)
+    unblocked = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    try:
+        process.hold_stop_requests()
+        held = asyncio.run(process.run(job, object, spawned=process.request_stop))
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)  # a guard on the guard
+        with pytest.raises(process.JobCrashed, match=r"the start's process .* \(killed by SIGUSR1\)"):
+            asyncio.run(process.run(job, object, spawned=process.request_stop))
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, unblocked)
+    assert held == process.Invalid(f"{settings}: schedule.interval_minutes: Input should be greater than 0")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import pickle
 import socket
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 import trustme
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from probe.errors import ConfigError
 from probe.model import TCPConnect, TLSHandshake
@@ -205,7 +208,7 @@ def test_contexts_cross_a_pickle_trusting_what_was_read(ca: trustme.CA, tmp_path
     """A round's process gets the contexts its daemon built: they trust the CA file as the
     daemon read it, even once the file is gone, and nothing else."""
     bundle = tmp_path / "bundle.pem"
-    # curl's cacert.pem has UTF-8 in its comments: OpenSSL skips them, and so must the loader.
+    # curl's cacert.pem has UTF-8 in its comments, which OpenSSL skips.
     bundle.write_bytes("# Főtanúsítvány\n".encode() + ca.cert_pem.bytes())
     contexts = tls.load_client_contexts(bundle)
     bundle.unlink()
@@ -220,8 +223,26 @@ def test_contexts_cross_a_pickle_trusting_what_was_read(ca: trustme.CA, tmp_path
     assert copy.handshake.get_ca_certs() == copy.httpx.get_ca_certs()
 
     system = pickle.loads(pickle.dumps(tls.load_client_contexts()))
-    assert system.trust == tls.SYSTEM_STORE
+    assert system.trust == tls.Trust(None)
     assert system.handshake.cert_store_stats() == tls.make_ssl_context().cert_store_stats()
+
+
+def test_a_ca_file_loads_as_openssl_reads_one(ca: trustme.CA, tmp_path: Path) -> None:
+    """OpenSSL's "trusted certificate" blocks (Fedora's ca-bundle.trust.crt) load as they did
+    from the file; a file that says "system" is no PEM CA file, not the system store."""
+    cert = x509.load_pem_x509_certificate(ca.cert_pem.bytes())
+    der = cert.public_bytes(serialization.Encoding.DER)
+    trusted = tmp_path / "trust.crt"  # an X509_AUX block: the DER certificate, then its (empty) trust
+    body = base64.encodebytes(der + b"\x30\x00").decode()
+    trusted.write_text(f"-----BEGIN TRUSTED CERTIFICATE-----\n{body}-----END TRUSTED CERTIFICATE-----\n")
+    assert tls.make_ssl_context(trusted).get_ca_certs() != []  # OpenSSL's own reading of the file
+    loaded = tls.load_client_contexts(trusted)
+    assert loaded.handshake.get_ca_certs() == tls.make_ssl_context(trusted).get_ca_certs()
+    assert pickle.loads(pickle.dumps(loaded)).handshake.get_ca_certs() == loaded.handshake.get_ca_certs()
+    word = tmp_path / "system.pem"
+    word.write_text("system")
+    with pytest.raises(ConfigError, match=rf"^--ca-file {word}: not a PEM CA file$"):
+        tls.load_client_contexts(word)
 
 
 def test_contexts_made_by_hand_refuse_to_be_pickled() -> None:

@@ -135,7 +135,9 @@ def sqlite_file(url: URL) -> Path | None:
 def in_memory(url: URL) -> bool:
     """Whether *url* is an in-memory SQLite database: one only the process that opens it sees."""
     name = url.database or ""
-    uri_in_memory = name.startswith("file:") and ("mode=memory" in name or name.startswith("file::memory:"))
+    uri_in_memory = name.startswith("file:") and (
+        name.startswith("file::memory:") or "mode=memory" in name or url.query.get("mode") == "memory"
+    )
     return url.get_backend_name() == "sqlite" and (name in ("", ":memory:") or uri_in_memory)
 
 

@@ -108,8 +108,9 @@ def next_run_window(last_start: datetime, schedule: Cadence) -> tuple[datetime, 
     """When the round after one started at *last_start* will start: ``(earliest, latest)``.
 
     Exact for :func:`trigger` as APScheduler 3 applies it (jitter added to the previous fire
-    time), give or take the few milliseconds between the fire time and the round's start —
-    unless that round itself started late (the machine slept), when the next may come sooner.
+    time), give or take the second or so between the fire time and the round's start (the
+    round's process imports what measures) — unless that round itself started late (the
+    machine slept), when the next may come sooner.
     """
     earliest = last_start + timedelta(minutes=schedule.interval_minutes)
     return earliest, earliest + timedelta(minutes=schedule.jitter_minutes)
@@ -130,6 +131,8 @@ class Daemon:
         self._upload: asyncio.Task[object] | None = None
         """The upload after the last round, while it runs."""
         self._upload_process: asyncio.subprocess.Process | None = None
+        self._upload_stop = False
+        """A round began while the upload ran: it stops after its current request."""
         self._wal = WalHold(started.sqlite_file)
 
     async def run(self) -> None:
@@ -190,8 +193,10 @@ class Daemon:
             self._round = None
 
     async def _one_round(self) -> None:
-        if self._upload_process is not None:  # the link is the round's: stop after the request
-            process.request_stop(self._upload_process)
+        if self._upload is not None and not self._upload.done():
+            self._upload_stop = True  # the link is the round's: stop after the request
+            if self._upload_process is not None:  # else as soon as it is spawned
+                process.request_stop(self._upload_process)
         job = process.RoundJob(
             plan=self.plan,
             database_url=self.started.database_url,
@@ -214,13 +219,14 @@ class Daemon:
 
     def _start_upload(self) -> None:
         """Start the upload of what is due, in a task of its own (never awaited by a round)."""
-        if not self.started.upload:
+        if self.started.upload is None:
             return
         if self._upload is not None and not self._upload.done():
             log.info("upload: the previous upload is still running; none started")
             return
+        self._upload_stop = False
         job = process.UploadJob(
-            plan=self.plan,
+            settings=self.started.upload,
             database_url=self.started.database_url,
             deadline_s=self.started.interval_minutes * 60,
             log_level=self._log_level,
@@ -230,6 +236,8 @@ class Daemon:
     async def _upload_job(self, job: process.UploadJob) -> None:
         def spawned(upload: asyncio.subprocess.Process) -> None:
             self._upload_process = upload
+            if self._upload_stop:  # a round began while it was being started
+                process.request_stop(upload)
 
         try:
             await process.run(job, process.UploadEnded, spawned=spawned)
@@ -252,6 +260,7 @@ def run_daemon(*, config_file: Path | None, database_url: str | None) -> None:
         JobCrashed: the start job's process ended without an outcome (a bug).
     """
     level = logging.getLogger("probe").getEffectiveLevel()
+    process.hold_stop_requests()
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

@@ -47,8 +47,11 @@ _PR_SET_PDEATHSIG = 1
 
 _stop_requested = threading.Event()
 """Set by :data:`~probe.rounds.process.STOP_REQUEST` (a round began): an upload stops after
-its current request. A handler from the first line of :func:`main` on, so that a request
-that comes while the process still imports is kept (SIGUSR1's default would kill it)."""
+its current request. The daemon's jobs start with the signal blocked
+(:func:`probe.rounds.process.hold_stop_requests`): one sent while this module was imported
+is delivered once :func:`main` has its handler."""
+
+_NAMES = {process.StartJob: "start", process.RoundJob: "round", process.UploadJob: "upload"}
 
 
 def main(argv: list[str]) -> int:
@@ -59,7 +62,14 @@ def main(argv: list[str]) -> int:
         stopped by SIGTERM (what it was doing ended as the job says).
     """
     signal.signal(process.STOP_REQUEST, lambda _signum, _frame: _stop_requested.set())
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the daemon stops us
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {process.STOP_REQUEST})  # one pending comes now
+    try:
+        return _main(argv)
+    finally:  # the interpreter's exit restores SIGUSR1's default (kill): none may land then
+        signal.pthread_sigmask(signal.SIG_BLOCK, {process.STOP_REQUEST})
+
+
+def _main(argv: list[str]) -> int:
     _die_with(int(argv[1]))
     job = pickle.load(sys.stdin.buffer)
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
@@ -78,7 +88,7 @@ def main(argv: list[str]) -> int:
     except asyncio.CancelledError:
         return 128 + signal.SIGTERM
     except Exception:
-        log.exception("%s failed", type(job).__name__)
+        log.exception("%s failed", _NAMES.get(type(job), "job"))
         return 1
     with out:
         pickle.dump(outcome, out)
@@ -119,6 +129,7 @@ def start(job: process.StartJob) -> process.Started | process.Invalid:
         else:
             with store:
                 clean = _mark_crashed_rounds(store)
+        collector = settings.upload.collector_url is not None
     except ConfigError as exc:  # a database URL that is not one (DatabaseURLError) included
         return process.Invalid(str(exc))
     return process.Started(
@@ -129,7 +140,7 @@ def start(job: process.StartJob) -> process.Started | process.Invalid:
         n_targets=len(plan.targets),
         interval_minutes=settings.schedule.interval_minutes,
         jitter_minutes=settings.schedule.jitter_minutes,
-        upload=settings.upload.collector_url is not None,
+        upload=pickle.dumps(settings.upload) if collector else None,
         clean=clean,
     )
 
@@ -160,7 +171,7 @@ async def measure(job: process.RoundJob) -> process.RoundEnded:
         task.cancel()
 
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, on_sigterm)
-    plan: service.RoundPlan = pickle.loads(job.plan)
+    plan: service.RoundPlan = pickle.loads(job.plan)  # a .mmdb gone meanwhile: no ASNs, logged
     try:
         store = await service.off_loop(partial(open_store, job.database_url))
     except StorageError as exc:  # measuring what cannot be stored would only load the network
@@ -250,7 +261,7 @@ async def upload(job: process.UploadJob) -> process.UploadEnded:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    plan: service.RoundPlan = pickle.loads(job.plan)
+    settings = pickle.loads(job.settings)
     try:
         store = await service.off_loop(partial(open_store, job.database_url))
         try:
@@ -260,9 +271,7 @@ async def upload(job: process.UploadJob) -> process.UploadEnded:
                 return process.UploadEnded()
             with lock:
                 async with asyncio.timeout(job.deadline_s):
-                    summary = await upload_pending(
-                        StoreUploads(store), plan.settings.upload, stop=_stop_requested.is_set
-                    )
+                    summary = await upload_pending(StoreUploads(store), settings, stop=_stop_requested.is_set)
         finally:
             await service.off_loop(store.close)
     except TimeoutError:

@@ -17,9 +17,10 @@ This module is the daemon's side and imports nothing heavy: no httpx, no SQLAlch
 - **Stopping.** A cancelled :func:`run` sends the process SIGTERM, which cancels its work
   there (a round marks itself ``interrupted``, a prune stops between two transactions, an
   upload records what the collector acknowledged), then waits up to :data:`STOP_GRACE_S`
-  before it kills it. The jobs ignore SIGINT: Ctrl-C reaches the whole process group, and
-  the daemon stops them as it stops. :data:`STOP_REQUEST` (SIGUSR1) asks an upload to stop
-  after its current request.
+  before it kills it. The jobs run in sessions of their own, so a terminal's Ctrl-C reaches
+  only the daemon, which stops them as it stops. :data:`STOP_REQUEST` (SIGUSR1) asks an upload
+  to stop after its current request; the daemon blocks it, so that its jobs start with it
+  blocked and none is lost or fatal while a job still imports (:func:`hold_stop_requests`).
 - **A daemon killed outright** (``kill -9``, the OOM killer) takes its jobs along: their
   parent-death signal is SIGKILL (Linux). As when the round ran inside the daemon, the round is
   left ``running`` and the next start marks it ``interrupted``.
@@ -77,8 +78,9 @@ class Started:
     n_targets: int
     interval_minutes: float
     jitter_minutes: float
-    upload: bool
-    """A collector is configured: each completed round is followed by an upload."""
+    upload: bytes | None
+    """The ``[upload]`` settings, pickled, when a collector is configured: each completed
+    round is then followed by an upload."""
     clean: bool
     """The crash clean-up was done (else the next round does it)."""
 
@@ -118,8 +120,8 @@ class RoundEnded:
 class UploadJob:
     """Upload what is due (:func:`probe.upload.upload_pending`), within *deadline_s*."""
 
-    plan: bytes
-    """The plan: its settings name the collector."""
+    settings: bytes
+    """The ``[upload]`` settings (:attr:`Started.upload`), pickled."""
     database_url: str | None
     deadline_s: float
     log_level: int = logging.INFO
@@ -157,6 +159,7 @@ async def run(
         str(os.getpid()),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,  # no terminal's Ctrl-C: the daemon stops its jobs as it stops
     )
     if spawned is not None:
         spawned(process)
@@ -168,7 +171,10 @@ async def run(
     what = _NAMES.get(type(job), type(job).__name__)
     if process.returncode != 0 or not out:
         raise JobCrashed(f"the {what}'s process ended without a result ({_status(process.returncode)})")
-    outcome = pickle.loads(out)
+    try:
+        outcome = pickle.loads(out)
+    except Exception as exc:  # a stray write on its stdout, or code upgraded under the daemon
+        raise JobCrashed(f"the {what}'s process answered what cannot be read ({exc!r})") from None
     if not isinstance(outcome, expect):
         raise JobCrashed(f"the {what}'s process answered {type(outcome).__name__}")
     return outcome
@@ -199,6 +205,14 @@ def _status(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
         return f"killed by {signal.Signals(-returncode).name}"
     return f"exit status {returncode}"
+
+
+def hold_stop_requests() -> None:
+    """Block :data:`STOP_REQUEST` in the daemon (which has no use for it) before it starts a
+    job: a job inherits the blocked signal, so a request sent while it still imports waits,
+    pending, until the job has its handler (:func:`probe.rounds.jobs.main`), instead of
+    killing it (SIGUSR1's default)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {STOP_REQUEST})
 
 
 def request_stop(process: asyncio.subprocess.Process) -> None:

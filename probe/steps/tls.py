@@ -10,6 +10,7 @@ import asyncio
 import functools
 import hashlib
 import ssl
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -27,32 +28,28 @@ DEFAULT_ALPN: tuple[str, ...] = ("h2", "http/1.1")
 """What a browser offers; the ClientHello should look like the traffic a censor targets."""
 
 
-def make_ssl_context(
-    ca_file: Path | None = None, *, alpn: tuple[str, ...] = DEFAULT_ALPN, ca_pem: str | None = None
-) -> ssl.SSLContext:
-    """A verifying client context trusting the system store, or only *ca_file* (or the PEM
-    text *ca_pem*) when given.
+def make_ssl_context(ca_file: Path | None = None, *, alpn: tuple[str, ...] = DEFAULT_ALPN) -> ssl.SSLContext:
+    """A verifying client context trusting the system store, or only *ca_file* when given.
 
     Raises:
-        ConfigError: *ca_file* cannot be read, or it (or *ca_pem*) holds no PEM certificate.
+        ConfigError: *ca_file* cannot be read or holds no PEM certificate.
     """
     try:
-        if ca_pem is not None:
-            if not ca_pem.strip():  # an empty cadata would load the system store instead
-                raise ssl.SSLError("no certificate")
-            context = ssl.create_default_context(cadata=ca_pem)
-        else:
-            context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+        context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     except (OSError, ssl.SSLError) as exc:
         reason = exc.strerror if not isinstance(exc, ssl.SSLError) and exc.strerror else "not a PEM CA file"
-        raise ConfigError(f"--ca-file {ca_file or '(PEM text)'}: {reason}") from None
+        raise ConfigError(f"--ca-file {ca_file}: {reason}") from None
     if alpn:
         context.set_alpn_protocols(list(alpn))
     return context
 
 
-SYSTEM_STORE = "system"
-""":attr:`ClientContexts.trust` of contexts that trust the system store."""
+@dataclass(frozen=True, slots=True)
+class Trust:
+    """What a :class:`ClientContexts` trusts: the bytes of a CA file as read, or (``None``)
+    the system store."""
+
+    ca_bytes: bytes | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,11 +72,10 @@ class ClientContexts:
     """For :func:`handshake`: ALPN ``h2, http/1.1``, like a browser's ClientHello."""
     httpx: ssl.SSLContext
     """For everything httpx does: page fetches, DNS over HTTPS, the control client."""
-    trust: str | None = field(default=None, repr=False)
-    """What they trust: :data:`SYSTEM_STORE`, or the PEM text of the CA file as it was read;
-    ``None`` for contexts made by hand, which cannot be pickled."""
+    trust: Trust | None = field(default=None, repr=False)
+    """What they trust; ``None`` for contexts made by hand, which cannot be pickled."""
 
-    def __reduce__(self) -> tuple[object, tuple[str]]:
+    def __reduce__(self) -> tuple[object, tuple[Trust]]:
         if self.trust is None:
             raise TypeError("ClientContexts made by hand cannot be pickled: use load_client_contexts")
         return (_trusting, (self.trust,))
@@ -90,32 +86,35 @@ def load_client_contexts(ca_file: Path | None = None) -> ClientContexts:
 
     What a round's plan holds (:func:`probe.webconnectivity.prepare`): built once per round
     and passed to its measurements, so a CA file rotated between rounds counts from the next.
-    The file is read once: both contexts trust the same text.
+    The file is read once: both contexts trust the same bytes.
 
     Raises:
         ConfigError: *ca_file* cannot be read or holds no PEM certificate.
     """
     if ca_file is None:
-        return _trusting(SYSTEM_STORE)
+        return _trusting(Trust(None))
     try:
-        # PEM is ASCII; bundles have UTF-8 in their comments (curl's cacert.pem), which OpenSSL
-        # skips as it skips any text between certificates, but ``cadata`` must be ASCII.
-        pem = ca_file.read_bytes().decode("ascii", errors="ignore")
+        data = ca_file.read_bytes()
     except OSError as exc:
         raise ConfigError(f"--ca-file {ca_file}: {exc.strerror or exc}") from None
-    try:
-        return _trusting(pem)
-    except ConfigError:
-        raise ConfigError(f"--ca-file {ca_file}: not a PEM CA file") from None
+    return _trusting(Trust(data), ca_file)
 
 
-def _trusting(trust: str) -> ClientContexts:
-    pem = None if trust == SYSTEM_STORE else trust
-    return ClientContexts(
-        handshake=make_ssl_context(ca_pem=pem),
-        httpx=make_ssl_context(alpn=("http/1.1",), ca_pem=pem),
-        trust=trust,
-    )
+def _trusting(trust: Trust, ca_file: Path | None = None) -> ClientContexts:
+    """Contexts trusting *trust*; the bytes go through a file of their own, so that OpenSSL
+    reads them exactly as it reads a CA file (``TRUSTED CERTIFICATE`` blocks, comments)."""
+    if trust.ca_bytes is None:
+        return ClientContexts(make_ssl_context(), make_ssl_context(alpn=("http/1.1",)), trust)
+    with tempfile.TemporaryDirectory(prefix="reachprobe-ca-") as directory:
+        copy = Path(directory) / "ca.pem"
+        copy.write_bytes(trust.ca_bytes)
+        try:
+            handshake = make_ssl_context(copy)
+            httpx = make_ssl_context(copy, alpn=("http/1.1",))
+        except ConfigError as exc:  # named after the file the user gave, not the copy
+            reason = str(exc).rsplit(": ", 1)[-1]
+            raise ConfigError(f"--ca-file {ca_file or '(as read before)'}: {reason}") from None
+    return ClientContexts(handshake, httpx, trust)
 
 
 def client_contexts(ca_file: Path | None = None) -> ClientContexts:

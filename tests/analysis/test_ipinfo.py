@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import logging
 import pickle
 import re
 import sys
@@ -159,16 +160,26 @@ def test_mmdb_without_the_package_says_what_to_install(
 
 
 @pytest.mark.skipif(not HAVE_MAXMINDDB, reason="the optional maxminddb package is not installed")
-def test_mmdb_lookup(tmp_path: Path) -> None:
+def test_mmdb_lookup(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "GeoLite2-ASN.mmdb"
     write_asn_mmdb(path, {"10.0.0.0/8": 64500, "203.82.48.0/24": 23674, "93.184.215.0/24": 15133})
     lookup = load_asn_database(path)
     assert isinstance(lookup, MMDBLookup)
     found = [lookup(ip) for ip in ("10.1.2.3", "203.82.48.83", "93.184.215.14", "8.8.8.8", "bogus")]
-    copy = pickle.loads(pickle.dumps(lookup))  # what a daemon hands its round's process
+    pickled = pickle.dumps(lookup)  # what a daemon hands its round's process
+    copy = pickle.loads(pickled)
     lookup.close()
+    assert isinstance(copy, MMDBLookup)
     assert [copy(ip) for ip in ("10.1.2.3", "203.82.48.83", "8.8.8.8")] == [*found[:2], 0]
     copy.close()
+    path.unlink()  # gone before the next round: it still runs, without ASNs, and says so
+    with caplog.at_level(logging.ERROR, logger="probe.daemon"):
+        gone = pickle.loads(pickled)
+    assert gone is no_asn
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{path}: cannot read MaxMind database: No such file or directory "
+        "(measuring without it: every ASN unknown)"
+    ]
     assert found == [
         64500,
         23674,

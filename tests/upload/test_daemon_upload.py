@@ -39,6 +39,8 @@ def test_every_completed_round_is_uploaded_once(tmp_path: Path) -> None:
             )
             assert all(re.search(r"uploaded in \d+ report\(s\), 0 failed", line) for line in uploaded)
             assert daemon.stop() == 0
+        # No upload lost to a round's stop request (nor anything else).
+        assert not any(" ERROR " in line for line in daemon.log), "\n".join(daemon.log)
         with open_store(db) as store:
             complete = [r for r in store.last_rounds(100) if r.status == "complete"]
             state = counts(store, now=now())
