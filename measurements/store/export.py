@@ -76,7 +76,6 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from measurements.store.queries import AnySelect, measurement_query
-from measurements.store.readahead import read_ahead
 from measurements.store.rows import MeasurementRow
 from measurements.store.tables import MeasurementRecord
 
@@ -416,9 +415,7 @@ def export(
     """
     if format == "csv":
         stmt = csv_query(since=since, until=until, target=target, asn=asn)
-        # Pages read by a thread while the one before is written (SQLite's half runs without
-        # the GIL): about the longer of reading and formatting, not their sum.
-        with closing(read_ahead(committed_pages(store, stmt, raw=True))) as pages:
+        with closing(committed_pages(store, stmt, raw=True)) as pages:
             return _write_pages(pages, out)
     if format == "jsonl":
         rows = measurement_rows(store, since=since, until=until, target=target, asn=asn, with_body=True)
