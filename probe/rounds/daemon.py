@@ -5,7 +5,7 @@ calls, so a round stored by the daemon is the same thing as one started by hand.
 runs it, as everything that measures or touches the database, in a process of its own
 (:mod:`probe.rounds.process`, :mod:`probe.rounds.jobs`), which gives back all its memory when it
 exits. Between rounds the daemon holds its schedule and its plan, pickled: it imports neither
-what measures nor the database layer (the idle daemon is ~25 MB, where one that measured in its
+what measures nor the database layer (the idle daemon is 28 to 29 MB, where one that measured in its
 own process kept 78 to 84 MB). Everything else here is the life of a long-running process:
 
 - **Scheduler.** APScheduler 3's ``AsyncIOScheduler``: the job is a coroutine on the daemon's
