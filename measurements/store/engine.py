@@ -5,14 +5,12 @@ timeout, so an export reading while the daemon writes never sees "database is lo
 ``synchronous=NORMAL``, which in WAL mode loses nothing committed when a process dies. Its
 write transactions begin with ``BEGIN IMMEDIATE`` when asked (``sqlite_begin``), so they
 never fail half-way on a lock. ``postgresql://…`` uses psycopg 3; any other SQLAlchemy URL
-is passed through. :func:`upgrade_in_child` migrates a database in a child process, so that
-a long-lived process never holds Alembic.
+is passed through. (The daemon never holds Alembic: it opens the database only in its jobs'
+processes, :mod:`probe.rounds.jobs`.)
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +31,6 @@ __all__ = [
     "parse_url",
     "reason",
     "sqlite_file",
-    "upgrade_in_child",
 ]
 
 BUSY_TIMEOUT_MS = 10_000
@@ -160,60 +157,3 @@ def reason(exc: BaseException) -> str:
     reason = " ".join(lines) or type(exc).__name__
     code = getattr(exc, "sqlite_errorname", "")  # e.g. SQLITE_IOERR_WRITE: which I/O failed
     return f"{reason} ({code})" if code.startswith("SQLITE_IOERR_") else reason
-
-
-MIGRATION_TIMEOUT_S = 600
-"""The longest a child process may take to migrate a database (a large store, a slow disk)."""
-
-_MIGRATE = (
-    "import sys\n"
-    "from measurements.store import migrations\n"
-    "from measurements.store.engine import _engine, parse_url\n"
-    "engine = _engine(parse_url(sys.stdin.read()))\n"
-    "try:\n"
-    "    migrations.upgrade(engine)\n"
-    "finally:\n"
-    "    engine.dispose()\n"
-)
-"""What the child runs: :func:`measurements.store.migrations.upgrade`, the URL read from stdin
-(never on the command line, where any user of the machine could read its password)."""
-
-
-def upgrade_in_child(engine: Engine) -> bool:
-    """Bring the database behind *engine* to the newest schema in a short-lived child process,
-    if it needs it, so that Alembic is never imported into this one.
-
-    Alembic and its migrations stay in a process's memory once imported (~14 MB: what a
-    daemon would carry idle for its whole life after creating or migrating its database).
-    Whether the database needs it is read with one plain SELECT (no Alembic). This is only
-    an optimisation: the caller still runs :func:`measurements.store.migrations.upgrade`
-    afterwards, which does nothing when the child migrated, and otherwise migrates in
-    process or raises what it raises (an unknown revision, a database that cannot be
-    written), with its own messages. An in-memory SQLite database, which a child cannot
-    see, is left to the caller.
-
-    Returns:
-        Whether a child migrated the database.
-    """
-    from measurements.store import migrations
-
-    if in_memory(engine.url):
-        return False
-    try:
-        with engine.connect() as conn:
-            if migrations.current_revision(conn) == migrations.HEAD:
-                return False
-    except DBAPIError:
-        return False  # the caller's upgrade says what is wrong, in its words
-    try:
-        child = subprocess.run(
-            [sys.executable, "-c", _MIGRATE],
-            input=engine.url.render_as_string(hide_password=False),
-            capture_output=True,
-            text=True,
-            timeout=MIGRATION_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return child.returncode == 0

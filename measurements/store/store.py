@@ -47,7 +47,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from measurements.store import migrations
-from measurements.store.engine import create_engine_for, reason, upgrade_in_child
+from measurements.store.engine import create_engine_for, reason
 from measurements.store.installation import Installation, RoundLock, database_key
 from measurements.store.queries import AnySelect, failing_query, measurement_query
 from measurements.store.rows import TARGET_METADATA, FailingTarget, MeasurementRow, RoundInfo
@@ -72,9 +72,7 @@ __all__ = [
 _CHUNK = 500  # keys per IN (...) list and rows per prune transaction step: well under SQLite's limits
 
 
-def open_store(
-    url: str | None = None, *, installation: Installation | None = None, migrate_in_child: bool = False
-) -> Store:
+def open_store(url: str | None = None, *, installation: Installation | None = None) -> Store:
     """Open (creating and migrating as needed) the store at *url*.
 
     Args:
@@ -83,10 +81,6 @@ def open_store(
         installation: the owner of the rounds this store begins; by default
             :meth:`Installation.load`, the first time a round is begun or cleaned up (a
             store that only reads never touches the data directory).
-        migrate_in_child: migrate a database that needs it in a short-lived child process
-            (:func:`~measurements.store.engine.upgrade_in_child`), so Alembic never stays in
-            this process's memory: for the daemon, a long-lived guest on the volunteer's
-            machine. It costs a fresh interpreter (~0.5 s) whenever a migration is due.
 
     Returns:
         A ready :class:`Store`, its schema at the newest migration.
@@ -99,8 +93,6 @@ def open_store(
     store = Store(engine, name, installation=installation)
     try:
         with store._guard("open"):
-            if migrate_in_child:
-                upgrade_in_child(engine)
             migrations.upgrade(engine)
     except Exception:
         engine.dispose()
