@@ -20,9 +20,9 @@ the front of ``PYTHONPATH`` whose stand-ins raise ``ImportError``), and the outp
 ``--dev-env`` measures the development environment as it is.
 
 The daemon measures in processes of its own (:mod:`probe.rounds.process`), so the figures are
-the daemon's RSS idle after the round, its own peak, the round's process's peak (its
-``VmHWM``, read until it exits) and the peak of the two together (sampled every
-:data:`SAMPLE_S`: what the machine must have free while a round runs).
+the daemon's RSS idle after the round, its own peak, its jobs' processes' peak (the start's
+and the round's ``VmHWM``, read until each exits) and the peak of the daemon and its job
+together (sampled every :data:`SAMPLE_S`: what the machine must have free while a round runs).
 
 Printed, measured in the same run: the baselines, a bare ``python`` interpreter's RSS, the
 RSS of a Python that has only imported the ``probe daemon`` command and the daemon's own
@@ -257,7 +257,7 @@ def main() -> None:
         print(f"(as a volunteer's install: {len(hidden)} development-only distributions hidden: {names})")
     for case, (first_round_s, now_mb, peak_mb, round_mb, sum_mb) in results.items():
         print(
-            f"idle RSS {now_mb:5.1f} MB (daemon's peak {peak_mb:5.1f} MB; round's process peak"
+            f"idle RSS {now_mb:5.1f} MB (daemon's peak {peak_mb:5.1f} MB; its jobs' processes peak"
             f" {round_mb:5.1f} MB; both, sampled peak {sum_mb:5.1f} MB; first round {first_round_s:5.1f} s)"
             f" with {case}"
         )
