@@ -203,7 +203,10 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
 
 def _status(returncode: int | None) -> str:
     if returncode is not None and returncode < 0:
-        return f"killed by {signal.Signals(-returncode).name}"
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:  # a real-time signal: no name
+            return f"killed by signal {-returncode}"
     return f"exit status {returncode}"
 
 
