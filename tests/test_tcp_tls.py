@@ -8,6 +8,7 @@ import datetime as dt
 import pickle
 import socket
 import ssl
+import tempfile
 import threading
 from pathlib import Path
 
@@ -249,3 +250,20 @@ def test_contexts_made_by_hand_refuse_to_be_pickled() -> None:
     context = tls.make_ssl_context()
     with pytest.raises(TypeError, match="cannot be pickled"):
         pickle.dumps(tls.ClientContexts(context, context))
+
+
+def test_without_a_temporary_directory_a_pem_file_still_loads(
+    ca: trustme.CA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trust goes through a temporary file; where none can be made (a read-only /tmp),
+    the bytes are read as PEM text: plain certificates still load, nothing else does."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "absent"))
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_bytes("# Főtanúsítvány\n".encode() + ca.cert_pem.bytes())
+    loaded = tls.load_client_contexts(bundle)
+    assert loaded.handshake.get_ca_certs() == tls.make_ssl_context(bundle).get_ca_certs() != []
+    assert pickle.loads(pickle.dumps(loaded)).httpx.get_ca_certs() == loaded.httpx.get_ca_certs()
+    for name, content in [("empty.pem", b""), ("word.pem", b"system")]:
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(ConfigError, match=rf"^--ca-file .*{name}: not a PEM CA file$"):
+            tls.load_client_contexts(tmp_path / name)

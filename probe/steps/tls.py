@@ -102,19 +102,35 @@ def load_client_contexts(ca_file: Path | None = None) -> ClientContexts:
 
 def _trusting(trust: Trust, ca_file: Path | None = None) -> ClientContexts:
     """Contexts trusting *trust*; the bytes go through a file of their own, so that OpenSSL
-    reads them exactly as it reads a CA file (``TRUSTED CERTIFICATE`` blocks, comments)."""
+    reads them exactly as it reads a CA file (``TRUSTED CERTIFICATE`` blocks, comments).
+    Without a writable temporary directory they are read as PEM text instead (plain
+    ``CERTIFICATE`` blocks only)."""
     if trust.ca_bytes is None:
         return ClientContexts(make_ssl_context(), make_ssl_context(alpn=("http/1.1",)), trust)
-    with tempfile.TemporaryDirectory(prefix="reachprobe-ca-") as directory:
-        copy = Path(directory) / "ca.pem"
-        copy.write_bytes(trust.ca_bytes)
-        try:
-            handshake = make_ssl_context(copy)
-            httpx = make_ssl_context(copy, alpn=("http/1.1",))
-        except ConfigError as exc:  # named after the file the user gave, not the copy
-            reason = str(exc).rsplit(": ", 1)[-1]
-            raise ConfigError(f"--ca-file {ca_file or '(as read before)'}: {reason}") from None
-    return ClientContexts(handshake, httpx, trust)
+    try:
+        with tempfile.TemporaryDirectory(prefix="reachprobe-ca-") as directory:
+            copy = Path(directory) / "ca.pem"
+            copy.write_bytes(trust.ca_bytes)
+            contexts = [make_ssl_context(copy, alpn=alpn) for alpn in (DEFAULT_ALPN, ("http/1.1",))]
+    except ConfigError:  # named after the file the user gave, not the copy
+        raise ConfigError(f"--ca-file {ca_file or '(as read before)'}: not a PEM CA file") from None
+    except OSError:
+        contexts = [_from_pem_text(trust.ca_bytes, ca_file, alpn) for alpn in (DEFAULT_ALPN, ("http/1.1",))]
+    return ClientContexts(contexts[0], contexts[1], trust)
+
+
+def _from_pem_text(data: bytes, ca_file: Path | None, alpn: tuple[str, ...]) -> ssl.SSLContext:
+    # PEM is ASCII; bundles have UTF-8 in their comments, which OpenSSL skips, but cadata
+    # must be ASCII. An empty cadata would load the system store: refused first.
+    text = data.decode("ascii", errors="ignore")
+    try:
+        if not text.strip():
+            raise ssl.SSLError("no certificate")
+        context = ssl.create_default_context(cadata=text)
+    except ssl.SSLError:
+        raise ConfigError(f"--ca-file {ca_file or '(as read before)'}: not a PEM CA file") from None
+    context.set_alpn_protocols(list(alpn))
+    return context
 
 
 def client_contexts(ca_file: Path | None = None) -> ClientContexts:
