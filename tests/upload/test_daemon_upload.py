@@ -18,6 +18,10 @@ from tests.upload.fakecollector import Reply, fake_collector
 from tests.upload.helpers import HOLD_UPLOAD_LOCK, now
 
 COMPLETE = r"probe\.daemon: round \d+ complete"
+INTERVAL_S = 4.0
+"""Rounds in these tests: each round's process and each upload's takes about a second to
+start (its imports), and a round that begins stops the upload in flight after its request;
+an interval shorter than the two starts would stop every upload before its first request."""
 
 
 def _with_upload(settings: Path, url: str, **extra: object) -> None:
@@ -29,7 +33,7 @@ def _with_upload(settings: Path, url: str, **extra: object) -> None:
 def test_every_completed_round_is_uploaded_once(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
     with fake_collector() as (fake, url), loopback_targets(answering=2, silent=0, refused=1) as targets:
-        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=1.0)
+        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=INTERVAL_S)
         _with_upload(settings, url)
         with running_daemon(settings) as daemon:
             # Each round's three measurements, in one report per round (a busy machine may
@@ -66,21 +70,27 @@ def test_a_collector_that_hangs_delays_no_round_and_no_shutdown(tmp_path: Path) 
 
     with fake_collector() as (fake, url), loopback_targets(answering=1, silent=0, refused=0) as targets:
         fake.script = hang
-        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=1.0)
+        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=INTERVAL_S)
         _with_upload(settings, url, timeout=60.0)
         try:
             with running_daemon(settings) as daemon:
-                # The first upload waits on the collector; rounds go on meanwhile, and no
-                # second upload starts beside the first.
-                daemon.wait_for(COMPLETE, timeout=90, count=4)
-                assert len(fake.requests) == 1
+                # An upload reaches the collector and waits on it; rounds go on meanwhile, and
+                # no second upload starts beside it (its deadline is one interval from its
+                # start, a second after its round ended: the next round ends before that).
+                deadline = time.monotonic() + 60
+                while not fake.requests:
+                    assert time.monotonic() < deadline, "\n".join(daemon.drain())
+                    time.sleep(0.05)
+                rounds = len(daemon.wait_for(COMPLETE))
                 daemon.wait_for(
                     r"probe\.daemon: upload: the previous upload is still running; none started", timeout=90
                 )
+                assert len(fake.requests) == 1
+                daemon.wait_for(COMPLETE, count=rounds + 1, timeout=90)
                 assert daemon.stop() == 0
         finally:
             release.set()
-        # The upload that hangs ends at its deadline (one interval, 1 s here) or, if one is
+        # The upload that hangs ends at its deadline (one interval, 4 s here) or, if one is
         # under way at the stop, by the shutdown: either way it never held a round or the stop.
         ends = ("upload: stopped by shutdown", "upload: stopped at its deadline")
         assert any(end in line for line in daemon.log for end in ends)
@@ -93,7 +103,7 @@ def test_no_daemon_upload_beside_another_upload_from_the_database(tmp_path: Path
     daemon's rounds start no upload; once it ends, the next round's upload sends everything."""
     db = f"sqlite:///{tmp_path / 'probe.sqlite3'}"
     with fake_collector() as (fake, url), loopback_targets(answering=1, silent=0, refused=0) as targets:
-        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=1.0)
+        settings = write_settings(tmp_path, targets.all, db_url=db, interval_s=INTERVAL_S)
         _with_upload(settings, url)
         holder = subprocess.Popen(
             [sys.executable, "-c", HOLD_UPLOAD_LOCK, db], stdout=subprocess.PIPE, text=True, env=os.environ
