@@ -81,9 +81,10 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_start_continues(tmp
                     # The start marked what the previous kill left running.
                     assert not left_running & {r for r, s in statuses(url).items() if s == "running"}
                     if kind == "rounds":
-                        # Each round's process starts ~1 s after its fire time (its imports):
-                        # round 1 ends ~1.5 s after the start line, round 2 ~1.5 s later.
-                        time.sleep(rng.uniform(1.0, 4.0))
+                        # After a round completed (each round's process takes ~1 s to start):
+                        # in its prune, between rounds, or in the next round.
+                        daemon.wait_for(COMPLETE)
+                        time.sleep(rng.uniform(0.0, 2.5))
                     else:  # past begin_round, so mostly inside finish_round's transaction (or prune's)
                         time.sleep(rng.uniform(0.1, 0.35))
                         deadline = time.monotonic() + 10
@@ -113,8 +114,9 @@ def test_kill_9_at_random_points_never_corrupts_and_the_next_start_continues(tmp
     assert kinds == {"spawn": 7, "rounds": 7, "transaction": 7}
     assert set(done.values()) <= {"complete", "interrupted"}
     # Every round logged complete stayed so through the kills (one may be complete unlogged:
-    # killed between its commit and its log line); and the rounds did progress between kills.
-    assert sum(1 for s in done.values() if s == "complete") >= logged_complete >= 3, done
+    # killed between its commit and its log line): each "rounds" kill came after one, and the
+    # last start logged one.
+    assert sum(1 for s in done.values() if s == "complete") >= logged_complete >= 7 + 1, done
     assert _integrity(db) == [("ok",)]
     assert round_violations(url) == []
 
