@@ -52,6 +52,7 @@ from packaging.requirements import Requirement
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the loopback servers live in tests/
 
+from tests.daemon_harness import child_processes
 from tests.servers.http_server import http_server
 
 IDLE_WAIT_S = 3.0
@@ -129,17 +130,6 @@ def python_rss(code: str, env: dict[str, str]) -> float:
         proc.wait()
 
 
-def children(pid: int) -> list[int]:
-    """The processes *pid* started (its rounds' processes), from ``/proc``."""
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:  # the thread ended meanwhile
-            continue
-    return found
-
-
 class RoundSampler(threading.Thread):
     """Samples, every :data:`SAMPLE_S`, the RSS of the daemon plus its rounds' processes, and
     the round's process's own peak (``VmHWM``: the kernel's, not a sample)."""
@@ -155,7 +145,7 @@ class RoundSampler(threading.Thread):
         while not self.done.wait(SAMPLE_S):
             try:
                 total = rss_mb(self.pid)[0]
-                for child in children(self.pid):
+                for child in child_processes(self.pid):
                     now, peak = rss_mb(child)
                     total += now
                     self.peak_round_mb = max(self.peak_round_mb, peak)

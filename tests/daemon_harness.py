@@ -105,6 +105,17 @@ retention_days = {retention_days}
     return settings
 
 
+def child_processes(pid: int) -> list[int]:
+    """The processes *pid* started and that still run (the daemon's jobs), from ``/proc``."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:  # the thread ended meanwhile
+            continue
+    return found
+
+
 @dataclass
 class DaemonProcess:
     """A running ``probe daemon`` whose stderr is collected line by line."""

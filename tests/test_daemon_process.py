@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 import trustme
 
-from tests.daemon_harness import DaemonProcess, loopback_targets, running_daemon, start_daemon, write_settings
+from tests.daemon_harness import (
+    DaemonProcess,
+    child_processes,
+    loopback_targets,
+    running_daemon,
+    start_daemon,
+    write_settings,
+)
 from tests.servers.tcp_server import closed_port
 from tests.storage.workers import round_violations, statuses
 
@@ -26,14 +33,8 @@ COMPLETE = r"probe\.daemon: round \d+ complete"
 
 
 def round_processes(daemon: DaemonProcess) -> list[int]:
-    """The processes the daemon started, from ``/proc``."""
-    found: list[int] = []
-    for task in Path(f"/proc/{daemon.proc.pid}/task").iterdir():
-        try:
-            found += [int(pid) for pid in (task / "children").read_text().split()]
-        except OSError:  # the thread ended meanwhile
-            continue
-    return found
+    """The processes the daemon started."""
+    return child_processes(daemon.proc.pid)
 
 
 def wait_for_round_process(daemon: DaemonProcess, url: str, timeout: float = 20.0) -> int:

@@ -114,13 +114,14 @@ def start(job: process.StartJob) -> process.Started | process.Invalid:
         settings = load_settings(job.config_file)
         plan = service.plan_round(settings)
         url = job.database_url or settings.storage.database_url
-        if url is not None and in_memory(parse_url(url)):
+        parsed = None if url is None else parse_url(url)
+        if parsed is not None and in_memory(parsed):
             raise ConfigError(
                 f"{url}: an in-memory database lives and dies with one process, and the daemon "
                 "measures in processes of its own: give a file (sqlite:///PATH) or a database server"
             )
         name = database_name(url)
-        file = default_path() if url is None else sqlite_file(parse_url(url))
+        file = default_path() if parsed is None else sqlite_file(parsed)
         clean = False
         try:
             store = open_store(url)

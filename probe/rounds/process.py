@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from probe.rounds.settle import settled
+
 log = logging.getLogger("probe.daemon")
 
 STOP_GRACE_S = 20.0
@@ -185,20 +187,17 @@ async def _stop(process: asyncio.subprocess.Process) -> None:
     often the waiting task is cancelled meanwhile."""
     with contextlib.suppress(ProcessLookupError):
         process.send_signal(signal.SIGTERM)
-    ended = asyncio.ensure_future(asyncio.wait_for(process.wait(), STOP_GRACE_S))
-    cancelled = False
-    while not ended.done():
-        try:
-            await asyncio.wait((ended,))
-        except asyncio.CancelledError:
-            cancelled = True
-    if ended.exception() is not None:  # TimeoutError
+    await settled(asyncio.ensure_future(_reap(process)))
+
+
+async def _reap(process: asyncio.subprocess.Process) -> None:
+    try:
+        await asyncio.wait_for(process.wait(), STOP_GRACE_S)
+    except TimeoutError:
         log.error("a job's process did not stop within %g s: killed", STOP_GRACE_S)
         with contextlib.suppress(ProcessLookupError):
             process.kill()
         await process.wait()
-    if cancelled:
-        raise asyncio.CancelledError
 
 
 def _status(returncode: int | None) -> str:

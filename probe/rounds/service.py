@@ -37,6 +37,7 @@ from probe.errors import ConfigError, StorageError
 from probe.rounds import families, runner
 from probe.rounds.roundstore import HeartbeatTally, RoundStore
 from probe.rounds.settings import Settings
+from probe.rounds.settle import settled
 from probe.rounds.targets import Target, dedupe, load_many
 from probe.steps import dns, tls
 
@@ -334,25 +335,6 @@ async def off_loop(call: Callable[[], T]) -> T:
         What *call* returned.
     """
     return await settled(asyncio.ensure_future(asyncio.to_thread(call)))
-
-
-async def settled(work: asyncio.Future[T]) -> T:
-    """*work*'s result once it is done, however often the waiting task is cancelled meanwhile.
-
-    What must end before its caller does (a write, a process being stopped) is awaited so.
-
-    Raises:
-        asyncio.CancelledError: the task was cancelled while it waited (after *work* ended).
-    """
-    cancelled = False
-    while not work.done():
-        try:
-            await asyncio.wait((work,))
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        raise asyncio.CancelledError from (None if work.cancelled() else work.exception())
-    return work.result()
 
 
 async def _give_up(store: RoundStore, round_id: int) -> None:
